@@ -1,0 +1,247 @@
+//! Configuration: command-line flags, then `ROUNDTABLE_*` environment variables, then a TOML
+//! file (`--config`), then defaults — the first that sets a value wins.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use signaling::wire::IceServer;
+
+/// The `roundtable` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "roundtable",
+    version,
+    about = "Roundtable: video rooms for Skill Shares"
+)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub opts: Opts,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags shared by every command; each has an environment variable.
+#[derive(Debug, Default, Clone, Args)]
+pub struct Opts {
+    /// TOML config file.
+    #[arg(long, env = "ROUNDTABLE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP and WebSocket listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "ROUNDTABLE_BIND", global = true)]
+    pub bind: Option<SocketAddr>,
+    /// Directory for the embedded SQLite database [default: ./data].
+    #[arg(long, env = "ROUNDTABLE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite:PATH` or `postgres://...` [default: sqlite:DATA_DIR/roundtable.db].
+    #[arg(long, env = "ROUNDTABLE_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// IP that media candidates advertise to clients [default: 127.0.0.1]. Set it to the
+    /// LAN or public address for real deployments.
+    #[arg(long, env = "ROUNDTABLE_MEDIA_IP", global = true)]
+    pub media_ip: Option<IpAddr>,
+    /// IP the media sockets bind to, when it differs from --media-ip (behind 1:1 NAT).
+    #[arg(long, env = "ROUNDTABLE_MEDIA_BIND_IP", global = true)]
+    pub media_bind_ip: Option<IpAddr>,
+    /// Base URL for join links [default: http://BIND].
+    #[arg(long, env = "ROUNDTABLE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Fix the admin token instead of generating one on first start.
+    #[arg(
+        long,
+        env = "ROUNDTABLE_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage rooms directly in the database.
+    Room {
+        /// What to do with rooms.
+        #[command(subcommand)]
+        command: RoomCommand,
+    },
+}
+
+/// `roundtable room ...`
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Create a room and print its id and join link.
+    Create {
+        /// Title shown to participants.
+        #[arg(long)]
+        title: String,
+        /// Most participants at once.
+        #[arg(long, default_value_t = crate::DEFAULT_CAPACITY)]
+        capacity: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List rooms.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The TOML file: the same keys as the flags, plus ICE servers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    media_ip: Option<IpAddr>,
+    media_bind_ip: Option<IpAddr>,
+    public_url: Option<String>,
+    admin_token: Option<String>,
+    #[serde(default)]
+    ice_servers: Vec<IceServer>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Database URL.
+    pub database_url: String,
+    /// Advertised media IP.
+    pub media_ip: IpAddr,
+    /// Bound media IP.
+    pub media_bind_ip: IpAddr,
+    /// Join link base, if fixed; otherwise derived from the bound address.
+    pub public_url: Option<String>,
+    /// Fixed admin token, if any.
+    pub admin_token: Option<String>,
+    /// ICE servers for clients and the server's peers.
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Config {
+    /// Defaults for tests: loopback, port 0, the given database.
+    pub fn for_tests(database_url: String) -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+            media_bind_ip: IpAddr::from([127, 0, 0, 1]),
+            public_url: None,
+            admin_token: None,
+            ice_servers: vec![],
+        }
+    }
+
+    /// Merge flags/env with the config file and defaults.
+    pub fn resolve(opts: &Opts) -> anyhow::Result<Self> {
+        let file = match &opts.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = opts
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("roundtable.db").display()));
+        let media_ip = opts
+            .media_ip
+            .or(file.media_ip)
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(Config {
+            bind: opts
+                .bind
+                .or(file.bind)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            database_url,
+            media_ip,
+            media_bind_ip: opts
+                .media_bind_ip
+                .or(file.media_bind_ip)
+                .unwrap_or(media_ip),
+            public_url: opts.public_url.clone().or(file.public_url),
+            admin_token: opts.admin_token.clone().or(file.admin_token),
+            ice_servers: file.ice_servers,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("rt-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("roundtable.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9000\"\nmedia_ip = \"10.1.2.3\"\ndata_dir = \"/var/lib/rt\"\n\
+             [[ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n",
+        )
+        .unwrap();
+        let opts = Opts {
+            config: Some(path.clone()),
+            bind: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&opts).unwrap();
+        assert_eq!(c.bind.port(), 9100, "the flag wins");
+        assert_eq!(
+            c.media_ip.to_string(),
+            "10.1.2.3",
+            "the file beats the default"
+        );
+        assert_eq!(c.media_bind_ip, c.media_ip);
+        assert_eq!(c.database_url, "sqlite:/var/lib/rt/roundtable.db");
+        assert_eq!(c.ice_servers[0].urls, ["stun:127.0.0.1:3478"]);
+        let d = Config::resolve(&Opts::default()).unwrap();
+        assert_eq!(d.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(d.database_url, "sqlite:./data/roundtable.db");
+        std::fs::write(&path, "bnid = \"oops\"\n").unwrap();
+        let err = Config::resolve(&Opts {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("bnid"), "{err:#}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn subcommands_take_global_flags() {
+        // clap reads env through the same path for every flag; check one end to end.
+        let cli =
+            Cli::try_parse_from(["roundtable", "--media-ip", "192.0.2.9", "room", "list"]).unwrap();
+        assert_eq!(cli.opts.media_ip.unwrap().to_string(), "192.0.2.9");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Room {
+                command: RoomCommand::List { json: false }
+            })
+        ));
+    }
+}

@@ -1,0 +1,209 @@
+//! HTTP: the embedded web client, the room API, the admin API and the WebSocket upgrade.
+//! [`AppError`] is the one place where errors become HTTP statuses.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::store::StoreError;
+use crate::{AppState, DEFAULT_CAPACITY, MAX_CAPACITY, new_room, ws};
+
+/// The web client, embedded so that one binary runs the product.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/app.js"),
+    ),
+    (
+        "protocol.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/protocol.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/style.css"),
+    ),
+];
+const INDEX_HTML: &str = include_str!("../../web-client/index.html");
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/r/{room}", get(index))
+        .route("/assets/{file}", get(asset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/ws", get(websocket))
+        .route("/api/rooms", get(list_rooms).post(create_room))
+        .route("/api/rooms/{room}", get(room_info))
+        .fallback(|| async { AppError::NotFound("not_found", "no such page".into()) })
+        .with_state(state)
+}
+
+/// Every HTTP failure. JSON body `{"error":{"code","message"}}` with a stable code.
+#[derive(Debug)]
+pub enum AppError {
+    /// 404 with a code.
+    NotFound(&'static str, String),
+    /// 401.
+    Unauthorized,
+    /// 400.
+    BadRequest(String),
+    /// 500; the detail is logged, not shown.
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            AppError::NotFound(code, m) => (StatusCode::NOT_FOUND, code, m),
+            AppError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send `Authorization: Bearer <admin token>`".to_string(),
+            ),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_string(),
+                )
+            }
+        };
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
+    }
+}
+
+async fn index() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        INDEX_HTML,
+    )
+}
+
+async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, AppError> {
+    let (_, mime, body) = ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .ok_or_else(|| AppError::NotFound("not_found", format!("no asset `{file}`")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, *mime),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        *body,
+    ))
+}
+
+async fn websocket(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    upgrade
+        .max_message_size(ws::MAX_FRAME_BYTES)
+        .max_frame_size(ws::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| ws::serve(socket, state))
+}
+
+async fn room_info(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let room = state
+        .store
+        .get_room(&id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("room_not_found", format!("no room `{id}`")))?;
+    let participants = state.registry.running(&id).map_or(0, |h| h.occupancy());
+    Ok(Json(json!({
+        "id": room.id, "title": room.title, "capacity": room.capacity, "participants": participants,
+    })))
+}
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized)?;
+    if state.is_admin(token.trim()) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    title: String,
+    capacity: Option<u32>,
+}
+
+/// Validate a title and capacity from the CLI or the API.
+pub fn check_room(title: &str, capacity: u32) -> Result<(), String> {
+    let len = title.trim().chars().count();
+    if len == 0 || len > 200 {
+        return Err("title must be 1 to 200 characters".into());
+    }
+    if capacity == 0 || capacity > MAX_CAPACITY {
+        return Err(format!("capacity must be 1 to {MAX_CAPACITY}"));
+    }
+    Ok(())
+}
+
+async fn create_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateRoom>, JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    require_admin(&state, &headers)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let capacity = body.capacity.unwrap_or(DEFAULT_CAPACITY);
+    check_room(&body.title, capacity).map_err(AppError::BadRequest)?;
+    let room = new_room(body.title.trim().to_string(), capacity);
+    state.store.create_room(&room).await?;
+    let join_url = state.join_url(&room.id);
+    let body = json!({ "id": room.id, "title": room.title, "capacity": room.capacity, "join_url": join_url });
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn list_rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    require_admin(&state, &headers)?;
+    let rooms: Vec<_> = state
+        .store
+        .list_rooms()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let participants = state.registry.running(&r.id).map_or(0, |h| h.occupancy());
+            json!({
+                "id": r.id, "title": r.title, "capacity": r.capacity, "created_at": r.created_at,
+                "participants": participants, "join_url": state.join_url(&r.id),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "rooms": rooms })))
+}

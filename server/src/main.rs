@@ -1,0 +1,85 @@
+//! The `roundtable` binary: parse the command line, then serve or run a CLI command.
+
+use anyhow::Context;
+use clap::Parser;
+use roundtable::config::{Cli, Command, Config, RoomCommand};
+use roundtable::http::check_room;
+use roundtable::{Server, new_room, store};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ROUNDTABLE_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::resolve(&cli.opts)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Room { command } => room_command(config, command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(&config).await?;
+    let started = &server.started;
+    // stdout is for people and scripts: the first line names the address.
+    println!("listening on http://{}", started.addr);
+    if let Some(token) = &started.new_admin_token {
+        println!("admin token (shown once, keep it): {token}");
+    }
+    println!("demo room: {}", started.demo_link);
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()> {
+    let store = store::open(&config.database_url)
+        .await
+        .context("opening database")?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.bind));
+    match command {
+        RoomCommand::Create {
+            title,
+            capacity,
+            json,
+        } => {
+            check_room(&title, capacity).map_err(anyhow::Error::msg)?;
+            let room = new_room(title.trim().to_string(), capacity);
+            store.create_room(&room).await?;
+            let join_url = format!("{}/r/{}", base.trim_end_matches('/'), room.id);
+            if json {
+                let out = serde_json::json!({
+                    "id": room.id, "title": room.title, "capacity": room.capacity, "join_url": join_url,
+                });
+                println!("{out}");
+            } else {
+                println!(
+                    "created room {} ({}, capacity {})\njoin link: {join_url}",
+                    room.id, room.title, room.capacity
+                );
+            }
+        }
+        RoomCommand::List { json } => {
+            let rooms = store.list_rooms().await?;
+            if json {
+                println!("{}", serde_json::to_string(&rooms)?);
+            } else {
+                for r in rooms {
+                    println!("{}\t{}\tcapacity {}", r.id, r.title, r.capacity);
+                }
+            }
+        }
+    }
+    Ok(())
+}

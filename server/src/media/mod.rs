@@ -1,0 +1,99 @@
+//! The media plane: everything that touches RTP. The room task talks to it only through
+//! [`MediaPlane`] and [`MediaSession`], so the webrtc-rs plane can be measured and replaced
+//! (a single-socket plane on the sans-IO `rtc` core is the planned successor).
+//!
+//! Architecture invariant: nothing here waits on the database, the disk, the room task or a
+//! slow subscriber. A producer pushes into each consumer's bounded queue with `try_send` and
+//! counts what it had to drop.
+
+pub mod fanout;
+pub mod peer;
+mod rtcp_forward;
+pub mod webrtc_plane;
+
+use std::sync::Arc;
+
+use signaling::wire::{ErrorCode, IceCandidate, PcRole, Reject, ServerMsg};
+use tokio::sync::mpsc;
+
+pub use fanout::Producer;
+
+/// What a media session tells its room.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// A participant started publishing a track.
+    TrackPublished {
+        /// Who publishes.
+        participant: String,
+        /// The producer, ready for consumers.
+        producer: Arc<Producer>,
+    },
+    /// A producer track ended.
+    TrackEnded {
+        /// Its id.
+        track_id: String,
+    },
+}
+
+/// A negotiation message from the client, already decoded.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    /// SDP offer.
+    Offer {
+        /// Which connection.
+        pc: PcRole,
+        /// The SDP.
+        sdp: String,
+    },
+    /// SDP answer.
+    Answer {
+        /// Which connection.
+        pc: PcRole,
+        /// The SDP.
+        sdp: String,
+    },
+    /// Trickle ICE candidate.
+    Candidate {
+        /// Which connection.
+        pc: PcRole,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+}
+
+/// Everything a new session needs to talk back.
+pub struct SessionCtx {
+    /// The participant id.
+    pub participant: String,
+    /// Messages for this participant's WebSocket (answers, offers, candidates, errors).
+    pub to_client: mpsc::Sender<ServerMsg>,
+    /// Events for the room task.
+    pub to_room: mpsc::UnboundedSender<MediaEvent>,
+}
+
+/// A participant's media: its publish and subscribe connections and its consumers.
+/// Every method returns at once; the work happens on the session's own task.
+pub trait MediaSession: Send + Sync {
+    /// Apply a negotiation message from the client. Errors come back to the client as
+    /// `error` messages on its socket; a full command queue is refused here.
+    fn signal(&self, signal: Signal) -> Result<(), Reject>;
+    /// Start forwarding `producer` to this participant.
+    fn subscribe(&self, producer: Arc<Producer>);
+    /// Stop forwarding the producer with this track id.
+    fn unsubscribe(&self, track_id: &str);
+    /// Tear everything down: connections, tasks, producers and consumers.
+    fn close(&self);
+}
+
+/// A factory of media sessions.
+pub trait MediaPlane: Send + Sync + 'static {
+    /// Open a session for a participant who just joined.
+    fn open_session(&self, ctx: SessionCtx) -> Arc<dyn MediaSession>;
+}
+
+pub(crate) fn queue_full() -> Reject {
+    Reject::new(
+        ErrorCode::RateLimited,
+        "too many negotiation messages in flight",
+    )
+}

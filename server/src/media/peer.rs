@@ -1,0 +1,73 @@
+//! How every webrtc-rs peer connection of ours is built: one place for the settings that
+//! this stack needs to work with browsers (see ARCHITECTURE.md, "Media").
+//! Public so the integration tests' clients and the load generator build peers the same way.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+
+use super::rtcp_forward::{KeyframeRequestForwarder, SLOT};
+
+/// Where a peer binds its socket and what it advertises.
+#[derive(Debug, Clone)]
+pub struct PeerNet {
+    /// Address to bind the UDP socket on (port 0: any).
+    pub bind_ip: IpAddr,
+    /// Address to advertise in host candidates, if different from `bind_ip` (1:1 NAT).
+    pub advertise_ip: Option<IpAddr>,
+    /// STUN/TURN servers.
+    pub ice_servers: Vec<RTCIceServer>,
+}
+
+impl PeerNet {
+    /// Bind and advertise one address, no ICE servers.
+    pub fn loopback() -> Self {
+        PeerNet {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            advertise_ip: None,
+            ice_servers: vec![],
+        }
+    }
+}
+
+/// Build a peer connection with the default codecs and interceptors (NACK, RTCP reports,
+/// TWCC), mDNS off (it needs multicast, which a loopback-only host lacks), bound to one IP.
+/// With `forward_keyframe_requests`, inbound PLI/FIR reach the application through
+/// `TrackLocal::poll` (an SFU's subscriber side needs that).
+pub async fn build(
+    net: &PeerNet,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    forward_keyframe_requests: bool,
+) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    let mut registry = register_default_interceptors(Registry::new(), &mut media)?;
+    if forward_keyframe_requests {
+        registry = registry.with(Slot::from(SLOT), KeyframeRequestForwarder::default());
+    }
+    let mut settings =
+        SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    if let Some(ip) = net.advertise_ip.filter(|ip| *ip != net.bind_ip) {
+        settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+    }
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(net.ice_servers.clone())
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_media_engine(media)
+        .with_setting_engine(settings.build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0)])
+        .build()
+        .await?;
+    Ok(Arc::new(pc))
+}

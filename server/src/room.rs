@@ -1,0 +1,407 @@
+//! One task per room. It owns the sans-IO [`signaling::room::Room`] and carries out its
+//! outputs: messages to connections, media subscriptions, chat persistence. Callers hold a
+//! cheap [`RoomHandle`]; the only shared lock is the [`Registry`] of handles.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use signaling::Now;
+use signaling::room::{ConnId, Output, Room, RoomConfig};
+use signaling::wire::{CHAT_HISTORY_LEN, ChatMessage, IceServer, LeaveReason, RoomInfo, ServerMsg};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::media::{MediaEvent, MediaPlane, MediaSession, Producer, SessionCtx};
+use crate::store::{Store, StoreError};
+
+/// How long an empty room's task lingers before it exits.
+const IDLE_GRACE: Duration = Duration::from_secs(30);
+
+/// Commands a room task takes.
+pub enum RoomCmd {
+    /// A connection asks to join. The reply is its participant id and media session, or
+    /// `None` if refused (the refusal was already sent to `to_client`).
+    Join {
+        /// The connection.
+        conn: ConnId,
+        /// Protocol version it speaks.
+        version: u32,
+        /// Display name.
+        name: String,
+        /// Where the room sends this connection's messages.
+        to_client: mpsc::Sender<ServerMsg>,
+        /// The outcome.
+        reply: oneshot::Sender<Option<Joined>>,
+    },
+    /// The connection left or closed.
+    Leave {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A chat message.
+    Chat {
+        /// The connection.
+        conn: ConnId,
+        /// The text.
+        text: String,
+    },
+    /// Microphone/camera flags.
+    MediaState {
+        /// The connection.
+        conn: ConnId,
+        /// Microphone on.
+        audio: bool,
+        /// Camera on.
+        video: bool,
+    },
+}
+
+/// A successful join.
+pub struct Joined {
+    /// The participant id.
+    pub participant: String,
+    /// Its media session, for negotiation messages.
+    pub session: Arc<dyn MediaSession>,
+}
+
+/// A cheap handle on a running room task.
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<RoomCmd>,
+    occupancy: Arc<AtomicUsize>,
+}
+
+impl RoomHandle {
+    /// Send a command; `Err` means the task has exited (the caller may restart it).
+    pub async fn send(&self, cmd: RoomCmd) -> Result<(), RoomCmd> {
+        self.tx.send(cmd).await.map_err(|e| e.0)
+    }
+
+    /// Participants in the room now.
+    pub fn occupancy(&self) -> usize {
+        self.occupancy.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a room could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// No such room.
+    #[error("no room with that id")]
+    NotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The running rooms of this node.
+pub struct Registry {
+    // A std Mutex is fine: it guards a HashMap of handles, held for a lookup or an insert,
+    // never across an await.
+    rooms: Mutex<HashMap<String, RoomHandle>>,
+    store: Arc<dyn Store>,
+    plane: Arc<dyn MediaPlane>,
+    ice_servers: Vec<IceServer>,
+}
+
+impl Registry {
+    /// A registry that starts rooms from `store` with media from `plane`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        plane: Arc<dyn MediaPlane>,
+        ice_servers: Vec<IceServer>,
+    ) -> Arc<Self> {
+        Arc::new(Registry {
+            rooms: Mutex::new(HashMap::new()),
+            store,
+            plane,
+            ice_servers,
+        })
+    }
+
+    /// The handle of a running room, if it is running.
+    pub fn running(&self, id: &str) -> Option<RoomHandle> {
+        self.lock().get(id).cloned()
+    }
+
+    /// The handle of a room, starting its task if needed.
+    pub async fn get_or_start(self: &Arc<Self>, id: &str) -> Result<RoomHandle, OpenError> {
+        if let Some(handle) = self.running(id) {
+            return Ok(handle);
+        }
+        let record = self.store.get_room(id).await?.ok_or(OpenError::NotFound)?;
+        let history = self.store.recent_chat(id, CHAT_HISTORY_LEN).await?;
+        let mut rooms = self.lock();
+        if let Some(handle) = rooms.get(id) {
+            return Ok(handle.clone()); // started by someone else meanwhile
+        }
+        let info = RoomInfo {
+            id: record.id.clone(),
+            title: record.title,
+            capacity: record.capacity,
+        };
+        let config = RoomConfig {
+            info,
+            ice_servers: self.ice_servers.clone(),
+            history,
+            chat_burst: 5,
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        let handle = RoomHandle {
+            tx,
+            occupancy: Arc::new(AtomicUsize::new(0)),
+        };
+        rooms.insert(record.id.clone(), handle.clone());
+        let task = RoomTask::new(Room::new(config), self.clone(), handle.occupancy.clone());
+        tokio::spawn(task.run(rx, handle.tx.clone()));
+        Ok(handle)
+    }
+
+    fn remove_if_same(&self, id: &str, tx: &mpsc::Sender<RoomCmd>) {
+        let mut rooms = self.lock();
+        if rooms.get(id).is_some_and(|h| h.tx.same_channel(tx)) {
+            rooms.remove(id);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoomHandle>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The time as the core wants it.
+pub fn now() -> Now {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Now {
+        instant: tokio::time::Instant::now().into_std(),
+        unix_ms,
+    }
+}
+
+struct RoomTask {
+    room: Room,
+    registry: Arc<Registry>,
+    occupancy: Arc<AtomicUsize>,
+    conns: HashMap<ConnId, mpsc::Sender<ServerMsg>>,
+    sessions: HashMap<String, Arc<dyn MediaSession>>,
+    producers: HashMap<String, Arc<Producer>>,
+    media_tx: mpsc::UnboundedSender<MediaEvent>,
+    media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    chat_tx: mpsc::UnboundedSender<ChatMessage>,
+}
+
+impl RoomTask {
+    fn new(room: Room, registry: Arc<Registry>, occupancy: Arc<AtomicUsize>) -> Self {
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (chat_tx, chat_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_chat(
+            registry.store.clone(),
+            room.info().id.clone(),
+            chat_rx,
+        ));
+        RoomTask {
+            room,
+            registry,
+            occupancy,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            producers: HashMap::new(),
+            media_tx,
+            media_rx,
+            chat_tx,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, own_tx: mpsc::Sender<RoomCmd>) {
+        let id = self.room.info().id.clone();
+        tracing::info!(room = %id, "room started");
+        loop {
+            let idle = self.room.is_empty();
+            let timeout = self.room.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle_cmd(cmd),
+                    None => break,
+                },
+                Some(event) = self.media_rx.recv() => self.handle_media(event),
+                _ = sleep_until_opt(timeout) => self.room.handle_timeout(now()),
+                _ = tokio::time::sleep(IDLE_GRACE), if idle => {
+                    // Unregister first, then drain what raced in before the handle was gone.
+                    self.registry.remove_if_same(&id, &own_tx);
+                    rx.close();
+                    while let Ok(cmd) = rx.try_recv() {
+                        self.handle_cmd(cmd);
+                    }
+                    if self.room.is_empty() {
+                        break;
+                    }
+                    tracing::warn!(room = %id, "joins raced the idle shutdown; room lives on unregistered until empty");
+                }
+            }
+        }
+        for session in self.sessions.values() {
+            session.close();
+        }
+        tracing::info!(room = %id, "room stopped");
+    }
+
+    fn handle_cmd(&mut self, cmd: RoomCmd) {
+        let now = now();
+        match cmd {
+            RoomCmd::Join {
+                conn,
+                version,
+                name,
+                to_client,
+                reply,
+            } => {
+                self.conns.insert(conn, to_client);
+                self.room.handle_join(now, conn, version, &name);
+                self.drain();
+                let joined = self
+                    .room
+                    .participant_of(conn)
+                    .map(str::to_string)
+                    .and_then(|p| {
+                        let session = self.sessions.get(&p)?.clone();
+                        Some(Joined {
+                            participant: p,
+                            session,
+                        })
+                    });
+                if joined.is_none() {
+                    self.conns.remove(&conn);
+                }
+                let _ = reply.send(joined);
+            }
+            RoomCmd::Leave { conn, reason } => {
+                self.room.handle_leave(now, conn, reason);
+                self.drain();
+                self.conns.remove(&conn);
+            }
+            RoomCmd::Chat { conn, text } => {
+                self.room.handle_chat(now, conn, &text);
+                self.drain();
+            }
+            RoomCmd::MediaState { conn, audio, video } => {
+                self.room.handle_media_state(now, conn, audio, video);
+                self.drain();
+            }
+        }
+        self.occupancy.store(self.room.len(), Ordering::Relaxed);
+    }
+
+    fn handle_media(&mut self, event: MediaEvent) {
+        let now = now();
+        match event {
+            MediaEvent::TrackPublished {
+                participant,
+                producer,
+            } => {
+                let info = producer.info.clone();
+                if !self.sessions.contains_key(&participant) {
+                    producer.close();
+                    return;
+                }
+                self.producers.insert(info.id.clone(), producer);
+                self.room
+                    .handle_track_published(now, &participant, &info.id, info.kind);
+            }
+            MediaEvent::TrackEnded { track_id } => {
+                self.producers.remove(&track_id);
+                self.room.handle_track_unpublished(now, &track_id);
+            }
+        }
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                Output::Send { conn, msg } => self.send(conn, msg),
+                Output::Admitted { conn, participant } => self.open_media(conn, participant),
+                Output::Subscribe { subscriber, track } => {
+                    if let (Some(session), Some(producer)) = (
+                        self.sessions.get(&subscriber),
+                        self.producers.get(&track.id),
+                    ) {
+                        session.subscribe(producer.clone());
+                    }
+                }
+                Output::Unsubscribe {
+                    subscriber,
+                    track_id,
+                } => {
+                    if let Some(session) = self.sessions.get(&subscriber) {
+                        session.unsubscribe(&track_id);
+                    }
+                }
+                Output::CloseMedia { participant } => {
+                    if let Some(session) = self.sessions.remove(&participant) {
+                        session.close();
+                    }
+                    self.producers
+                        .retain(|_, p| p.info.participant != participant);
+                }
+                Output::StoreChat(message) => {
+                    let _ = self.chat_tx.send(message);
+                }
+            }
+        }
+    }
+
+    fn open_media(&mut self, conn: ConnId, participant: String) {
+        let Some(to_client) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        let ctx = SessionCtx {
+            participant: participant.clone(),
+            to_client,
+            to_room: self.media_tx.clone(),
+        };
+        let session = self.registry.plane.open_session(ctx);
+        self.sessions.insert(participant, session);
+    }
+
+    fn send(&mut self, conn: ConnId, msg: ServerMsg) {
+        let Some(tx) = self.conns.get(&conn) else {
+            return;
+        };
+        if let Err(e) = tx.try_send(msg) {
+            // The socket writer is 1024 messages behind or gone; the room must not wait for it.
+            tracing::warn!(conn, err = %e, "connection queue full or closed; message dropped");
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Persist chat in order, off the room task. A failed write is retried; the message was
+/// already delivered live, so a database outage loses history, never the conversation.
+async fn write_chat(
+    store: Arc<dyn Store>,
+    room: String,
+    mut rx: mpsc::UnboundedReceiver<ChatMessage>,
+) {
+    while let Some(message) = rx.recv().await {
+        let mut attempt = 0;
+        while let Err(e) = store.append_chat(&room, &message).await {
+            attempt += 1;
+            if attempt >= 5 || matches!(e, StoreError::Conflict(_)) {
+                tracing::error!(%room, seq = message.seq, err = %e, "chat message not stored");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        }
+    }
+}

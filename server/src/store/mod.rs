@@ -1,0 +1,73 @@
+//! Persistence behind one [`Store`] trait: SQLite (the embedded default) and PostgreSQL.
+//! Nothing on the media path calls into here; rooms write chat through their own writer task.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use signaling::wire::ChatMessage;
+
+/// A stored room.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RoomRecord {
+    /// URL-safe random id, as in the join link.
+    pub id: String,
+    /// Title shown to participants.
+    pub title: String,
+    /// Most participants at once.
+    pub capacity: u32,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Store failures. Callers log them and answer `internal`; they never reach the media path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed at start-up.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no backend we have.
+    #[error("unsupported database url `{0}`: use sqlite:PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// A duplicate key.
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// Result alias for the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the server persists. One implementation per backend; both pass the same tests.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Insert a room. Fails with `Conflict` if the id exists.
+    async fn create_room(&self, room: &RoomRecord) -> StoreResult<()>;
+    /// Look a room up by id.
+    async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>>;
+    /// All rooms, newest first.
+    async fn list_rooms(&self) -> StoreResult<Vec<RoomRecord>>;
+    /// Append a chat message. `(room_id, msg.seq)` is unique.
+    async fn append_chat(&self, room_id: &str, msg: &ChatMessage) -> StoreResult<()>;
+    /// The last `limit` chat messages of a room, oldest first.
+    async fn recent_chat(&self, room_id: &str, limit: usize) -> StoreResult<Vec<ChatMessage>>;
+    /// Read a server setting (admin token hash, demo room id, ...).
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Write a server setting, replacing any old value.
+    async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+}
+
+/// Open a store from a URL (`sqlite:PATH` / `sqlite://PATH`, or `postgres://...`), creating the
+/// SQLite file if needed, and run that backend's migrations.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}

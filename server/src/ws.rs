@@ -1,0 +1,215 @@
+//! One task per WebSocket connection: decode frames, route them to the room task or the
+//! participant's media session, and write what comes back. A failure here ends this
+//! connection only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use signaling::room::ConnId;
+use signaling::wire::{self, ClientMsg, ErrorCode, LeaveReason, Reject, ServerMsg};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::media::Signal;
+use crate::room::{OpenError, RoomCmd, RoomHandle};
+
+/// Server WebSocket pings go out this often.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A connection silent (no message, no pong) this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// Frames larger than this are refused by the WebSocket layer (close 1009).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Messages queued for one connection before the room drops new ones.
+const OUTBOUND_QUEUE: usize = 1024;
+
+struct Membership {
+    room: RoomHandle,
+    session: Arc<dyn crate::media::MediaSession>,
+}
+
+struct Conn {
+    id: ConnId,
+    state: AppState,
+    out_tx: mpsc::Sender<ServerMsg>,
+    member: Option<Membership>,
+}
+
+/// Serve one upgraded WebSocket until it closes.
+pub async fn serve(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let id = state.next_conn_id();
+    let mut conn = Conn {
+        id,
+        state,
+        out_tx,
+        member: None,
+    };
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let close: Option<(u16, &str)> = loop {
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    conn.handle_text(text.as_str()).await;
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    last_heard = Instant::now();
+                    conn.reply(Reject::new(ErrorCode::BinaryFrame, "the protocol is JSON text frames"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Err(e)) => {
+                    tracing::debug!(conn = id, err = %e, "websocket read error");
+                    break None;
+                }
+            },
+            Some(msg) = out_rx.recv() => {
+                let left = matches!(msg, ServerMsg::Left {});
+                if sink.send(Message::Text(wire::encode_server(&msg).into())).await.is_err() {
+                    break None;
+                }
+                if left {
+                    break Some((1000, "left"));
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= IDLE_TIMEOUT {
+                    break Some((1001, "keepalive_timeout"));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    conn.leave(LeaveReason::Disconnected).await;
+}
+
+impl Conn {
+    async fn handle_text(&mut self, text: &str) {
+        let msg = match wire::decode_client(text) {
+            Ok(msg) => msg,
+            Err(reject) => return self.reply(reject),
+        };
+        match msg {
+            ClientMsg::Ping { id } => self.send(ServerMsg::Pong { id }),
+            ClientMsg::Join { v, room, name } => self.join(v, room, name).await,
+            ClientMsg::Leave {} => self.leave(LeaveReason::Left).await,
+            ClientMsg::Chat { text } => self.to_room(|conn| RoomCmd::Chat { conn, text }).await,
+            ClientMsg::MediaState { audio, video } => {
+                self.to_room(|conn| RoomCmd::MediaState { conn, audio, video })
+                    .await
+            }
+            ClientMsg::Offer { pc, sdp } => self.signal(Signal::Offer { pc, sdp }),
+            ClientMsg::Answer { pc, sdp } => self.signal(Signal::Answer { pc, sdp }),
+            ClientMsg::Candidate { pc, candidate } => {
+                self.signal(Signal::Candidate { pc, candidate })
+            }
+        }
+    }
+
+    async fn join(&mut self, version: u32, room_id: String, name: String) {
+        if self.member.is_some() {
+            return self.reply(Reject::new(
+                ErrorCode::AlreadyJoined,
+                "this connection already joined",
+            ));
+        }
+        // A room task may exit between lookup and send (idle shutdown); then start it anew.
+        for _ in 0..2 {
+            let room = match self.state.registry.get_or_start(&room_id).await {
+                Ok(room) => room,
+                Err(OpenError::NotFound) => {
+                    return self.reply(Reject::new(
+                        ErrorCode::RoomNotFound,
+                        format!("no room `{room_id}`"),
+                    ));
+                }
+                Err(OpenError::Store(e)) => {
+                    tracing::error!(err = %e, "room lookup failed");
+                    return self.reply(Reject::new(ErrorCode::Internal, "could not open the room"));
+                }
+            };
+            let (reply, outcome) = oneshot::channel();
+            let cmd = RoomCmd::Join {
+                conn: self.id,
+                version,
+                name: name.clone(),
+                to_client: self.out_tx.clone(),
+                reply,
+            };
+            if room.send(cmd).await.is_err() {
+                continue;
+            }
+            if let Ok(Some(joined)) = outcome.await {
+                tracing::info!(conn = self.id, room = %room_id, participant = %joined.participant, "joined");
+                self.member = Some(Membership {
+                    room,
+                    session: joined.session,
+                });
+            }
+            return;
+        }
+        self.reply(Reject::new(
+            ErrorCode::Unavailable,
+            "the room is restarting; try again",
+        ));
+    }
+
+    async fn leave(&mut self, reason: LeaveReason) {
+        let Some(member) = self.member.take() else {
+            if reason == LeaveReason::Left {
+                self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
+            }
+            return;
+        };
+        let _ = member
+            .room
+            .send(RoomCmd::Leave {
+                conn: self.id,
+                reason,
+            })
+            .await;
+    }
+
+    async fn to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
+        let Some(member) = &self.member else {
+            return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
+        };
+        if member.room.send(cmd(self.id)).await.is_err() {
+            self.reply(Reject::new(ErrorCode::Unavailable, "the room has closed"));
+        }
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let Some(member) = &self.member else {
+            return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
+        };
+        if let Err(reject) = member.session.signal(signal) {
+            self.reply(reject);
+        }
+    }
+
+    fn reply(&self, reject: Reject) {
+        self.send(reject.into());
+    }
+
+    fn send(&self, msg: ServerMsg) {
+        if self.out_tx.try_send(msg).is_err() {
+            tracing::warn!(conn = self.id, "outbound queue full; message dropped");
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The wire protocol: every JSON message that crosses the WebSocket, and the only module that
+//! (de)serializes. `web-client/protocol.js` mirrors these types; `docs/protocol.md` documents them.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks. A client sends it in `join`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the server reads as a message, in bytes. Larger frames get
+/// [`ErrorCode::MessageTooLarge`] and are dropped; the connection stays open.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Longest chat message, in Unicode scalar values.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// Longest display name, in Unicode scalar values.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// How many chat messages a joiner receives as history.
+pub const CHAT_HISTORY_LEN: usize = 200;
+
+/// Which of a participant's two peer connections a negotiation message is about.
+///
+/// `publish` carries the participant's own media up; the client offers on it.
+/// `subscribe` carries everyone else's media down; the server offers on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcRole {
+    /// Client to server media; the client is the offerer.
+    Publish,
+    /// Server to client media; the server is the offerer.
+    Subscribe,
+}
+
+/// A media kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Audio (Opus).
+    Audio,
+    /// Video (VP8, or H.264 where offered).
+    Video,
+}
+
+/// A trickle ICE candidate, in the browser's `RTCIceCandidateInit` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// The `candidate:` attribute line; empty means end of candidates.
+    pub candidate: String,
+    /// The media section's mid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The media section's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    /// The ICE username fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// Messages from a client to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Enter a room. Must be the first message on a connection.
+    Join {
+        /// Protocol version; must equal [`PROTOCOL_VERSION`].
+        v: u32,
+        /// The room id from the join link.
+        room: String,
+        /// Display name.
+        name: String,
+    },
+    /// Leave the room; the server closes the connection after `left`.
+    Leave {},
+    /// An SDP offer; only on the `publish` connection.
+    Offer {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The SDP.
+        sdp: String,
+    },
+    /// An SDP answer; only on the `subscribe` connection.
+    Answer {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickle ICE candidate for one of the two connections.
+    Candidate {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// Tell the room whether the microphone and camera are on (for everyone's UI).
+    MediaState {
+        /// Microphone on.
+        audio: bool,
+        /// Camera on.
+        video: bool,
+    },
+    /// Send a chat message to the room.
+    Chat {
+        /// The text, 1 to [`MAX_CHAT_CHARS`] characters.
+        text: String,
+    },
+    /// Keepalive; answered with `pong`.
+    Ping {
+        /// Echoed back in `pong`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Room-unique id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Microphone on.
+    pub audio: bool,
+    /// Camera on.
+    pub video: bool,
+}
+
+/// A published (producer) track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Room-unique track id; also the `track.id` of the browser's remote track.
+    pub id: String,
+    /// Who publishes it; also the `stream.id` of the browser's remote stream.
+    pub participant: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Per-room sequence number, increasing.
+    pub seq: i64,
+    /// Sender's participant id at the time.
+    pub from: String,
+    /// Sender's display name at the time.
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// Unix time in milliseconds.
+    pub ts: i64,
+}
+
+/// Public facts about a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Room id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Most participants at once.
+    pub capacity: u32,
+}
+
+/// An ICE server the client should use (STUN/TURN).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// Sent `leave`.
+    Left,
+    /// The connection closed or timed out.
+    Disconnected,
+}
+
+/// Messages from the server to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The join succeeded. Everything the client needs to render the room.
+    Joined {
+        /// Protocol version.
+        v: u32,
+        /// The caller's own participant id.
+        you: String,
+        /// The room.
+        room: RoomInfo,
+        /// Everyone in the room, the caller included, in join order.
+        participants: Vec<ParticipantInfo>,
+        /// Tracks already published by others.
+        tracks: Vec<TrackInfo>,
+        /// The last [`CHAT_HISTORY_LEN`] chat messages, oldest first.
+        chat: Vec<ChatMessage>,
+        /// ICE servers for both peer connections.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone's media state changed.
+    ParticipantUpdated {
+        /// Who, with the new state.
+        participant: ParticipantInfo,
+    },
+    /// Someone left; drop their tile.
+    ParticipantLeft {
+        /// Their id.
+        id: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A track became available; it arrives on the `subscribe` connection with the next offer.
+    TrackPublished {
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track went away.
+    TrackUnpublished {
+        /// Its id.
+        id: String,
+        /// Its publisher.
+        participant: String,
+    },
+    /// An SDP offer (on `subscribe`).
+    Offer {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The SDP.
+        sdp: String,
+    },
+    /// An SDP answer (on `publish`).
+    Answer {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A server ICE candidate.
+    Candidate {
+        /// Which peer connection.
+        pc: PcRole,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// A chat message (also echoed to its sender).
+    Chat {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// Reply to `ping`.
+    Pong {
+        /// The ping's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// The `leave` was processed; the server closes next.
+    Left {},
+    /// A request was refused. The connection stays open unless a close frame follows.
+    Error {
+        /// Stable, machine-readable code.
+        code: ErrorCode,
+        /// Human-readable detail; may change between versions.
+        message: String,
+    },
+}
+
+/// Stable error codes. Clients branch on these; the text may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON, or a field had the wrong type.
+    BadJson,
+    /// The `type` is not one this version knows.
+    UnknownType,
+    /// A binary frame; the protocol is text only.
+    BinaryFrame,
+    /// The frame exceeds [`MAX_MESSAGE_BYTES`].
+    MessageTooLarge,
+    /// The message needs a joined connection.
+    NotJoined,
+    /// `join` on a connection that already joined.
+    AlreadyJoined,
+    /// `join` with a different protocol version.
+    UnsupportedVersion,
+    /// No room with that id.
+    RoomNotFound,
+    /// The room is at capacity.
+    RoomFull,
+    /// The name is empty or too long.
+    BadName,
+    /// The chat text is empty.
+    ChatEmpty,
+    /// The chat text exceeds [`MAX_CHAT_CHARS`].
+    ChatTooLong,
+    /// Too many messages too fast.
+    RateLimited,
+    /// The SDP could not be parsed or applied.
+    BadSdp,
+    /// An offer or answer on the wrong connection, or an answer with no offer outstanding.
+    WrongNegotiationState,
+    /// The ICE candidate could not be parsed or applied.
+    BadCandidate,
+    /// Media could not be set up on the server.
+    MediaUnavailable,
+    /// The server is shutting down or the room closed.
+    Unavailable,
+    /// A bug or resource failure on the server.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::RoomNotFound => "room_not_found",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::BadName => "bad_name",
+            ErrorCode::ChatEmpty => "chat_empty",
+            ErrorCode::ChatTooLong => "chat_too_long",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::BadSdp => "bad_sdp",
+            ErrorCode::WrongNegotiationState => "wrong_negotiation_state",
+            ErrorCode::BadCandidate => "bad_candidate",
+            ErrorCode::MediaUnavailable => "media_unavailable",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// A refusal: what the core emits instead of panicking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Detail for people.
+    pub message: String,
+}
+
+impl Reject {
+    /// Build a refusal.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Reject> for ServerMsg {
+    fn from(r: Reject) -> Self {
+        ServerMsg::Error {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
+/// Decode one text frame. Oversized, malformed and unknown messages become a [`Reject`].
+pub fn decode_client(text: &str) -> Result<ClientMsg, Reject> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(Reject::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Reject::new(ErrorCode::BadJson, format!("not JSON: {e}")))?;
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
+        return Err(Reject::new(
+            ErrorCode::BadJson,
+            "missing string field `type`",
+        ));
+    };
+    if !KNOWN_CLIENT_TYPES.contains(&kind.as_str()) {
+        return Err(Reject::new(
+            ErrorCode::UnknownType,
+            format!("unknown message type `{kind}`"),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Reject::new(ErrorCode::BadJson, format!("bad `{kind}` message: {e}")))
+}
+
+const KNOWN_CLIENT_TYPES: &[&str] = &[
+    "join",
+    "leave",
+    "offer",
+    "answer",
+    "candidate",
+    "media_state",
+    "chat",
+    "ping",
+];
+
+/// Encode one server message as a text frame.
+pub fn encode_server(msg: &ServerMsg) -> String {
+    // Serialising these plain data types cannot fail: no maps with non-string keys, no floats.
+    serde_json::to_string(msg).unwrap_or_else(|_| {
+        r#"{"type":"error","code":"internal","message":"encode failed"}"#.to_string()
+    })
+}
+
+/// Decode a server message; for clients and tests.
+pub fn decode_server(text: &str) -> Result<ServerMsg, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// Encode a client message; for clients and tests.
+pub fn encode_client(msg: &ClientMsg) -> String {
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_round_trips() {
+        let m = ClientMsg::Join {
+            v: 1,
+            room: "r".into(),
+            name: "Ann".into(),
+        };
+        let text = encode_client(&m);
+        assert_eq!(text, r#"{"type":"join","v":1,"room":"r","name":"Ann"}"#);
+        assert_eq!(decode_client(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn candidate_uses_browser_field_names() {
+        let text = r#"{"type":"candidate","pc":"publish","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#;
+        match decode_client(text).unwrap() {
+            ClientMsg::Candidate { pc, candidate } => {
+                assert_eq!(pc, PcRole::Publish);
+                assert_eq!(candidate.sdp_mid.as_deref(), Some("0"));
+                assert_eq!(candidate.sdp_m_line_index, Some(0));
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_input_gets_stable_codes() {
+        assert_eq!(decode_client("{").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(decode_client("[1,2]").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(
+            decode_client(r#"{"type":7}"#).unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"dance"}"#).unwrap_err().code,
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"chat"}"#).unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"offer","pc":"sideways","sdp":""}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::BadJson
+        );
+        let big = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(
+            decode_client(&big).unwrap_err().code,
+            ErrorCode::MessageTooLarge
+        );
+    }
+
+    #[test]
+    fn error_codes_serialise_as_their_names() {
+        for code in [
+            ErrorCode::BadJson,
+            ErrorCode::RoomFull,
+            ErrorCode::WrongNegotiationState,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        let e = encode_server(&Reject::new(ErrorCode::NotJoined, "join first").into());
+        assert_eq!(
+            e,
+            r#"{"type":"error","code":"not_joined","message":"join first"}"#
+        );
+    }
+}

@@ -1,0 +1,469 @@
+// @ts-check
+/**
+ * Roundtable client protocol: the signaling WebSocket and the two peer connections.
+ *
+ * No DOM code lives here. {@link RoomConnection} speaks the wire protocol that
+ * `signaling/src/wire.rs` defines and reports what happens as events; `app.js` draws it.
+ */
+
+/** Protocol version sent in `join`. */
+export const PROTOCOL_VERSION = 1;
+/** Longest chat message, in characters (Unicode scalar values). */
+export const MAX_CHAT_CHARS = 2000;
+/** Longest display name, in characters. */
+export const MAX_NAME_CHARS = 64;
+/** Keepalive period. */
+const PING_INTERVAL_MS = 15_000;
+/** Without any server message for this long, the connection counts as lost. */
+const SILENCE_LIMIT_MS = 45_000;
+
+/** @typedef {'publish'|'subscribe'} PcRole */
+/** @typedef {'audio'|'video'} MediaKind */
+/** @typedef {{id: string, name: string, audio: boolean, video: boolean}} ParticipantInfo */
+/** @typedef {{id: string, participant: string, kind: MediaKind}} TrackInfo */
+/** @typedef {{seq: number, from: string, name: string, text: string, ts: number}} ChatMessage */
+/** @typedef {{id: string, title: string, capacity: number}} RoomInfo */
+/** @typedef {RoomInfo & {participants: number}} RoomSummary */
+/** @typedef {{urls: string[], username?: string, credential?: string}} IceServerInfo */
+/**
+ * @typedef {{type: 'joined', v: number, you: string, room: RoomInfo,
+ *   participants: ParticipantInfo[], tracks: TrackInfo[], chat: ChatMessage[],
+ *   ice_servers: IceServerInfo[]}} JoinedMsg
+ */
+/** @typedef {{type: 'error', code: string, message: string}} ErrorMsg */
+/** @typedef {'connecting'|'connected'|'reconnecting'|'disconnected'|'left'} ConnectionStatus */
+/** @typedef {{participantId: string, tracks: MediaStreamTrack[]}} RemoteMedia */
+
+/** An error with a stable, machine-readable code (the server's `error.code` where there is one). */
+export class RoundtableError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
+  constructor(code, message) {
+    super(message);
+    this.name = 'RoundtableError';
+    this.code = code;
+  }
+}
+
+/**
+ * `GET /api/rooms/{roomId}`.
+ * @param {string} roomId
+ * @returns {Promise<RoomSummary>}
+ * @throws {RoundtableError} `room_not_found`, `http_error` or `network`
+ */
+export async function fetchRoom(roomId) {
+  let res;
+  try {
+    res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`, { headers: { accept: 'application/json' } });
+  } catch (e) {
+    throw new RoundtableError('network', 'Could not reach the server.');
+  }
+  const body = await res.json().catch(() => null);
+  if (res.ok && body) return body;
+  const code = body?.error?.code ?? (res.status === 404 ? 'room_not_found' : 'http_error');
+  throw new RoundtableError(code, body?.error?.message ?? `The server answered ${res.status}.`);
+}
+
+// ---- local media (no DOM: the UI decides what to show) ----------------------------------
+
+/** `getUserMedia`, or a `SecurityError` where the page cannot have devices (plain http). @param {MediaStreamConstraints} c */
+export function getUserMedia(c) {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    return Promise.reject(new DOMException('Media devices need a secure (https) page.', 'SecurityError'));
+  }
+  return navigator.mediaDevices.getUserMedia(c);
+}
+
+/** @param {MediaKind} kind @param {string | null} deviceId preferred device, if any @returns {MediaTrackConstraints} */
+export function trackConstraints(kind, deviceId) {
+  /** @type {MediaTrackConstraints} */
+  const c = kind === 'video' ? { width: { ideal: 1280 }, height: { ideal: 720 } } : { echoCancellation: true, noiseSuppression: true };
+  return deviceId ? { ...c, deviceId: { ideal: deviceId } } : c;
+}
+
+/**
+ * Ask for microphone and camera together; when that fails for want of a device, settle for
+ * whichever one works. `error` is the last failure, or null when both came.
+ * @param {string | null} audioDevice @param {string | null} videoDevice
+ * @returns {Promise<{stream: MediaStream, error: DOMException | null}>}
+ */
+export async function acquireMedia(audioDevice, videoDevice) {
+  const audio = trackConstraints('audio', audioDevice);
+  const video = trackConstraints('video', videoDevice);
+  try {
+    return { stream: await getUserMedia({ audio, video }), error: null };
+  } catch (e) {
+    let last = /** @type {DOMException} */ (e);
+    if (last.name === 'NotAllowedError' || last.name === 'SecurityError') return { stream: new MediaStream(), error: last };
+    const tracks = [];
+    for (const c of [{ audio }, { video }]) {
+      try {
+        tracks.push(...(await getUserMedia(c)).getTracks());
+      } catch (e2) {
+        last = /** @type {DOMException} */ (e2);
+      }
+    }
+    return { stream: new MediaStream(tracks), error: tracks.length >= 2 ? null : last };
+  }
+}
+
+// ---- signaling and peer connections ------------------------------------------------------
+
+/** One peer connection plus its queue of early remote candidates and serialised SDP work. */
+class Peer {
+  /**
+   * @param {PcRole} role
+   * @param {RTCConfiguration} config
+   * @param {(msg: object) => void} send
+   * @param {(err: unknown) => void} onError
+   */
+  constructor(role, config, send, onError) {
+    this.role = role;
+    this.pc = new RTCPeerConnection(config);
+    /** @type {RTCIceCandidateInit[]} */
+    this.pending = [];
+    /** @type {Promise<void>} */
+    this.chain = Promise.resolve();
+    this.onError = onError;
+    this.pc.onicecandidate = (e) => {
+      if (e.candidate) send({ type: 'candidate', pc: role, candidate: e.candidate.toJSON() });
+    };
+  }
+
+  /** Run SDP work after whatever is already running on this connection. @param {() => Promise<void>} fn */
+  run(fn) {
+    this.chain = this.chain.then(fn).catch(this.onError);
+    return this.chain;
+  }
+
+  /** @param {RTCSessionDescriptionInit} desc */
+  async setRemote(desc) {
+    await this.pc.setRemoteDescription(desc);
+    const queued = this.pending.splice(0);
+    for (const c of queued) await this.addCandidate(c);
+  }
+
+  /** Add a remote candidate now, or queue it until a remote description exists. @param {RTCIceCandidateInit} c */
+  async addCandidate(c) {
+    if (!this.pc.remoteDescription) {
+      this.pending.push(c);
+      return;
+    }
+    // A late or end-of-candidates line that the browser refuses does not break the call.
+    await this.pc.addIceCandidate(c).catch((e) => console.warn(`[${this.role}] candidate refused`, e));
+  }
+
+  close() {
+    this.pc.onicecandidate = null;
+    this.pc.ontrack = null;
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+  }
+}
+
+/**
+ * A participant's connection to one room.
+ *
+ * Events (all `CustomEvent`, payload in `detail`):
+ * `status` {@link ConnectionStatus}, `joined` {@link JoinedMsg}, `participant-joined`,
+ * `participant-updated` {@link ParticipantInfo}, `participant-left` `{id, reason}`,
+ * `track-published` {@link TrackInfo}, `track-unpublished` `{id, participant}`,
+ * `media` {@link RemoteMedia} (what is received from one participant now), `chat` {@link ChatMessage},
+ * `server-error` {@link ErrorMsg} (after joining), `join-failed` {@link RoundtableError},
+ * `closed` `{reason}` when the connection ends without `leave()`.
+ */
+export class RoomConnection extends EventTarget {
+  /**
+   * @param {{roomId: string, name: string, stream: MediaStream | null, url?: string}} opts
+   */
+  constructor({ roomId, name, stream, url }) {
+    super();
+    this.roomId = roomId;
+    this.name = name;
+    this.stream = stream;
+    this.url = url ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    /** @type {Peer | null} */
+    this.publish = null;
+    /** @type {Peer | null} */
+    this.subscribe = null;
+    /** @type {string | null} */
+    this.you = null;
+    this.ended = false;
+    this.publishBusy = false;
+    this.publishDirty = false;
+    this.lastHeard = Date.now();
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.pingTimer = undefined;
+    /** @type {ConnectionStatus | null} */
+    this.status = null;
+    /** Received media by participant id, then kind. @type {Map<string, Map<string, MediaStreamTrack>>} */
+    this.remote = new Map();
+    /** One handler per server message type. @type {Record<string, (msg: any) => void>} */
+    this.handlers = {
+      joined: (m) => this.onJoined(m),
+      participant_joined: (m) => this.emit('participant-joined', m.participant),
+      participant_updated: (m) => this.emit('participant-updated', m.participant),
+      participant_left: (m) => {
+        this.remote.delete(m.id);
+        this.emit('participant-left', { id: m.id, reason: m.reason });
+      },
+      track_published: (m) => this.emit('track-published', m.track),
+      track_unpublished: (m) => {
+        this.dropRemote(m.participant, m.id);
+        this.emit('track-unpublished', { id: m.id, participant: m.participant });
+      },
+      offer: (m) => this.onOffer(m),
+      answer: (m) => this.onAnswer(m),
+      candidate: (m) => this.peer(m.pc)?.addCandidate(m.candidate),
+      chat: (m) => this.emit('chat', m.message),
+      pong: () => {},
+      left: () => {},
+      error: (m) => this.onServerError(m),
+    };
+  }
+
+  /** Open the socket and send `join`. */
+  connect() {
+    this.setStatus('connecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => this.send({ type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name });
+    ws.onmessage = (e) => this.onMessage(e.data);
+    ws.onclose = (e) => this.onSocketClosed(e);
+  }
+
+  /** Leave on purpose: tell the server, close everything. Local tracks are the caller's to stop. */
+  leave() {
+    if (this.ended) return;
+    this.send({ type: 'leave' });
+    this.teardown('left');
+  }
+
+  /** @param {boolean} audio @param {boolean} video */
+  sendMediaState(audio, video) {
+    this.send({ type: 'media_state', audio, video });
+  }
+
+  /** @param {string} text */
+  sendChat(text) {
+    this.send({ type: 'chat', text });
+  }
+
+  /**
+   * Use `track` for its kind: swap it into the existing sender (no renegotiation),
+   * or add a sender and renegotiate the publish connection.
+   * @param {MediaStreamTrack} track
+   */
+  async setTrack(track) {
+    if (!this.publish || !this.stream) return;
+    const sender = this.publish.pc.getSenders().find((s) => s.track?.kind === track.kind);
+    if (sender) {
+      await sender.replaceTrack(track);
+      return;
+    }
+    this.publish.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+    await this.negotiatePublish();
+  }
+
+  /** The tracks received from one participant right now. @param {string} participantId */
+  remoteTracks(participantId) {
+    return [...(this.remote.get(participantId)?.values() ?? [])];
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  /** @param {string} type @param {unknown} [detail] */
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** @param {object} msg */
+  send(msg) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** @param {ConnectionStatus} status */
+  setStatus(status) {
+    if (status === this.status) return;
+    this.status = status;
+    this.emit('status', status);
+  }
+
+  /** @param {string} role @returns {Peer | null} */
+  peer(role) {
+    return role === 'publish' ? this.publish : role === 'subscribe' ? this.subscribe : null;
+  }
+
+  /** @param {unknown} data */
+  onMessage(data) {
+    this.lastHeard = Date.now();
+    let msg;
+    try {
+      msg = JSON.parse(String(data));
+    } catch {
+      console.warn('unparseable server message', data);
+      return;
+    }
+    const handler = this.handlers[msg?.type];
+    if (handler) handler(msg);
+    else console.warn('unknown server message type', msg?.type);
+  }
+
+  /** @param {JoinedMsg} msg */
+  onJoined(msg) {
+    this.you = msg.you;
+    const config = { iceServers: msg.ice_servers ?? [] };
+    const onError = (/** @type {unknown} */ e) => this.onMediaError(e);
+    this.publish = new Peer('publish', config, (m) => this.send(m), onError);
+    this.subscribe = new Peer('subscribe', config, (m) => this.send(m), onError);
+    this.subscribe.pc.ontrack = (e) => this.onRemoteTrack(e);
+    for (const p of [this.publish, this.subscribe]) {
+      p.pc.onconnectionstatechange = () => this.updateMediaStatus();
+    }
+    this.pingTimer = setInterval(() => this.keepAlive(), PING_INTERVAL_MS);
+    this.emit('joined', msg);
+    for (const track of this.stream?.getTracks() ?? []) {
+      this.publish.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+    }
+    this.updateMediaStatus();
+    this.negotiatePublish();
+  }
+
+  /** Offer on the publish connection; one offer in flight at a time. */
+  async negotiatePublish() {
+    const peer = this.publish;
+    if (!peer || peer.pc.getTransceivers().length === 0) return;
+    if (this.publishBusy) {
+      this.publishDirty = true;
+      return;
+    }
+    this.publishBusy = true;
+    this.publishDirty = false;
+    await peer.run(async () => {
+      try {
+        const offer = await peer.pc.createOffer();
+        await peer.pc.setLocalDescription(offer);
+        this.send({ type: 'offer', pc: 'publish', sdp: peer.pc.localDescription?.sdp });
+      } catch (e) {
+        this.publishBusy = false;
+        throw e;
+      }
+    });
+  }
+
+  /** The server offers on `subscribe` whenever the set of tracks changes. @param {{pc: string, sdp: string}} msg */
+  onOffer(msg) {
+    const peer = this.subscribe;
+    if (msg.pc !== 'subscribe' || !peer) return console.warn('offer for', msg.pc, 'ignored');
+    peer.run(async () => {
+      await peer.setRemote({ type: 'offer', sdp: msg.sdp });
+      const answer = await peer.pc.createAnswer();
+      await peer.pc.setLocalDescription(answer);
+      this.send({ type: 'answer', pc: 'subscribe', sdp: peer.pc.localDescription?.sdp });
+    });
+  }
+
+  /** @param {{pc: string, sdp: string}} msg */
+  onAnswer(msg) {
+    const peer = this.publish;
+    if (msg.pc !== 'publish' || !peer) return console.warn('answer for', msg.pc, 'ignored');
+    peer.run(async () => {
+      await peer.setRemote({ type: 'answer', sdp: msg.sdp });
+      this.publishBusy = false;
+      if (this.publishDirty) this.negotiatePublish();
+    });
+  }
+
+  /** The remote stream's id is the publisher's participant id; keep one track per (participant, kind). @param {RTCTrackEvent} e */
+  onRemoteTrack(e) {
+    const stream = e.streams[0];
+    if (!stream) return console.warn('remote track without a stream', e.track.id);
+    stream.onremovetrack = (ev) => this.dropRemote(stream.id, ev.track.id);
+    const kinds = this.remote.get(stream.id) ?? new Map();
+    kinds.set(e.track.kind, e.track);
+    this.remote.set(stream.id, kinds);
+    this.emit('media', { participantId: stream.id, tracks: this.remoteTracks(stream.id) });
+  }
+
+  /** @param {string} participantId @param {string} trackId */
+  dropRemote(participantId, trackId) {
+    const kinds = this.remote.get(participantId);
+    const kind = [...(kinds?.entries() ?? [])].find(([, t]) => t.id === trackId)?.[0];
+    if (!kinds || !kind) return;
+    kinds.delete(kind);
+    this.emit('media', { participantId, tracks: this.remoteTracks(participantId) });
+  }
+
+  /** @param {ErrorMsg} msg */
+  onServerError(msg) {
+    if (!this.you) {
+      this.emit('join-failed', new RoundtableError(msg.code, msg.message));
+      this.teardown('disconnected', true);
+      return;
+    }
+    if (['bad_sdp', 'wrong_negotiation_state', 'media_unavailable'].includes(msg.code)) this.publishBusy = false;
+    this.emit('server-error', msg);
+  }
+
+  /** @param {unknown} err */
+  onMediaError(err) {
+    console.error('negotiation failed', err);
+    const text = err instanceof Error ? err.message : String(err);
+    this.emit('server-error', { type: 'error', code: 'client_media', message: `Media setup failed: ${text}` });
+  }
+
+  /** Derive the overall status from the connections that have started. */
+  updateMediaStatus() {
+    if (this.ended || !this.you) return;
+    const states = [this.publish, this.subscribe]
+      .filter((p) => p && p.pc.getTransceivers().length > 0)
+      .map((p) => p?.pc.connectionState);
+    if (states.some((s) => s === 'disconnected' || s === 'failed')) this.setStatus('reconnecting');
+    else if (states.some((s) => s === 'new' || s === 'connecting')) this.setStatus('connecting');
+    else this.setStatus('connected');
+  }
+
+  keepAlive() {
+    if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
+      this.ws?.close();
+      this.onSocketClosed(null);
+      return;
+    }
+    this.send({ type: 'ping' });
+  }
+
+  /** @param {CloseEvent | null} e */
+  onSocketClosed(e) {
+    if (this.ended) return;
+    if (!this.you) {
+      const err = new RoundtableError('network', 'Could not reach the server. Check your connection and try again.');
+      this.emit('join-failed', err);
+      this.teardown('disconnected', true);
+      return;
+    }
+    this.teardown('disconnected');
+    this.emit('closed', { reason: e?.reason || 'connection lost' });
+  }
+
+  /**
+   * Close both connections and the socket.
+   * @param {ConnectionStatus} status
+   * @param {boolean} [quiet] skip the status event (a failed join never was connected)
+   */
+  teardown(status, quiet = false) {
+    this.ended = true;
+    clearInterval(this.pingTimer);
+    this.publish?.close();
+    this.subscribe?.close();
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.onmessage = null;
+      this.ws.close();
+    }
+    if (!quiet) this.setStatus(status);
+  }
+}
