@@ -1,7 +1,7 @@
 // @ts-check
 /**
- * Roundtable web client UI. Draws the screens and reacts to {@link RoomConnection} events;
- * all wire-protocol work lives in protocol.js.
+ * Roundtable web client UI: draws the screens and reacts to {@link RoomConnection} events.
+ * All wire-protocol and peer-connection work lives in protocol.js.
  */
 import {
   RoomConnection, fetchRoom, acquireMedia, getUserMedia, trackConstraints, MAX_CHAT_CHARS, MAX_NAME_CHARS,
@@ -10,13 +10,10 @@ import {
 /** @typedef {import('/assets/protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('/assets/protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('/assets/protocol.js').JoinedMsg} JoinedMsg */
-/** @typedef {import('/assets/protocol.js').RemoteTrack} RemoteTrack */
+/** @typedef {import('/assets/protocol.js').RemoteMedia} RemoteMedia */
 /** @typedef {import('/assets/protocol.js').RoundtableError} RoundtableError */
 /** @typedef {import('/assets/protocol.js').ConnectionStatus} ConnectionStatus */
-/**
- * @typedef {{info: ParticipantInfo, tile: HTMLElement, video: HTMLVideoElement,
- *   tracks: Map<string, MediaStreamTrack>}} Person
- */
+/** @typedef {{info: ParticipantInfo, tile: HTMLElement, video: HTMLVideoElement, tracks: MediaStreamTrack[]}} Person */
 
 const STORE = { name: 'roundtable.name', video: 'roundtable.camera', audio: 'roundtable.microphone' };
 const SCREENS = ['home', 'problem', 'prejoin', 'call', 'left'];
@@ -39,12 +36,8 @@ const state = {
   you: '',
   /** @type {Map<string, Person>} */
   people: new Map(),
-  /** Remote tracks that arrived before their participant did. @type {RemoteTrack[]} */
-  earlyTracks: [],
   lastChatSeq: -Infinity,
   unread: 0,
-  /** @type {() => void} */
-  stopMeter: () => {},
 };
 
 // ---- small helpers ------------------------------------------------------------------------
@@ -54,11 +47,7 @@ function showScreen(name) {
   for (const s of SCREENS) $(s).hidden = s !== name;
 }
 
-/**
- * @param {string} tag
- * @param {string} [className]
- * @param {string} [text]
- */
+/** @param {string} tag @param {string} [className] @param {string} [text] */
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -97,25 +86,20 @@ function avatarColor(id) {
   return `hsl(${h} 45% 42%)`;
 }
 
-/** @param {number} ts */
-function clock(ts) {
-  return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
+/** @param {number} n @param {string} one @param {string} many */
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 // ---- start-up and the room ----------------------------------------------------------------
 
 async function boot() {
   const match = location.pathname.match(/^\/r\/([^/]+)\/?$/);
-  if (!match) {
-    showScreen('home');
-    return;
-  }
+  if (!match) return showScreen('home');
   state.roomId = decodeURIComponent(match[1]);
   $('name').value = localStorage.getItem(STORE.name) ?? '';
   showScreen('prejoin');
-  const roomKnown = loadRoom();
+  const roomExists = loadRoom();
   await startPreview();
-  if (!(await roomKnown)) stopLocalMedia();
+  if (!(await roomExists)) stopLocalMedia();
 }
 
 /** @returns {Promise<boolean>} false when the room does not exist */
@@ -127,12 +111,13 @@ async function loadRoom() {
     $('room-title').textContent = room.title;
     document.title = `${room.title} · Roundtable`;
     const n = room.participants;
-    $('room-meta').textContent = n === 0 ? 'Nobody is here yet. Be the first!' : `${n} ${n === 1 ? 'person is' : 'people are'} in the call`;
+    $('room-meta').textContent = n >= room.capacity ? 'The room is full right now.'
+      : n ? `${plural(n, 'person is', 'people are')} in the call` : 'Nobody is here yet. Be the first!';
     return true;
   } catch (e) {
     const err = /** @type {RoundtableError} */ (e);
     if (err.code === 'room_not_found') {
-      showProblem('This room does not exist', 'Check the link you were given: it may be mistyped, or the room may have been removed.');
+      showNoSuchRoom();
       return false;
     }
     $('room-title').textContent = 'Skill Share';
@@ -141,35 +126,32 @@ async function loadRoom() {
   }
 }
 
-/** @param {string} title @param {string} text */
-function showProblem(title, text) {
-  $('problem-title').textContent = title;
-  $('problem-text').textContent = text;
-  document.title = `${title} · Roundtable`;
+function showNoSuchRoom() {
+  $('problem-title').textContent = 'This room does not exist';
+  $('problem-text').textContent = 'Check the link you were given: it may be mistyped, or the room may have been removed.';
+  document.title = 'Room not found · Roundtable';
   showScreen('problem');
 }
 
 // ---- local media --------------------------------------------------------------------------
 
-/** A plain-language explanation of a getUserMedia failure. @param {any} err @param {MediaStream} stream */
-function mediaErrorText(err, stream) {
-  const join = 'You can still join to watch and listen.';
-  const hasAudio = stream.getAudioTracks().length > 0;
-  const hasVideo = stream.getVideoTracks().length > 0;
+/** A plain-language explanation of a getUserMedia failure. @param {DOMException} err */
+function mediaErrorText(err) {
+  const watch = 'You can still join to watch and listen.';
   switch (err.name) {
     case 'NotAllowedError':
-      return `Camera and microphone access is blocked. Allow it in your browser's site settings and reload, or join without them. ${join}`;
+      return `Camera and microphone access is blocked. Allow it in your browser's site settings and reload. ${watch}`;
     case 'NotFoundError':
     case 'OverconstrainedError':
-      if (hasAudio) return 'No camera was found. You can join with your microphone only.';
-      if (hasVideo) return 'No microphone was found. Others will see you but not hear you.';
-      return `No camera or microphone was found. ${join}`;
+      if (hasAudio()) return 'No camera was found. You can join with your microphone only.';
+      if (hasVideo()) return 'No microphone was found. Others will see you but not hear you.';
+      return `No camera or microphone was found. ${watch}`;
     case 'NotReadableError':
-      return `Your camera or microphone is in use by another application. Close it and reload, or join without them. ${join}`;
+      return `Your camera or microphone is in use by another application. Close it and reload. ${watch}`;
     case 'SecurityError':
-      return `Camera and microphone only work on a secure (https) connection. ${join}`;
+      return `Camera and microphone only work on a secure (https) connection. ${watch}`;
     default:
-      return `Could not start your camera or microphone (${err.message || err.name}). ${join}`;
+      return `Could not start your camera or microphone (${err.message || err.name}). ${watch}`;
   }
 }
 
@@ -177,20 +159,18 @@ async function startPreview() {
   const { stream, error } = await acquireMedia(localStorage.getItem(STORE.audio), localStorage.getItem(STORE.video));
   state.stream = stream;
   showPreview();
-  setNotice($('media-error'), error ? mediaErrorText(error, stream) : null);
+  setNotice($('media-error'), error ? mediaErrorText(error) : null);
   renderToggles();
-  startMeter();
   await fillDeviceSelects();
 }
 
 function stopLocalMedia() {
-  state.stopMeter();
   for (const t of state.stream.getTracks()) t.stop();
   state.stream = new MediaStream();
   showPreview();
 }
 
-/** An empty stream in a media element would hold the page's load event forever: only attach tracks. */
+/** Attach only real tracks: an empty stream in a media element would hold the page's load event forever. */
 function showPreview() {
   $('preview-video').srcObject = hasVideo() ? new MediaStream(state.stream.getVideoTracks()) : null;
 }
@@ -210,7 +190,7 @@ async function fillDeviceSelects() {
   }
 }
 
-/** Use another camera or microphone, before or during the call. @param {'audio' | 'video'} kind @param {string} deviceId */
+/** Use another camera or microphone (in a call: `replaceTrack`, no renegotiation). @param {'audio' | 'video'} kind @param {string} deviceId */
 async function switchDevice(kind, deviceId) {
   try {
     const fresh = await getUserMedia({ [kind]: { ...trackConstraints(kind, null), deviceId: { exact: deviceId } } });
@@ -224,42 +204,10 @@ async function switchDevice(kind, deviceId) {
     state.stream.addTrack(track);
     localStorage.setItem(STORE[kind], deviceId);
     showPreview();
-    if (kind === 'audio' && !state.conn) startMeter();
     await state.conn?.setTrack(track);
   } catch (e) {
     showToast(`Could not switch ${kind === 'audio' ? 'microphone' : 'camera'}: ${/** @type {Error} */ (e).message}`);
   }
-}
-
-/** A small live level bar under the preview, so people can see their microphone works. */
-function startMeter() {
-  state.stopMeter();
-  const track = state.stream.getAudioTracks()[0];
-  if (!track || typeof AudioContext === 'undefined') return;
-  const ctx = new AudioContext();
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = 512;
-  ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
-  const buf = new Uint8Array(analyser.fftSize);
-  const bar = $('mic-meter');
-  let frame = 0;
-  const tick = () => {
-    analyser.getByteTimeDomainData(buf);
-    let peak = 0;
-    for (const v of buf) peak = Math.max(peak, Math.abs(v - 128));
-    bar.style.width = track.enabled ? `${Math.min(100, (peak / 64) * 100)}%` : '0';
-    frame = requestAnimationFrame(tick);
-  };
-  tick();
-  const resume = () => ctx.resume();
-  document.addEventListener('pointerdown', resume, { once: true });
-  state.stopMeter = () => {
-    cancelAnimationFrame(frame);
-    document.removeEventListener('pointerdown', resume);
-    ctx.close();
-    bar.style.width = '0';
-    state.stopMeter = () => {};
-  };
 }
 
 // ---- microphone and camera toggles --------------------------------------------------------
@@ -269,21 +217,11 @@ const hasVideo = () => state.stream.getVideoTracks().length > 0;
 const audioLive = () => hasAudio() && state.audioOn;
 const videoLive = () => hasVideo() && state.videoOn;
 
-/** @param {boolean} on */
-function setAudio(on) {
-  state.audioOn = on;
-  for (const t of state.stream.getAudioTracks()) t.enabled = on;
-  afterToggle();
-}
-
-/** @param {boolean} on */
-function setVideo(on) {
-  state.videoOn = on;
-  for (const t of state.stream.getVideoTracks()) t.enabled = on;
-  afterToggle();
-}
-
-function afterToggle() {
+/** Toggle with `track.enabled` (no renegotiation) and tell the room. @param {'audio' | 'video'} kind @param {boolean} on */
+function setMedia(kind, on) {
+  if (kind === 'audio') state.audioOn = on;
+  else state.videoOn = on;
+  for (const t of state.stream.getTracks()) if (t.kind === kind) t.enabled = on;
   renderToggles();
   state.conn?.sendMediaState(audioLive(), videoLive());
   const self = state.people.get(state.you);
@@ -304,14 +242,14 @@ function renderToggles() {
   $('preview-off-text').textContent = hasVideo() ? 'Camera is off' : 'No camera';
 }
 
-// ---- joining ------------------------------------------------------------------------------
+// ---- joining and leaving ------------------------------------------------------------------
 
 function join() {
   const name = $('name').value.trim();
   if (!name || [...name].length > MAX_NAME_CHARS) {
-    setNotice($('join-error'), `Please enter your name (up to ${MAX_NAME_CHARS} characters).`);
+    setJoinBusy(false);
     $('name').focus();
-    return;
+    return setNotice($('join-error'), `Please enter your name (up to ${MAX_NAME_CHARS} characters).`);
   }
   localStorage.setItem(STORE.name, name);
   setNotice($('join-error'), null);
@@ -337,14 +275,11 @@ const connHandlers = {
   joined: onJoined,
   'join-failed': onJoinFailed,
   status: renderStatus,
-  'participant-joined': (/** @type {ParticipantInfo} */ p) => addPerson(p),
-  'participant-updated': (/** @type {ParticipantInfo} */ p) => updatePerson(p),
+  'participant-joined': addPerson,
+  'participant-updated': updatePerson,
   'participant-left': ({ id }) => removePerson(id),
-  'track-published': () => {},
-  'track-unpublished': ({ id, participant }) => dropTrack(participant, id),
-  track: (/** @type {RemoteTrack} */ t) => attachTrack(t),
-  'track-removed': (/** @type {RemoteTrack} */ t) => dropTrack(t.participantId, t.track.id),
-  chat: (/** @type {ChatMessage} */ m) => appendChat(m),
+  media: showRemoteMedia,
+  chat: appendChat,
   'server-error': ({ code, message }) => showToast(message || `Server error: ${code}`),
   closed: onConnectionLost,
 };
@@ -353,7 +288,6 @@ const connHandlers = {
 function onJoined(msg) {
   state.you = msg.you;
   state.roomTitle = msg.room.title;
-  state.stopMeter();
   setJoinBusy(false);
   resetCall();
   $('call-title').textContent = msg.room.title;
@@ -361,6 +295,7 @@ function onJoined(msg) {
   for (const p of msg.participants) addPerson(p);
   for (const m of msg.chat) appendChat(m);
   showScreen('call');
+  setChatOpen(!matchMedia('(max-width: 860px)').matches, false); // on phones the chat covers the videos
   renderToggles();
   state.conn?.sendMediaState(audioLive(), videoLive());
   layoutGrid();
@@ -372,11 +307,10 @@ function onJoinFailed(err) {
   setJoinBusy(false);
   if (err.code === 'room_not_found') {
     stopLocalMedia();
-    showProblem('This room does not exist', 'Check the link you were given: it may be mistyped, or the room may have been removed.');
-    return;
+    return showNoSuchRoom();
   }
   const texts = {
-    room_full: `This room is full${state.capacity ? ` (${state.capacity} people)` : ''}. Try again when someone leaves.`,
+    room_full: `This room is full${state.capacity ? `: it holds ${plural(state.capacity, 'person', 'people')}` : ''}. Try again when someone leaves.`,
     bad_name: `That name can't be used. Please use 1 to ${MAX_NAME_CHARS} characters.`,
     unsupported_version: 'This page is out of date. Reload it to join.',
   };
@@ -392,7 +326,7 @@ function renderStatus(status) {
 }
 
 function onConnectionLost() {
-  for (const id of [...state.people.keys()]) if (id !== state.you) removePerson(id);
+  for (const id of [...state.people.keys()]) removePerson(id);
   $('call-banner-text').textContent = 'Connection lost. Check your network, then rejoin.';
   $('call-banner').hidden = false;
 }
@@ -422,7 +356,6 @@ function resetCall() {
   $('chat-log').replaceChildren();
   $('call-banner').hidden = true;
   state.people.clear();
-  state.earlyTracks = [];
   state.lastChatSeq = -Infinity;
   setUnread(0);
   renderStatus('connecting');
@@ -434,27 +367,25 @@ function resetCall() {
 function addPerson(info) {
   if (state.people.has(info.id)) return updatePerson(info);
   const tile = /** @type {HTMLElement} */ ($('tile-template').content.firstElementChild.cloneNode(true));
-  tile.dataset.participantId = info.id;
   const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
   const self = info.id === state.you;
+  tile.dataset.participantId = info.id;
   tile.classList.toggle('self', self);
-  tile.querySelector('.initials').textContent = initials(info.name);
   tile.style.setProperty('--avatar', avatarColor(info.id));
+  tile.querySelector('.initials').textContent = initials(info.name);
   const nameEl = tile.querySelector('.tile-name');
   nameEl.textContent = info.name;
+  /** @type {Person} */
+  const person = { info, tile, video, tracks: [] };
+  state.people.set(info.id, person);
+  $('grid').append(tile);
   if (self) {
     nameEl.append(el('span', 'you', ' (you)'));
     video.muted = true;
     video.srcObject = hasVideo() ? new MediaStream(state.stream.getVideoTracks()) : null;
+  } else {
+    showRemoteMedia({ participantId: info.id, tracks: state.conn?.remoteTracks(info.id) ?? [] });
   }
-  /** @type {Person} */
-  const person = { info, tile, video, tracks: new Map() };
-  state.people.set(info.id, person);
-  $('grid').append(tile);
-  const early = state.earlyTracks.filter((t) => t.participantId === info.id);
-  state.earlyTracks = state.earlyTracks.filter((t) => t.participantId !== info.id);
-  for (const t of early) person.tracks.set(t.kind, t.track);
-  if (early.length) playRemote(person);
   renderPerson(person);
   renderCount();
   layoutGrid();
@@ -472,7 +403,7 @@ function updatePerson(info) {
 function renderPerson(person) {
   const self = person.info.id === state.you;
   const audio = self ? audioLive() : person.info.audio;
-  const video = self ? videoLive() : person.info.video && person.tracks.has('video');
+  const video = self ? videoLive() : person.info.video && person.tracks.some((t) => t.kind === 'video');
   person.tile.classList.toggle('muted', !audio);
   person.tile.classList.toggle('no-video', !video);
 }
@@ -488,30 +419,14 @@ function removePerson(id) {
   layoutGrid();
 }
 
-/** @param {RemoteTrack} t */
-function attachTrack(t) {
-  const person = state.people.get(t.participantId);
-  if (!person) {
-    state.earlyTracks.push(t);
-    return;
-  }
-  person.tracks.set(t.kind, t.track);
-  playRemote(person);
-}
-
-/** @param {string} participantId @param {string} trackId */
-function dropTrack(participantId, trackId) {
+/** One stream per participant: its audio and video play from the tile's own video element. @param {RemoteMedia} media */
+function showRemoteMedia({ participantId, tracks }) {
   const person = state.people.get(participantId);
-  if (!person) return;
-  for (const [kind, track] of person.tracks) if (track.id === trackId) person.tracks.delete(kind);
-  playRemote(person);
-}
-
-/** One stream per participant: its audio and video play from the tile's own video element. @param {Person} person */
-function playRemote(person) {
-  person.video.srcObject = person.tracks.size ? new MediaStream([...person.tracks.values()]) : null;
+  if (!person) return; // addPerson picks the tracks up
+  person.tracks = tracks;
+  person.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
   renderPerson(person);
-  if (person.tracks.size) person.video.play().catch(onAutoplayBlocked);
+  if (tracks.length) person.video.play().catch(onAutoplayBlocked);
 }
 
 /** @param {Error} err */
@@ -522,8 +437,7 @@ function onAutoplayBlocked(err) {
 }
 
 function renderCount() {
-  const n = state.people.size;
-  $('people-count').textContent = `${n} ${n === 1 ? 'person' : 'people'}`;
+  $('people-count').textContent = plural(state.people.size, 'person', 'people');
 }
 
 /** Size tiles so that all of them fit the grid at 16:9, as large as possible. */
@@ -538,26 +452,28 @@ function layoutGrid() {
   let best = 0;
   for (let cols = 1; cols <= n; cols++) {
     const rows = Math.ceil(n / cols);
-    const w = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * (16 / 9));
-    best = Math.max(best, w);
+    best = Math.max(best, Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * (16 / 9)));
   }
   grid.style.setProperty('--tile-w', `${Math.max(120, Math.floor(best - 1))}px`);
 }
 
 // ---- chat ---------------------------------------------------------------------------------
 
-/** @param {ChatMessage} m */
+/** Render what the server sent (history and live messages alike), once each. @param {ChatMessage} m */
 function appendChat(m) {
   if (m.seq <= state.lastChatSeq) return;
   state.lastChatSeq = m.seq;
-  const item = el('li', m.from === state.you ? 'chat-msg mine' : 'chat-msg');
+  const mine = m.from === state.you;
+  const item = el('li', mine ? 'chat-msg mine' : 'chat-msg');
   const meta = el('div', 'chat-meta');
-  meta.append(el('span', 'chat-from', m.from === state.you ? `${m.name} (you)` : m.name), el('time', 'chat-time', clock(m.ts)));
+  const time = el('time', 'chat-time', new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
+  time.setAttribute('datetime', new Date(m.ts).toISOString());
+  meta.append(el('span', 'chat-from', mine ? `${m.name} (you)` : m.name), time);
   item.append(meta, el('p', 'chat-text', m.text));
   const log = $('chat-log');
   log.append(item);
   log.scrollTop = log.scrollHeight;
-  if ($('chat').hidden && m.from !== state.you) setUnread(state.unread + 1);
+  if ($('chat').hidden && !mine) setUnread(state.unread + 1);
 }
 
 /** @param {SubmitEvent} e */
@@ -566,22 +482,17 @@ function sendChat(e) {
   const input = $('chat-input');
   const text = input.value.trim();
   if (!text || !state.conn) return;
-  if ([...text].length > MAX_CHAT_CHARS) {
-    showToast(`Chat messages can be at most ${MAX_CHAT_CHARS} characters.`);
-    return;
-  }
+  if ([...text].length > MAX_CHAT_CHARS) return showToast(`Chat messages can be at most ${MAX_CHAT_CHARS} characters.`);
   state.conn.sendChat(text);
   input.value = '';
 }
 
-function toggleChat() {
-  const chat = $('chat');
-  chat.hidden = !chat.hidden;
-  $('chat-toggle').setAttribute('aria-pressed', String(!chat.hidden));
-  if (!chat.hidden) {
-    setUnread(0);
-    $('chat-input').focus();
-  }
+/** @param {boolean} open @param {boolean} [focus] */
+function setChatOpen(open, focus = true) {
+  $('chat').hidden = !open;
+  $('chat-toggle').setAttribute('aria-pressed', String(open));
+  if (open) setUnread(0);
+  if (open && focus) $('chat-input').focus();
   layoutGrid();
 }
 
@@ -594,27 +505,30 @@ function setUnread(n) {
 
 // ---- wiring -------------------------------------------------------------------------------
 
+/** @param {string} id @param {string} type @param {(e: any) => void} fn */
+const on = (id, type, fn) => $(id).addEventListener(type, fn);
+
 function wire() {
-  $('join-form').addEventListener('submit', (/** @type {SubmitEvent} */ e) => {
+  on('join-form', 'submit', (e) => {
     e.preventDefault();
     join();
   });
-  $('home-form').addEventListener('submit', (/** @type {SubmitEvent} */ e) => {
+  on('home-form', 'submit', (e) => {
     e.preventDefault();
     const raw = $('home-room').value.trim();
     const id = raw.includes('/r/') ? raw.split('/r/')[1].split(/[/?#]/)[0] : raw;
     if (id) location.assign(`/r/${encodeURIComponent(id)}`);
   });
-  for (const id of ['pre-mute', 'mute-btn']) $(id).addEventListener('click', () => setAudio(!state.audioOn));
-  for (const id of ['pre-camera', 'camera-btn']) $(id).addEventListener('click', () => setVideo(!state.videoOn));
-  $('camera-select').addEventListener('change', () => switchDevice('video', $('camera-select').value));
-  $('mic-select').addEventListener('change', () => switchDevice('audio', $('mic-select').value));
-  $('chat-form').addEventListener('submit', sendChat);
+  for (const id of ['pre-mute', 'mute-btn']) on(id, 'click', () => setMedia('audio', !state.audioOn));
+  for (const id of ['pre-camera', 'camera-btn']) on(id, 'click', () => setMedia('video', !state.videoOn));
+  on('camera-select', 'change', () => switchDevice('video', $('camera-select').value));
+  on('mic-select', 'change', () => switchDevice('audio', $('mic-select').value));
+  on('chat-form', 'submit', sendChat);
+  on('chat-toggle', 'click', () => setChatOpen($('chat').hidden));
+  on('leave-btn', 'click', leave);
+  on('rejoin-btn', 'click', rejoin);
+  on('banner-rejoin', 'click', rejoin);
   $('chat-input').maxLength = MAX_CHAT_CHARS;
-  $('chat-toggle').addEventListener('click', toggleChat);
-  $('leave-btn').addEventListener('click', leave);
-  $('rejoin-btn').addEventListener('click', rejoin);
-  $('banner-rejoin').addEventListener('click', rejoin);
   new ResizeObserver(layoutGrid).observe($('grid'));
   window.addEventListener('pagehide', () => state.conn?.leave());
 }

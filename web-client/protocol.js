@@ -416,14 +416,17 @@ export class RoomConnection extends EventTarget {
     this.emit('server-error', { type: 'error', code: 'client_media', message: `Media setup failed: ${text}` });
   }
 
-  /** Derive the overall status from the connections that have started. */
+  /**
+   * Connected once our own media is up (right away when we publish nothing); reconnecting while
+   * either connection has lost its path. New subscriptions coming up do not count as connecting.
+   */
   updateMediaStatus() {
     if (this.ended || !this.you) return;
-    const states = [this.publish, this.subscribe]
-      .filter((p) => p && p.pc.getTransceivers().length > 0)
-      .map((p) => p?.pc.connectionState);
+    const peers = [this.publish, this.subscribe].filter((p) => p !== null);
+    const states = peers.map((p) => p.pc.connectionState);
+    const publishing = (this.publish?.pc.getTransceivers().length ?? 0) > 0;
     if (states.some((s) => s === 'disconnected' || s === 'failed')) this.setStatus('reconnecting');
-    else if (states.some((s) => s === 'new' || s === 'connecting')) this.setStatus('connecting');
+    else if (publishing && this.publish?.pc.connectionState !== 'connected') this.setStatus('connecting');
     else this.setStatus('connected');
   }
 

@@ -58,6 +58,16 @@ impl AppState {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The store, for tests that seed data.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Participants in a room right now (0 if it is not running).
+    pub fn registry_occupancy(&self, room_id: &str) -> usize {
+        self.registry.running(room_id).map_or(0, |h| h.occupancy())
+    }
+
     /// The join link of a room.
     pub fn join_url(&self, room_id: &str) -> String {
         format!("{}/r/{room_id}", self.public_url)

@@ -293,7 +293,6 @@ impl RoomTask {
                 self.drain();
             }
         }
-        self.occupancy.store(self.room.len(), Ordering::Relaxed);
     }
 
     fn handle_media(&mut self, event: MediaEvent) {
@@ -321,6 +320,8 @@ impl RoomTask {
     }
 
     fn drain(&mut self) {
+        // Before any message goes out, so whoever hears of a join or leave sees the new count.
+        self.occupancy.store(self.room.len(), Ordering::Relaxed);
         while let Some(output) = self.room.poll_output() {
             match output {
                 Output::Send { conn, msg } => self.send(conn, msg),

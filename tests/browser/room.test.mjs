@@ -108,7 +108,8 @@ async function stopServer() {
 /**
  * Runs in the page before any of its scripts: remember every RTCPeerConnection it creates, and
  * offer `__roundtableDecodedMedia()`, which counts the distinct inbound-rtp entries that decoded
- * video frames or received audio packets.
+ * video frames or received audio packets. `getStats()` is asynchronous and `waitForFunction`
+ * wants a synchronous answer, so a watcher keeps the latest count in `__roundtableMedia`.
  */
 function recordPeerConnections() {
   const Native = window.RTCPeerConnection;
@@ -133,6 +134,12 @@ function recordPeerConnections() {
     }
     return { video: video.size, audio: audio.size, peerConnections: created.length };
   };
+  window.__roundtableMedia = { video: 0, audio: 0, peerConnections: 0 };
+  const watch = async () => {
+    window.__roundtableMedia = await window.__roundtableDecodedMedia().catch(() => window.__roundtableMedia);
+    setTimeout(watch, 200);
+  };
+  watch();
 }
 
 /** Open a page at the room, with the peer-connection recorder and error logging installed. */
@@ -140,8 +147,12 @@ async function openPage(label, urlPath, initScripts = []) {
   const page = await env.context.newPage();
   page.on('pageerror', (e) => console.log(`[${label}] page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') console.log(`[${label}] console error: ${m.text()}`);
+    if (m.type() === 'error' && !m.text().includes('404 (Not Found)')) console.log(`[${label}] console error: ${m.text()}`);
   });
+  // Server refusals are worth seeing when something fails.
+  page.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+    if (String(payload).startsWith('{"type":"error"')) console.log(`[${label}] server error frame: ${payload}`);
+  }));
   await page.addInitScript(recordPeerConnections);
   for (const script of initScripts) await page.addInitScript(script);
   await page.goto(env.base + urlPath);
@@ -161,12 +172,9 @@ const tiles = (page) => page.locator('[data-participant-id]');
 async function expectMediaFrom(page, n, label) {
   const decoded = () => page.evaluate(() => window.__roundtableDecodedMedia());
   await page.waitForFunction(
-    async (want) => {
-      const got = await window.__roundtableDecodedMedia();
-      return got.video >= want && got.audio >= want;
-    },
+    (want) => window.__roundtableMedia.video >= want && window.__roundtableMedia.audio >= want,
     n,
-    { timeout: WAIT, polling: 250 },
+    { timeout: WAIT },
   ).catch(async (e) => {
     throw new Error(`${label}: media from ${n} others did not arrive in ${WAIT} ms (have ${JSON.stringify(await decoded())}): ${e.message}`);
   });

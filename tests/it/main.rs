@@ -1,4 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0, real SQLite and PostgreSQL, real WebRTC peers.
 
+mod client;
+mod common;
 mod pg;
+mod room_flow;
 mod store;

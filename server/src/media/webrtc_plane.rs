@@ -225,14 +225,16 @@ impl Session {
             .await
             .map_err(bad)?;
         let answer = self.publish.create_answer(None).await.map_err(bad)?;
-        self.publish
-            .set_local_description(answer.clone())
-            .await
-            .map_err(bad)?;
+        // Send before applying it: applying starts ICE gathering, and our candidates must not
+        // reach the client ahead of the description they belong to.
         self.send(ServerMsg::Answer {
             pc: PcRole::Publish,
-            sdp: answer.sdp,
+            sdp: answer.sdp.clone(),
         });
+        self.publish
+            .set_local_description(answer)
+            .await
+            .map_err(bad)?;
         Ok(())
     }
 
@@ -362,16 +364,17 @@ impl Session {
         let fail =
             |e: webrtc::error::Error| Reject::new(ErrorCode::Internal, format!("offer: {e}"));
         let offer = self.subscribe.create_offer(None).await.map_err(fail)?;
-        self.subscribe
-            .set_local_description(offer.clone())
-            .await
-            .map_err(fail)?;
-        self.negotiating = true;
-        self.dirty = false;
+        // Sent before it is applied, for the same reason as the publish answer.
         self.send(ServerMsg::Offer {
             pc: PcRole::Subscribe,
-            sdp: offer.sdp,
+            sdp: offer.sdp.clone(),
         });
+        self.negotiating = true;
+        self.dirty = false;
+        self.subscribe
+            .set_local_description(offer)
+            .await
+            .map_err(fail)?;
         Ok(())
     }
 

@@ -17,6 +17,9 @@ pub struct PgStore {
 impl PgStore {
     /// Connect to the database named by a `postgres://` URL and bring its schema up to date.
     /// The database itself must already exist.
+    ///
+    /// # Errors
+    /// A bad URL, an unreachable or refusing database, or a failed migration.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new().connect_with(options).await?;

@@ -25,6 +25,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating if needed, along with its directory) the database named by a
     /// `sqlite:PATH` / `sqlite://PATH` URL and bring its schema up to date.
+    ///
+    /// # Errors
+    /// A bad URL, a file or directory that cannot be created or opened, or a failed migration.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
