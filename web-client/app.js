@@ -79,11 +79,11 @@ function initials(name) {
   return words.slice(0, 2).map((w) => [...w][0].toUpperCase()).join('') || '?';
 }
 
-/** A stable colour per participant. @param {string} id */
-function avatarColor(id) {
-  let h = 0;
-  for (const ch of id) h = (h * 31 + ch.charCodeAt(0)) % 360;
-  return `hsl(${h} 45% 42%)`;
+/** A stable colour per participant; the golden angle keeps similar ids apart. @param {string} key */
+function avatarColor(key) {
+  let h = 7;
+  for (const ch of key) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return `hsl(${Math.round((h * 137.508) % 360)} 45% 42%)`;
 }
 
 /** @param {number} n @param {string} one @param {string} many */
@@ -371,7 +371,7 @@ function addPerson(info) {
   const self = info.id === state.you;
   tile.dataset.participantId = info.id;
   tile.classList.toggle('self', self);
-  tile.style.setProperty('--avatar', avatarColor(info.id));
+  tile.style.setProperty('--avatar', avatarColor(info.name + info.id));
   tile.querySelector('.initials').textContent = initials(info.name);
   const nameEl = tile.querySelector('.tile-name');
   nameEl.textContent = info.name;

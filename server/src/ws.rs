@@ -66,7 +66,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Close(_))) | None => break None,
                 Some(Err(e)) => {
                     tracing::debug!(conn = id, err = %e, "websocket read error");
-                    break None;
+                    break close_for(e);
                 }
             },
             Some(msg) = out_rx.recv() => {
@@ -211,5 +211,16 @@ impl Conn {
         if self.out_tx.try_send(msg).is_err() {
             tracing::warn!(conn = self.id, "outbound queue full; message dropped");
         }
+    }
+}
+
+/// The close frame for a read error, if the socket can still take one: an oversized frame
+/// gets 1009 with a stable reason; a broken socket gets nothing.
+fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Some((1009, "message_too_large")),
+        Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol_error")),
+        _ => None,
     }
 }

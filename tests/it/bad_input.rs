@@ -1,0 +1,303 @@
+//! Every malformed, oversized, unauthorised or out-of-order input gets a stable error code,
+//! and neither the connection (where it can continue) nor anyone else's is harmed.
+
+use signaling::wire::{self, ClientMsg, ErrorCode, PcRole, ServerMsg};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::client::{Ws, connect};
+use crate::common::TestServer;
+
+fn code_of(msg: &ServerMsg) -> Option<ErrorCode> {
+    match msg {
+        ServerMsg::Error { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+/// The connection still answers: a ping gets its pong.
+async fn still_alive(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
+    ws.send(&ClientMsg::Ping { id: Some(id) }).await?;
+    let pong = ws
+        .recv_until(|m| matches!(m, ServerMsg::Pong { .. }))
+        .await?;
+    assert_eq!(pong, ServerMsg::Pong { id: Some(id) });
+    Ok(())
+}
+
+async fn join(ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<ServerMsg> {
+    ws.send(&ClientMsg::Join {
+        v: wire::PROTOCOL_VERSION,
+        room: room.into(),
+        name: name.into(),
+    })
+    .await?;
+    ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
+        .await
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_messages_get_codes_and_the_connection_lives() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let mut ws = connect(server.addr).await?;
+    let cases: &[(&str, ErrorCode)] = &[
+        ("{not json", ErrorCode::BadJson),
+        ("42", ErrorCode::BadJson),
+        (r#"{"no_type":1}"#, ErrorCode::BadJson),
+        (r#"{"type":"teleport"}"#, ErrorCode::UnknownType),
+        (r#"{"type":"chat","text":5}"#, ErrorCode::BadJson),
+        (
+            r#"{"type":"join","v":1,"room":"x","name":"a","extra":true}"#,
+            ErrorCode::BadJson,
+        ),
+    ];
+    for (i, (text, code)) in cases.iter().enumerate() {
+        ws.send_text(*text).await?;
+        assert_eq!(code_of(&ws.recv().await?), Some(*code), "for {text}");
+        still_alive(&mut ws, i as u64).await?;
+    }
+    ws.socket.send(Message::binary(vec![1u8, 2, 3])).await?;
+    assert_eq!(code_of(&ws.recv().await?), Some(ErrorCode::BinaryFrame));
+    still_alive(&mut ws, 99).await
+}
+
+#[tokio::test]
+async fn messages_before_join_are_refused() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let mut ws = connect(server.addr).await?;
+    let before_join = [
+        ClientMsg::Chat { text: "hi".into() },
+        ClientMsg::MediaState {
+            audio: true,
+            video: true,
+        },
+        ClientMsg::Offer {
+            pc: PcRole::Publish,
+            sdp: "v=0".into(),
+        },
+        ClientMsg::Answer {
+            pc: PcRole::Subscribe,
+            sdp: "v=0".into(),
+        },
+        ClientMsg::Leave {},
+    ];
+    for msg in &before_join {
+        ws.send(msg).await?;
+        assert_eq!(
+            code_of(&ws.recv().await?),
+            Some(ErrorCode::NotJoined),
+            "for {msg:?}"
+        );
+    }
+    still_alive(&mut ws, 1).await
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused_without_harming_others() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Limits", 5).await?;
+    let mut bystander = connect(server.addr).await?;
+    assert!(matches!(
+        join(&mut bystander, &room, "Bystander").await?,
+        ServerMsg::Joined { .. }
+    ));
+
+    // Over the protocol limit: an error, and the connection carries on.
+    let mut ws = connect(server.addr).await?;
+    let big = format!(
+        r#"{{"type":"chat","text":"{}"}}"#,
+        "a".repeat(wire::MAX_MESSAGE_BYTES)
+    );
+    ws.send_text(big).await?;
+    assert_eq!(code_of(&ws.recv().await?), Some(ErrorCode::MessageTooLarge));
+    still_alive(&mut ws, 1).await?;
+
+    // Over the WebSocket limit: the server closes that connection with 1009.
+    let mut huge = connect(server.addr).await?;
+    huge.send_text("x".repeat(roundtable::ws::MAX_FRAME_BYTES + 1))
+        .await?;
+    // The server ends that connection: a close frame with 1009, or, when the unread rest of
+    // the frame is still in the server's socket buffer, a TCP reset that overtakes it.
+    let ended = loop {
+        let next = tokio::time::timeout(crate::client::WAIT, huge.socket.next()).await;
+        match next.expect("the server must end an oversized connection") {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| (f.code, f.reason.to_string())),
+            Some(Ok(_)) => continue,
+            Some(Err(tokio_tungstenite::tungstenite::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                break Some((CloseCode::Size, "message_too_large".to_string()));
+            }
+            other => panic!("the oversized connection ended with {other:?}"),
+        }
+    };
+    assert_eq!(
+        ended,
+        Some((CloseCode::Size, "message_too_large".to_string()))
+    );
+
+    // Nobody else noticed; the server still accepts connections.
+    still_alive(&mut bystander, 2).await?;
+    still_alive(&mut ws, 3).await?;
+    let mut fresh = connect(server.addr).await?;
+    still_alive(&mut fresh, 4).await
+}
+
+#[tokio::test]
+async fn join_refusals_have_codes_and_allow_a_retry() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Small", 1).await?;
+    let mut ws = connect(server.addr).await?;
+    assert_eq!(
+        code_of(&join(&mut ws, "no-such-room", "Ann").await?),
+        Some(ErrorCode::RoomNotFound)
+    );
+    ws.send(&ClientMsg::Join {
+        v: 2,
+        room: room.clone(),
+        name: "Ann".into(),
+    })
+    .await?;
+    assert_eq!(
+        code_of(&ws.recv().await?),
+        Some(ErrorCode::UnsupportedVersion)
+    );
+    assert_eq!(
+        code_of(&join(&mut ws, &room, "").await?),
+        Some(ErrorCode::BadName)
+    );
+    assert!(matches!(
+        join(&mut ws, &room, "Ann").await?,
+        ServerMsg::Joined { .. }
+    ));
+    assert_eq!(
+        code_of(&join(&mut ws, &room, "Ann").await?),
+        Some(ErrorCode::AlreadyJoined)
+    );
+
+    let mut second = connect(server.addr).await?;
+    assert_eq!(
+        code_of(&join(&mut second, &room, "Bo").await?),
+        Some(ErrorCode::RoomFull)
+    );
+    // When Ann leaves, Bo's retry on the same connection succeeds.
+    ws.send(&ClientMsg::Leave {}).await?;
+    ws.recv_until(|m| matches!(m, ServerMsg::Left {})).await?;
+    assert!(matches!(
+        join(&mut second, &room, "Bo").await?,
+        ServerMsg::Joined { .. }
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn chat_limits_have_codes() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Chatty", 5).await?;
+    let mut ws = connect(server.addr).await?;
+    join(&mut ws, &room, "Ann").await?;
+    ws.send(&ClientMsg::Chat {
+        text: "x".repeat(wire::MAX_CHAT_CHARS + 1),
+    })
+    .await?;
+    assert_eq!(
+        code_of(
+            &ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
+                .await?
+        ),
+        Some(ErrorCode::ChatTooLong)
+    );
+    ws.send(&ClientMsg::Chat { text: "  ".into() }).await?;
+    assert_eq!(
+        code_of(
+            &ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
+                .await?
+        ),
+        Some(ErrorCode::ChatEmpty)
+    );
+    for i in 0..5 {
+        ws.send(&ClientMsg::Chat {
+            text: format!("m{i}"),
+        })
+        .await?;
+        let msg = ws
+            .recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
+            .await?;
+        assert!(matches!(msg, ServerMsg::Chat { .. }), "{msg:?}");
+    }
+    ws.send(&ClientMsg::Chat {
+        text: "flood".into(),
+    })
+    .await?;
+    assert_eq!(
+        code_of(
+            &ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
+                .await?
+        ),
+        Some(ErrorCode::RateLimited)
+    );
+    still_alive(&mut ws, 1).await
+}
+
+#[tokio::test]
+async fn garbage_sdp_and_out_of_order_negotiation_get_codes() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Negotiation", 5).await?;
+    let mut ws = connect(server.addr).await?;
+    join(&mut ws, &room, "Ann").await?;
+    let errors = |m: &ServerMsg| matches!(m, ServerMsg::Error { .. });
+    ws.send(&ClientMsg::Offer {
+        pc: PcRole::Publish,
+        sdp: "this is not sdp".into(),
+    })
+    .await?;
+    assert_eq!(
+        code_of(&ws.recv_until(errors).await?),
+        Some(ErrorCode::BadSdp)
+    );
+    ws.send(&ClientMsg::Offer {
+        pc: PcRole::Subscribe,
+        sdp: "v=0".into(),
+    })
+    .await?;
+    assert_eq!(
+        code_of(&ws.recv_until(errors).await?),
+        Some(ErrorCode::WrongNegotiationState)
+    );
+    ws.send(&ClientMsg::Answer {
+        pc: PcRole::Subscribe,
+        sdp: "v=0".into(),
+    })
+    .await?;
+    assert_eq!(
+        code_of(&ws.recv_until(errors).await?),
+        Some(ErrorCode::WrongNegotiationState)
+    );
+    ws.send(&ClientMsg::Answer {
+        pc: PcRole::Publish,
+        sdp: "v=0".into(),
+    })
+    .await?;
+    assert_eq!(
+        code_of(&ws.recv_until(errors).await?),
+        Some(ErrorCode::WrongNegotiationState)
+    );
+    let bad = signaling::wire::IceCandidate {
+        candidate: "candidate:garbage".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    };
+    ws.send(&ClientMsg::Candidate {
+        pc: PcRole::Publish,
+        candidate: bad,
+    })
+    .await?;
+    assert_eq!(
+        code_of(&ws.recv_until(errors).await?),
+        Some(ErrorCode::BadCandidate)
+    );
+    still_alive(&mut ws, 1).await
+}
+
+use futures_util::{SinkExt, StreamExt};
