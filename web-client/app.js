@@ -158,6 +158,7 @@ function mediaErrorText(err) {
 async function startPreview() {
   const { stream, error } = await acquireMedia(localStorage.getItem(STORE.audio), localStorage.getItem(STORE.video));
   state.stream = stream;
+  for (const t of stream.getTracks()) t.enabled = t.kind === 'audio' ? state.audioOn : state.videoOn;
   showPreview();
   setNotice($('media-error'), error ? mediaErrorText(error) : null);
   renderToggles();

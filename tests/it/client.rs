@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roundtable::media::peer::{self, PeerNet};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -21,8 +22,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::MediaStreamTrack;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
@@ -37,6 +38,10 @@ pub const WAIT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct MediaLog {
     packets: Mutex<HashMap<(String, MediaKind), Vec<Received>>>,
+    /// Keyframe requests (PLI/FIR) this client received as a publisher, per kind.
+    keyframe_requests: Mutex<HashMap<MediaKind, usize>>,
+    /// Remote video tracks, to send keyframe requests on as a subscriber would.
+    remote_video: Mutex<Vec<Arc<dyn TrackRemote>>>,
     changed: Notify,
 }
 
@@ -56,6 +61,30 @@ impl MediaLog {
         map.get(&(publisher.to_string(), kind))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Keyframe requests received for this client's track of `kind`.
+    pub fn keyframe_requests(&self, kind: MediaKind) -> usize {
+        self.keyframe_requests
+            .lock()
+            .unwrap()
+            .get(&kind)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Send a PLI on every received video track, as a browser does when it cannot decode.
+    pub async fn request_keyframes(&self) -> anyhow::Result<()> {
+        let tracks = self.remote_video.lock().unwrap().clone();
+        for track in tracks {
+            let ssrc = track.ssrcs().await.first().copied().context("no ssrc")?;
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            track.write_rtcp(vec![Box::new(pli)]).await?;
+        }
+        Ok(())
     }
 
     /// Wait until `done` holds over the log.
@@ -121,6 +150,9 @@ impl PeerConnectionEventHandler for Handler {
                 RtpCodecKind::Audio => MediaKind::Audio,
                 _ => MediaKind::Video,
             };
+            if kind == MediaKind::Video {
+                media.remote_video.lock().unwrap().push(track.clone());
+            }
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(p) = event {
                     let counter = p
@@ -227,7 +259,7 @@ impl Client {
                 media: media.clone(),
             })
         };
-        let publish = peer::build(&PeerNet::loopback(), handler(PcRole::Publish), false).await?;
+        let publish = peer::build(&PeerNet::loopback(), handler(PcRole::Publish), true).await?;
         let subscribe =
             peer::build(&PeerNet::loopback(), handler(PcRole::Subscribe), false).await?;
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -280,6 +312,16 @@ impl Client {
         .await?;
         let pt_a = payload_type(&audio_sender, "audio/opus").await?;
         let pt_v = payload_type(&video_sender, "video/vp8").await?;
+        for (track, kind) in [
+            (audio.clone(), MediaKind::Audio),
+            (video.clone(), MediaKind::Video),
+        ] {
+            self.tasks.push(tokio::spawn(count_keyframe_requests(
+                track,
+                kind,
+                self.media.clone(),
+            )));
+        }
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             for seq in 0..packets {
@@ -370,6 +412,24 @@ impl Client {
         }
         let _ = self.publish.close().await;
         let _ = self.subscribe.close().await;
+    }
+}
+
+async fn count_keyframe_requests(
+    track: Arc<TrackLocalStaticRTP>,
+    kind: MediaKind,
+    media: Arc<MediaLog>,
+) {
+    while let Some(event) = track.poll().await {
+        if let TrackLocalEvent::OnRtcpPacket(_) = event {
+            *media
+                .keyframe_requests
+                .lock()
+                .unwrap()
+                .entry(kind)
+                .or_default() += 1;
+            media.changed.notify_waiters();
+        }
     }
 }
 

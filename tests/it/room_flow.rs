@@ -61,6 +61,32 @@ pub async fn room_flow(server: &TestServer) -> anyhow::Result<()> {
         }
     }
 
+    // Keyframes: the server asked each publisher for one when its subscribers' answers arrived,
+    // and a subscriber's own picture-loss request reaches the publisher.
+    for c in &clients {
+        assert!(
+            c.media.keyframe_requests(MediaKind::Video) >= 1,
+            "{} got no PLI on subscribe",
+            c.id
+        );
+        assert_eq!(
+            c.media.keyframe_requests(MediaKind::Audio),
+            0,
+            "audio needs no keyframes"
+        );
+    }
+    let before = clients[0].media.keyframe_requests(MediaKind::Video);
+    let relayed = tokio::time::timeout(crate::client::WAIT, async {
+        // Repeated like a browser repeats them: the server throttles requests per publisher.
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+        while clients[0].media.keyframe_requests(MediaKind::Video) == before {
+            every.tick().await;
+            clients[1].media.request_keyframes().await?;
+        }
+        anyhow::Ok(())
+    });
+    relayed.await??;
+
     // Chat reaches everyone, and a late joiner gets it as history.
     clients[0].send(ClientMsg::Chat {
         text: "Weekly calls kept partners engaged".into(),
