@@ -364,17 +364,19 @@ function resetCall() {
 
 // ---- tiles --------------------------------------------------------------------------------
 
-/** @param {ParticipantInfo} info */
+/** @param {ParticipantInfo} info @returns {void} */
 function addPerson(info) {
   if (state.people.has(info.id)) return updatePerson(info);
   const tile = /** @type {HTMLElement} */ ($('tile-template').content.firstElementChild.cloneNode(true));
-  const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+  /** @param {string} sel */
+  const part = (sel) => /** @type {HTMLElement} */ (tile.querySelector(sel));
+  const video = /** @type {HTMLVideoElement} */ (part('video'));
   const self = info.id === state.you;
   tile.dataset.participantId = info.id;
   tile.classList.toggle('self', self);
   tile.style.setProperty('--avatar', avatarColor(info.name + info.id));
-  tile.querySelector('.initials').textContent = initials(info.name);
-  const nameEl = tile.querySelector('.tile-name');
+  part('.initials').textContent = initials(info.name);
+  const nameEl = part('.tile-name');
   nameEl.textContent = info.name;
   /** @type {Person} */
   const person = { info, tile, video, tracks: [] };
@@ -392,7 +394,7 @@ function addPerson(info) {
   layoutGrid();
 }
 
-/** @param {ParticipantInfo} info */
+/** @param {ParticipantInfo} info @returns {void} */
 function updatePerson(info) {
   const person = state.people.get(info.id);
   if (!person) return addPerson(info);

@@ -326,8 +326,9 @@ export class RoomConnection extends EventTarget {
     }
     this.pingTimer = setInterval(() => this.keepAlive(), PING_INTERVAL_MS);
     this.emit('joined', msg);
-    for (const track of this.stream?.getTracks() ?? []) {
-      this.publish.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+    const stream = this.stream;
+    for (const track of stream?.getTracks() ?? []) {
+      this.publish.pc.addTransceiver(track, { direction: 'sendonly', streams: stream ? [stream] : [] });
     }
     this.updateMediaStatus();
     this.negotiatePublish();

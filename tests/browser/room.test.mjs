@@ -77,6 +77,8 @@ function startServer(bin, dataDir) {
   const log = createWriteStream(logPath);
   const child = spawn(bin, ['--data-dir', dataDir, '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   env.server = child;
+  // Should the runner itself die (a timeout, Ctrl-C), leave no server behind.
+  process.once('exit', () => child.kill('SIGKILL'));
   child.stderr.pipe(log);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "listening on" line within ${WAIT} ms; see ${logPath}`)), WAIT);
