@@ -4,7 +4,7 @@
  * All wire-protocol and peer-connection work lives in protocol.js.
  */
 import {
-  RoomConnection, fetchRoom, acquireMedia, getUserMedia, trackConstraints, MAX_CHAT_CHARS, MAX_NAME_CHARS,
+  RoomConnection, fetchRoom, acquireMedia, describeMediaError, getUserMedia, trackConstraints, MAX_CHAT_CHARS, MAX_NAME_CHARS,
 } from '/assets/protocol.js';
 
 /** @typedef {import('/assets/protocol.js').ParticipantInfo} ParticipantInfo */
@@ -38,6 +38,8 @@ const state = {
   people: new Map(),
   lastChatSeq: -Infinity,
   unread: 0,
+  /** Settles once the camera and microphone were asked for; joining waits for it. @type {Promise<void>} */
+  mediaReady: Promise.resolve(),
 };
 
 // ---- small helpers ------------------------------------------------------------------------
@@ -98,7 +100,8 @@ async function boot() {
   $('name').value = localStorage.getItem(STORE.name) ?? '';
   showScreen('prejoin');
   const roomExists = loadRoom();
-  await startPreview();
+  state.mediaReady = startPreview();
+  await state.mediaReady;
   if (!(await roomExists)) stopLocalMedia();
 }
 
@@ -135,32 +138,12 @@ function showNoSuchRoom() {
 
 // ---- local media --------------------------------------------------------------------------
 
-/** A plain-language explanation of a getUserMedia failure. @param {DOMException} err */
-function mediaErrorText(err) {
-  const watch = 'You can still join to watch and listen.';
-  switch (err.name) {
-    case 'NotAllowedError':
-      return `Camera and microphone access is blocked. Allow it in your browser's site settings and reload. ${watch}`;
-    case 'NotFoundError':
-    case 'OverconstrainedError':
-      if (hasAudio()) return 'No camera was found. You can join with your microphone only.';
-      if (hasVideo()) return 'No microphone was found. Others will see you but not hear you.';
-      return `No camera or microphone was found. ${watch}`;
-    case 'NotReadableError':
-      return `Your camera or microphone is in use by another application. Close it and reload. ${watch}`;
-    case 'SecurityError':
-      return `Camera and microphone only work on a secure (https) connection. ${watch}`;
-    default:
-      return `Could not start your camera or microphone (${err.message || err.name}). ${watch}`;
-  }
-}
-
 async function startPreview() {
   const { stream, error } = await acquireMedia(localStorage.getItem(STORE.audio), localStorage.getItem(STORE.video));
   state.stream = stream;
   for (const t of stream.getTracks()) t.enabled = t.kind === 'audio' ? state.audioOn : state.videoOn;
   showPreview();
-  setNotice($('media-error'), error ? mediaErrorText(error) : null);
+  setNotice($('media-error'), error ? describeMediaError(error, stream) : null);
   renderToggles();
   await fillDeviceSelects();
 }
@@ -245,7 +228,7 @@ function renderToggles() {
 
 // ---- joining and leaving ------------------------------------------------------------------
 
-function join() {
+async function join() {
   const name = $('name').value.trim();
   if (!name || [...name].length > MAX_NAME_CHARS) {
     setJoinBusy(false);
@@ -255,6 +238,7 @@ function join() {
   localStorage.setItem(STORE.name, name);
   setNotice($('join-error'), null);
   setJoinBusy(true);
+  await state.mediaReady; // a click during the permission prompt joins with the media that follows
   const conn = new RoomConnection({ roomId: state.roomId, name, stream: state.stream });
   state.conn = conn;
   for (const [type, handler] of Object.entries(connHandlers)) {
@@ -348,7 +332,7 @@ async function rejoin() {
   resetCall();
   showScreen('prejoin');
   setJoinBusy(true);
-  if (!state.stream.getTracks().some((t) => t.readyState === 'live')) await startPreview();
+  if (!state.stream.getTracks().some((t) => t.readyState === 'live')) state.mediaReady = startPreview();
   join();
 }
 

@@ -109,6 +109,29 @@ export async function acquireMedia(audioDevice, videoDevice) {
   }
 }
 
+/**
+ * What went wrong with the camera or microphone, in plain words for the pre-join screen.
+ * @param {DOMException} err from {@link acquireMedia} @param {MediaStream} got the tracks that did come
+ */
+export function describeMediaError(err, got) {
+  const watch = 'You can still join to watch and listen.';
+  switch (err.name) {
+    case 'NotAllowedError':
+      return `Camera and microphone access is blocked. Allow it in your browser's site settings and reload. ${watch}`;
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      if (got.getAudioTracks().length) return 'No camera was found. You can join with your microphone only.';
+      if (got.getVideoTracks().length) return 'No microphone was found. Others will see you but not hear you.';
+      return `No camera or microphone was found. ${watch}`;
+    case 'NotReadableError':
+      return `Your camera or microphone is in use by another application. Close it and reload. ${watch}`;
+    case 'SecurityError':
+      return `Camera and microphone only work on a secure (https) connection. ${watch}`;
+    default:
+      return `Could not start your camera or microphone (${err.message || err.name}). ${watch}`;
+  }
+}
+
 // ---- signaling and peer connections ------------------------------------------------------
 
 /** One peer connection plus its queue of early remote candidates and serialised SDP work. */

@@ -108,9 +108,11 @@ impl Conn {
             ClientMsg::Ping { id } => self.send(ServerMsg::Pong { id }),
             ClientMsg::Join { v, room, name } => self.join(v, room, name).await,
             ClientMsg::Leave {} => self.leave(LeaveReason::Left).await,
-            ClientMsg::Chat { text } => self.to_room(|conn| RoomCmd::Chat { conn, text }).await,
+            ClientMsg::Chat { text } => {
+                self.send_to_room(|conn| RoomCmd::Chat { conn, text }).await
+            }
             ClientMsg::MediaState { audio, video } => {
-                self.to_room(|conn| RoomCmd::MediaState { conn, audio, video })
+                self.send_to_room(|conn| RoomCmd::MediaState { conn, audio, video })
                     .await
             }
             ClientMsg::Offer { pc, sdp } => self.signal(Signal::Offer { pc, sdp }),
@@ -185,7 +187,7 @@ impl Conn {
             .await;
     }
 
-    async fn to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
+    async fn send_to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
         let Some(member) = &self.member else {
             return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
         };

@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use signaling::wire::{self, ClientMsg, IceCandidate, MediaKind, PcRole, ServerMsg};
+use signaling::wire::{self, ClientMsg, MediaKind, PcRole, ServerMsg};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -26,8 +26,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -127,14 +126,8 @@ struct Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let Ok(c) = event.candidate.to_json() else {
+        let Some(candidate) = peer::candidate_to_wire(&event.candidate) else {
             return;
-        };
-        let candidate = IceCandidate {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_m_line_index: c.sdp_mline_index,
-            username_fragment: c.username_fragment,
         };
         let _ = self.out.send(ClientMsg::Candidate {
             pc: self.role,
@@ -523,14 +516,9 @@ async fn apply(
             } else {
                 subscribe
             };
-            let init = RTCIceCandidateInit {
-                candidate: candidate.candidate.clone(),
-                sdp_mid: candidate.sdp_mid.clone(),
-                sdp_mline_index: candidate.sdp_m_line_index,
-                username_fragment: candidate.username_fragment.clone(),
-                ..Default::default()
-            };
-            target.add_ice_candidate(init).await?;
+            target
+                .add_ice_candidate(peer::candidate_from_wire(candidate.clone()))
+                .await?;
         }
         _ => {}
     }

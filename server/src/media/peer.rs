@@ -13,6 +13,9 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
+use signaling::wire::IceCandidate;
+use webrtc::peer_connection::{RTCIceCandidate, RTCIceCandidateInit};
+
 use super::rtcp_forward::{KeyframeRequestForwarder, SLOT};
 
 /// Where a peer binds its socket and what it advertises.
@@ -70,4 +73,26 @@ pub async fn build(
         .build()
         .await?;
     Ok(Arc::new(pc))
+}
+
+/// A gathered local candidate in the wire's shape (`None` if webrtc-rs cannot express it).
+pub fn candidate_to_wire(candidate: &RTCIceCandidate) -> Option<IceCandidate> {
+    let init = candidate.to_json().ok()?;
+    Some(IceCandidate {
+        candidate: init.candidate,
+        sdp_mid: init.sdp_mid,
+        sdp_m_line_index: init.sdp_mline_index,
+        username_fragment: init.username_fragment,
+    })
+}
+
+/// A remote candidate from the wire, for `add_ice_candidate`.
+pub fn candidate_from_wire(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment,
+        ..Default::default()
+    }
 }

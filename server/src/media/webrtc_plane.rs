@@ -23,8 +23,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -262,13 +262,7 @@ impl Session {
         if c.candidate.is_empty() {
             return Ok(()); // end of candidates
         }
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_m_line_index,
-            username_fragment: c.username_fragment,
-            ..Default::default()
-        };
+        let init = peer::candidate_from_wire(c);
         let target = match pc {
             PcRole::Publish => &self.publish,
             PcRole::Subscribe => &self.subscribe,
@@ -585,14 +579,8 @@ struct PcHandler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for PcHandler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let Ok(init) = event.candidate.to_json() else {
+        let Some(candidate) = peer::candidate_to_wire(&event.candidate) else {
             return;
-        };
-        let candidate = IceCandidate {
-            candidate: init.candidate,
-            sdp_mid: init.sdp_mid,
-            sdp_m_line_index: init.sdp_mline_index,
-            username_fragment: init.username_fragment,
         };
         // Never block the peer connection's driver on a slow WebSocket.
         let _ = self.to_client.try_send(ServerMsg::Candidate {

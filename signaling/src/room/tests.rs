@@ -296,7 +296,7 @@ fn tracks_are_routed_to_everyone_else_and_cleaned_up() {
             reason: LeaveReason::Disconnected
         })
     );
-    assert!(h.room.is_empty() == false);
+    assert_eq!(h.room.len(), 2, "Bo and Cy remain");
 }
 
 #[test]
