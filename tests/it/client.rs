@@ -12,6 +12,9 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roundtable::media::peer::{self, PeerNet};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -84,6 +87,27 @@ impl MediaLog {
             track.write_rtcp(vec![Box::new(pli)]).await?;
         }
         Ok(())
+    }
+
+    /// Send a NACK for `seqs` on the received video track from `publisher`, as a receiver
+    /// that lost them would.
+    pub async fn nack(&self, publisher: &str, seqs: &[u16]) -> anyhow::Result<()> {
+        let tracks = self.remote_video.lock().unwrap().clone();
+        for track in tracks {
+            if track.stream_id().await != publisher {
+                continue;
+            }
+            let ssrc = track.ssrcs().await.first().copied().context("no ssrc")?;
+            let nacks = nack_pairs_from_sequence_numbers(seqs);
+            let nack = TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+                nacks,
+            };
+            track.write_rtcp(vec![Box::new(nack)]).await?;
+            return Ok(());
+        }
+        bail!("no video track from {publisher}")
     }
 
     /// Wait until `done` holds over the log.

@@ -192,3 +192,42 @@ fn check_contiguous(
     );
     Ok(())
 }
+
+/// NACK works downstream: when a subscriber reports a packet lost, the server's sender
+/// retransmits it from its history, and the subscriber receives that sequence number again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_nack_is_answered_with_a_retransmission() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Loss", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let bo = Client::join(server.addr, &room, "Bo").await?;
+    ann.publish(VIDEO_PACKETS).await?;
+    bo.media
+        .wait_for("40 video packets", |log| {
+            log.from(&ann.id, MediaKind::Video).len() >= 40
+        })
+        .await?;
+    let lost = bo.media.from(&ann.id, MediaKind::Video)[20].seq;
+    let count = |log: &MediaLog| {
+        log.from(&ann.id, MediaKind::Video)
+            .iter()
+            .filter(|r| r.seq == lost)
+            .count()
+    };
+    assert_eq!(count(&bo.media), 1);
+    bo.media.nack(&ann.id, &[lost]).await?;
+    bo.media
+        .wait_for("the retransmission", |log| count(log) == 2)
+        .await?;
+    let again = bo
+        .media
+        .from(&ann.id, MediaKind::Video)
+        .into_iter()
+        .filter(|r| r.seq == lost)
+        .collect::<Vec<_>>();
+    assert!(
+        again.iter().all(|r| r.counter == u64::from(lost)),
+        "the retransmitted payload is the original"
+    );
+    Ok(())
+}
