@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -55,8 +56,13 @@ pub async fn build(
     if forward_keyframe_requests {
         registry = registry.with(Slot::from(SLOT), KeyframeRequestForwarder::default());
     }
-    let mut settings =
-        SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    // A browser's checks often reach us before its trickled candidate does, so its address is
+    // first learned as peer-reflexive. webrtc-rs waits 1 s before nominating such a pair
+    // (500 ms for server-reflexive); a server with a known address gains nothing by waiting.
+    let mut settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_srflx_acceptance_min_wait(Some(Duration::ZERO));
     if let Some(ip) = net.advertise_ip.filter(|ip| *ip != net.bind_ip) {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }

@@ -38,6 +38,8 @@ enum Cmd {
     Subscribe(Arc<Producer>),
     Unsubscribe(String),
     RemoteTrack(Arc<dyn TrackRemote>),
+    /// The subscribe connection reached `connected` (DTLS done: SRTP can flow).
+    SubscribeConnected,
     Close,
 }
 
@@ -133,6 +135,8 @@ struct Session {
     negotiating: bool,
     /// The subscribe side changed since the last offer.
     dirty: bool,
+    /// The subscribe connection is up; before that, forwarded RTP could not be encrypted.
+    subscribe_connected: bool,
 }
 
 impl Session {
@@ -169,24 +173,50 @@ impl Session {
             next_track: 1,
             negotiating: false,
             dirty: false,
+            subscribe_connected: false,
         })
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         while let Some(cmd) = rx.recv().await {
-            let result = match cmd {
-                Cmd::Signal(signal) => self.handle_signal(signal).await,
-                Cmd::Subscribe(producer) => self.handle_subscribe(producer).await,
-                Cmd::Unsubscribe(id) => self.handle_unsubscribe(&id).await,
-                Cmd::RemoteTrack(track) => self.handle_remote_track(track).await,
-                Cmd::Close => break,
-            };
-            if let Err(reject) = result {
-                tracing::debug!(participant = %self.ctx.participant, ?reject, "session refused");
-                let _ = self.ctx.to_client.try_send(reject.into());
+            if !self.handle(cmd).await {
+                break;
+            }
+            // Fold everything already queued (a publisher's audio and video, several
+            // departures) into one renegotiation.
+            let mut open = true;
+            while open && let Ok(cmd) = rx.try_recv() {
+                open = self.handle(cmd).await;
+            }
+            if !open {
+                break;
+            }
+            if let Err(reject) = self.renegotiate().await {
+                self.send(reject.into());
             }
         }
         self.shutdown().await;
+    }
+
+    /// Handle one command; `false` means close the session.
+    async fn handle(&mut self, cmd: Cmd) -> bool {
+        let result = match cmd {
+            Cmd::Signal(signal) => self.handle_signal(signal).await,
+            Cmd::Subscribe(producer) => self.handle_subscribe(producer).await,
+            Cmd::Unsubscribe(id) => self.handle_unsubscribe(&id).await,
+            Cmd::RemoteTrack(track) => self.handle_remote_track(track).await,
+            Cmd::SubscribeConnected => {
+                self.subscribe_connected = true;
+                self.activate_consumers().await;
+                Ok(())
+            }
+            Cmd::Close => return false,
+        };
+        if let Err(reject) = result {
+            tracing::debug!(participant = %self.ctx.participant, ?reject, "session refused");
+            self.send(reject.into());
+        }
+        true
     }
 
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), Reject> {
@@ -334,7 +364,7 @@ impl Session {
         };
         self.downstream.insert(id, down);
         self.dirty = true;
-        self.renegotiate().await
+        Ok(())
     }
 
     async fn handle_unsubscribe(&mut self, track_id: &str) -> Result<(), Reject> {
@@ -347,7 +377,7 @@ impl Session {
             tracing::debug!(%e, "remove_track");
         }
         self.dirty = true;
-        self.renegotiate().await
+        Ok(())
     }
 
     /// Offer on `subscribe` if something changed and no offer is outstanding.
@@ -375,6 +405,9 @@ impl Session {
     /// After an answer: learn each new consumer's payload type, start reading its RTCP, and
     /// ask its publisher for a keyframe (a request sent earlier would have been wasted).
     async fn activate_consumers(&mut self) {
+        if !self.subscribe_connected {
+            return; // done again on `SubscribeConnected`
+        }
         let now = Instant::now();
         for down in self.downstream.values_mut() {
             if down.payload_type.load(Ordering::Relaxed) != 0 {
@@ -597,5 +630,11 @@ impl PeerConnectionEventHandler for PcHandler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(participant = %self.participant, pc = ?self.role, %state, "peer connection");
+        if self.role == PcRole::Subscribe
+            && state == RTCPeerConnectionState::Connected
+            && let Some(cmd) = self.cmd.upgrade()
+        {
+            let _ = cmd.send(Cmd::SubscribeConnected).await;
+        }
     }
 }
