@@ -44,6 +44,8 @@ pub struct Inner {
     admin_token_hash: [u8; 32],
     public_url: String,
     next_conn: AtomicU64,
+    /// Flips to `true` when the server stops; every WebSocket task watches it.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -54,6 +56,10 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -66,6 +72,11 @@ impl AppState {
     /// Participants in a room right now (0 if it is not running).
     pub fn registry_occupancy(&self, room_id: &str) -> usize {
         self.registry.running(room_id).map_or(0, |h| h.occupancy())
+    }
+
+    /// Peer connections the media plane has open now.
+    pub fn live_peer_connections(&self) -> usize {
+        self.registry.plane().live_connections()
     }
 
     /// The join link of a room.
@@ -142,6 +153,7 @@ impl Server {
             admin_token_hash,
             public_url,
             next_conn: AtomicU64::new(1),
+            stopping: tokio::sync::watch::channel(false).0,
         };
         let state = AppState {
             inner: Arc::new(inner),
@@ -169,7 +181,14 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stopping = self.state.stopping.clone();
         let app = http::app(self.state);
+        // Graceful shutdown waits for open connections, and a WebSocket never ends by itself:
+        // tell every connection to close (1001) first, or Ctrl-C would wait for the last user.
+        let shutdown = async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        };
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -122,6 +122,11 @@ impl Registry {
         })
     }
 
+    /// The media plane rooms use.
+    pub fn plane(&self) -> &dyn MediaPlane {
+        self.plane.as_ref()
+    }
+
     /// The handle of a running room, if it is running.
     pub fn running(&self, id: &str) -> Option<RoomHandle> {
         self.lock().get(id).cloned()

@@ -51,6 +51,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    let mut stopping = conn.state.stopping();
     let close: Option<(u16, &str)> = loop {
         tokio::select! {
             frame = stream.next() => match frame {
@@ -78,6 +79,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                     break Some((1000, "left"));
                 }
             }
+            _ = stopping.changed() => break Some((1001, "server_shutdown")),
             _ = ping.tick() => {
                 if last_heard.elapsed() >= IDLE_TIMEOUT {
                     break Some((1001, "keepalive_timeout"));

@@ -89,6 +89,8 @@ pub trait MediaSession: Send + Sync {
 pub trait MediaPlane: Send + Sync + 'static {
     /// Open a session for a participant who just joined.
     fn open_session(&self, ctx: SessionCtx) -> Arc<dyn MediaSession>;
+    /// Peer connections open now (their sockets included); for metrics and leak tests.
+    fn live_connections(&self) -> usize;
 }
 
 pub(crate) fn queue_full() -> Reject {

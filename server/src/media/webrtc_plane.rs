@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -49,12 +49,16 @@ const SESSION_QUEUE: usize = 256;
 /// The webrtc-rs media plane.
 pub struct WebrtcPlane {
     net: PeerNet,
+    live: Arc<AtomicUsize>,
 }
 
 impl WebrtcPlane {
     /// A plane whose peers bind and advertise as `net` says.
     pub fn new(net: PeerNet) -> Self {
-        WebrtcPlane { net }
+        WebrtcPlane {
+            net,
+            live: Arc::new(AtomicUsize::new(0)),
+        }
     }
 }
 
@@ -63,10 +67,15 @@ impl MediaPlane for WebrtcPlane {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let weak = tx.downgrade();
         let net = self.net.clone();
+        let live = self.live.clone();
         tokio::spawn(async move {
             let participant = ctx.participant.clone();
             match Session::start(net, ctx, weak).await {
-                Ok(session) => session.run(rx).await,
+                Ok(session) => {
+                    live.fetch_add(2, Ordering::Relaxed);
+                    session.run(rx).await;
+                    live.fetch_sub(2, Ordering::Relaxed);
+                }
                 Err((ctx, err)) => {
                     tracing::warn!(%participant, %err, "media session failed to start");
                     let msg = Reject::new(ErrorCode::MediaUnavailable, format!("media: {err}"));
@@ -75,6 +84,10 @@ impl MediaPlane for WebrtcPlane {
             }
         });
         Arc::new(WebrtcSession { tx })
+    }
+
+    fn live_connections(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 }
 

@@ -1,0 +1,75 @@
+//! Server life: stopping it closes every WebSocket with 1001 instead of waiting forever.
+
+use roundtable_loadgen::client::{Client, connect};
+use signaling::wire::{self, ClientMsg, MediaKind, ServerMsg};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::TestServer;
+
+#[tokio::test]
+async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Closing time", 5).await?;
+    let mut ws = connect(server.addr).await?;
+    let join = ClientMsg::Join { v: wire::PROTOCOL_VERSION, room, name: "Ann".into() };
+    ws.send(&join).await?;
+    ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. })).await?;
+    drop(server);
+    let close = loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(30), ws.socket.next()).await;
+        match next.expect("the server must close the socket when it stops") {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("expected a close frame, got {other:?}"),
+        }
+    };
+    let frame = close.expect("a close frame with a code");
+    assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::Away, "server_shutdown"));
+    Ok(())
+}
+
+use futures_util::StreamExt;
+
+/// Leaving, cleanly or by a closed tab, frees everything the participant had: once everyone
+/// is gone, this test's runtime is back to the tasks it had before anyone joined, plus the
+/// idle room's own two (its task and its chat writer, which linger for a grace period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Cleanup", 5).await?;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let mut bo = Client::join(server.addr, &room, "Bo").await?;
+    ann.publish(200).await?;
+    bo.publish(200).await?;
+    let (ann_id, bo_id) = (ann.id.clone(), bo.id.clone());
+    ann.media.wait_for("Bo's video", |l| !l.from(&bo_id, MediaKind::Video).is_empty()).await?;
+    bo.media.wait_for("Ann's video", |l| !l.from(&ann_id, MediaKind::Video).is_empty()).await?;
+    assert!(metrics.num_alive_tasks() > baseline + 10, "media is running");
+    assert_eq!(server.state.live_peer_connections(), 4, "two per participant");
+
+    ann.send(ClientMsg::Leave {});
+    ann.expect("left", |m| matches!(m, ServerMsg::Left {})).await?;
+    ann.drop_connection().await;
+    bo.drop_connection().await; // a closed tab: no `leave`
+
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+        while metrics.num_alive_tasks() > baseline + 2 || server.state.registry_occupancy(&room) > 0 {
+            every.tick().await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "{} tasks alive, {} at baseline; occupancy {}",
+        metrics.num_alive_tasks(),
+        baseline,
+        server.state.registry_occupancy(&room)
+    );
+    assert_eq!(server.state.live_peer_connections(), 0, "every peer connection was closed");
+    Ok(())
+}
