@@ -1,129 +1,52 @@
 //! A Roundtable client on webrtc-rs, speaking the real protocol: a WebSocket, a `publish`
 //! peer connection that sends synthetic Opus and VP8 RTP, and a `subscribe` one whose every
-//! received packet is logged, so tests judge media by what a real receiver got.
+//! received packet is accounted for. Integration tests judge media by what it received; the
+//! load generator runs many of them at once.
 
-use std::collections::HashMap;
+mod media_log;
+mod publisher;
+mod ws;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use roundtable::media::peer::{self, PeerNet};
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
-    TransportLayerNack, nack_pairs_from_sequence_numbers,
-};
-use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::wire::{self, ClientMsg, MediaKind, PcRole, ServerMsg};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-/// How long any single wait in a test may take before it fails. Generous: 2 shared cores.
+pub use media_log::{MediaLog, Received};
+pub use publisher::{Keyframes, PublishPlan, TrackPlan};
+pub use ws::{Ws, connect};
+
+use crate::stats::now_ns;
+
+/// How long any single wait may take before it fails. Generous: 2 shared cores.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Every packet a client received, by (publisher participant id, kind).
-#[derive(Default)]
-pub struct MediaLog {
-    packets: Mutex<HashMap<(String, MediaKind), Vec<Received>>>,
-    /// Keyframe requests (PLI/FIR) this client received as a publisher, per kind.
-    keyframe_requests: Mutex<HashMap<MediaKind, usize>>,
-    /// Remote video tracks, to send keyframe requests on as a subscriber would.
-    remote_video: Mutex<Vec<Arc<dyn TrackRemote>>>,
-    changed: Notify,
-}
-
-/// One received packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    /// RTP sequence number.
-    pub seq: u16,
-    /// The counter the publisher wrote into the payload.
-    pub counter: u64,
-}
-
-impl MediaLog {
-    /// Received packets from one publisher's track of one kind.
-    pub fn from(&self, publisher: &str, kind: MediaKind) -> Vec<Received> {
-        let map = self.packets.lock().unwrap();
-        map.get(&(publisher.to_string(), kind))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Keyframe requests received for this client's track of `kind`.
-    pub fn keyframe_requests(&self, kind: MediaKind) -> usize {
-        self.keyframe_requests
-            .lock()
-            .unwrap()
-            .get(&kind)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Send a PLI on every received video track, as a browser does when it cannot decode.
-    pub async fn request_keyframes(&self) -> anyhow::Result<()> {
-        let tracks = self.remote_video.lock().unwrap().clone();
-        for track in tracks {
-            let ssrc = track.ssrcs().await.first().copied().context("no ssrc")?;
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
-            track.write_rtcp(vec![Box::new(pli)]).await?;
-        }
-        Ok(())
-    }
-
-    /// Send a NACK for `seqs` on the received video track from `publisher`, as a receiver
-    /// that lost them would.
-    pub async fn nack(&self, publisher: &str, seqs: &[u16]) -> anyhow::Result<()> {
-        let tracks = self.remote_video.lock().unwrap().clone();
-        for track in tracks {
-            if track.stream_id().await != publisher {
-                continue;
-            }
-            let ssrc = track.ssrcs().await.first().copied().context("no ssrc")?;
-            let nacks = nack_pairs_from_sequence_numbers(seqs);
-            let nack = TransportLayerNack {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-                nacks,
-            };
-            track.write_rtcp(vec![Box::new(nack)]).await?;
-            return Ok(());
-        }
-        bail!("no video track from {publisher}")
-    }
-
-    /// Wait until `done` holds over the log.
-    pub async fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) -> anyhow::Result<()> {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let changed = self.changed.notified();
-                if done(self) {
-                    return;
-                }
-                changed.await;
-            }
-        })
-        .await
-        .with_context(|| format!("timed out waiting for {what}"))
-    }
+/// Choices made when joining.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinOptions {
+    /// Keep every received packet, not only running statistics (tests that check sequence
+    /// numbers one by one want this; a long load run must not).
+    pub packet_log: bool,
 }
 
 /// A joined client.
@@ -134,6 +57,12 @@ pub struct Client {
     pub joined: ServerMsg,
     /// What it received.
     pub media: Arc<MediaLog>,
+    /// When it started to open its WebSocket ([`now_ns`] clock).
+    pub opened_at_ns: u64,
+    /// When its publish answer arrived, if it published: signaling alone, no media yet.
+    pub answered_at_ns: Option<u64>,
+    /// RTP packets it has sent, over all its tracks.
+    pub sent: Arc<AtomicU64>,
     out: mpsc::UnboundedSender<ClientMsg>,
     events: mpsc::UnboundedReceiver<ServerMsg>,
     publish: Arc<dyn PeerConnection>,
@@ -160,99 +89,25 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let media = self.media.clone();
-        tokio::spawn(async move {
-            let publisher = track.stream_id().await;
-            let kind = match track.kind().await {
-                RtpCodecKind::Audio => MediaKind::Audio,
-                _ => MediaKind::Video,
-            };
-            if kind == MediaKind::Video {
-                media.remote_video.lock().unwrap().push(track.clone());
-            }
-            while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(p) = event {
-                    let counter = p
-                        .payload
-                        .get(..8)
-                        .map_or(u64::MAX, |b| u64::from_be_bytes(b.try_into().unwrap()));
-                    let r = Received {
-                        seq: p.header.sequence_number,
-                        counter,
-                    };
-                    media
-                        .packets
-                        .lock()
-                        .unwrap()
-                        .entry((publisher.clone(), kind))
-                        .or_default()
-                        .push(r);
-                    media.changed.notify_waiters();
-                }
-            }
-        });
-    }
-}
-
-/// Open a WebSocket to the server and return raw frame channels (for bad-input tests too).
-pub async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
-    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
-    Ok(Ws { socket })
-}
-
-/// A raw protocol connection.
-pub struct Ws {
-    /// The socket.
-    pub socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl Ws {
-    /// Send a text frame.
-    pub async fn send_text(&mut self, text: impl Into<String>) -> anyhow::Result<()> {
-        self.socket.send(Message::text(text.into())).await?;
-        Ok(())
-    }
-
-    /// Send a protocol message.
-    pub async fn send(&mut self, msg: &ClientMsg) -> anyhow::Result<()> {
-        self.send_text(wire::encode_client(msg)).await
-    }
-
-    /// The next protocol message (skipping pings), or an error on close/timeout.
-    pub async fn recv(&mut self) -> anyhow::Result<ServerMsg> {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.socket.next())
-                .await
-                .context("no message")?;
-            match frame {
-                Some(Ok(Message::Text(t))) => return Ok(wire::decode_server(t.as_str())?),
-                Some(Ok(Message::Close(f))) => bail!("closed: {f:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => bail!("socket error: {e}"),
-                None => bail!("socket ended"),
-            }
-        }
-    }
-
-    /// Skip messages until one matches.
-    pub async fn recv_until(
-        &mut self,
-        mut want: impl FnMut(&ServerMsg) -> bool,
-    ) -> anyhow::Result<ServerMsg> {
-        loop {
-            let msg = self.recv().await?;
-            if want(&msg) {
-                return Ok(msg);
-            }
-        }
+        tokio::spawn(media_log::receive(self.media.clone(), track));
     }
 }
 
 impl Client {
-    /// Connect, join `room` as `name`, and set up both peer connections.
+    /// Connect, join `room` as `name`, and set up both peer connections, keeping a log of
+    /// every received packet (what the integration tests want).
     pub async fn join(addr: SocketAddr, room: &str, name: &str) -> anyhow::Result<Client> {
+        Self::join_with(addr, room, name, JoinOptions { packet_log: true }).await
+    }
+
+    /// Connect, join `room` as `name`, and set up both peer connections.
+    pub async fn join_with(
+        addr: SocketAddr,
+        room: &str,
+        name: &str,
+        options: JoinOptions,
+    ) -> anyhow::Result<Client> {
+        let opened_at_ns = now_ns();
         let mut ws = connect(addr).await?;
         let join = ClientMsg::Join {
             v: wire::PROTOCOL_VERSION,
@@ -268,7 +123,7 @@ impl Client {
         };
         let id = you.clone();
         let (out, out_rx) = mpsc::unbounded_channel();
-        let media = Arc::new(MediaLog::default());
+        let media = Arc::new(MediaLog::new(options.packet_log));
         let handler = |role| {
             Arc::new(Handler {
                 role,
@@ -280,18 +135,15 @@ impl Client {
         let subscribe =
             peer::build(&PeerNet::loopback(), handler(PcRole::Subscribe), false).await?;
         let (events_tx, events) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(drive(
-            ws,
-            out_rx,
-            out.clone(),
-            events_tx,
-            publish.clone(),
-            subscribe.clone(),
-        ));
+        let pcs = (publish.clone(), subscribe.clone());
+        let driver = tokio::spawn(drive(ws, out_rx, out.clone(), events_tx, pcs));
         Ok(Client {
             id,
             joined,
             media,
+            opened_at_ns,
+            answered_at_ns: None,
+            sent: Arc::default(),
             out,
             events,
             publish,
@@ -300,16 +152,26 @@ impl Client {
         })
     }
 
-    /// Publish one Opus and one VP8 track and send `packets` packets on each, paced like real
-    /// media (audio every 20 ms, video every 10 ms). Payloads carry a counter equal to the
-    /// sequence number, so receivers can check integrity end to end.
+    /// Publish one Opus and one VP8 track and send `packets` packets on the video track and
+    /// half as many on the audio one, paced like real media (audio every 20 ms, video every
+    /// 10 ms). Payload counters equal sequence numbers, so receivers can check integrity.
     pub async fn publish(&mut self, packets: u16) -> anyhow::Result<()> {
-        let (audio, audio_sender) = self
-            .add_track(RtpCodecKind::Audio, "audio/opus", 48000, 2, 0x1000_0001)
-            .await?;
-        let (video, video_sender) = self
-            .add_track(RtpCodecKind::Video, "video/VP8", 90000, 0, 0x2000_0002)
-            .await?;
+        self.publish_plan(PublishPlan::counted(packets)).await
+    }
+
+    /// Publish the tracks `plan` names, negotiate, and start sending on each.
+    pub async fn publish_plan(&mut self, plan: PublishPlan) -> anyhow::Result<()> {
+        let tracks = [
+            (plan.audio, MediaKind::Audio, "audio/opus", 0x1000_0001),
+            (plan.video, MediaKind::Video, "video/VP8", 0x2000_0002),
+        ];
+        let mut added = Vec::new();
+        for (plan, kind, mime, ssrc) in tracks {
+            if let Some(plan) = plan {
+                let (track, sender) = self.add_track(kind, mime, ssrc).await?;
+                added.push((plan, kind, mime, ssrc, track, sender));
+            }
+        }
         let offer = self.publish.create_offer(None).await?;
         self.publish.set_local_description(offer.clone()).await?;
         self.out.send(ClientMsg::Offer {
@@ -327,45 +189,50 @@ impl Client {
             )
         })
         .await?;
-        let pt_a = payload_type(&audio_sender, "audio/opus").await?;
-        let pt_v = payload_type(&video_sender, "video/vp8").await?;
-        for (track, kind) in [
-            (audio.clone(), MediaKind::Audio),
-            (video.clone(), MediaKind::Video),
-        ] {
-            self.tasks.push(tokio::spawn(count_keyframe_requests(
-                track,
-                kind,
-                self.media.clone(),
-            )));
+        self.answered_at_ns = Some(now_ns());
+        for (plan, kind, mime, ssrc, track, sender) in added {
+            let payload_type = publisher::payload_type(&sender, mime).await?;
+            self.start_sending(plan, kind, ssrc, payload_type, track);
         }
-        self.tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(10));
-            for seq in 0..packets {
-                tick.tick().await;
-                if seq % 2 == 0 {
-                    let _ = audio
-                        .write_rtp(packet(0x1000_0001, pt_a, seq / 2, 80))
-                        .await;
-                }
-                let _ = video.write_rtp(packet(0x2000_0002, pt_v, seq, 1000)).await;
-            }
-        }));
         Ok(())
+    }
+
+    /// Spawn the paced sender of one negotiated track, and the task that hears its keyframe
+    /// requests.
+    fn start_sending(
+        &mut self,
+        plan: TrackPlan,
+        kind: MediaKind,
+        ssrc: u32,
+        payload_type: u8,
+        track: Arc<TrackLocalStaticRTP>,
+    ) {
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+        let out = publisher::Output {
+            track: track.clone(),
+            ssrc,
+            payload_type,
+            clock_rate: clock_rate(kind),
+            sent: self.sent.clone(),
+            keyframe_wanted: keyframe_wanted.clone(),
+        };
+        let requests =
+            publisher::answer_keyframe_requests(track, kind, self.media.clone(), keyframe_wanted);
+        self.tasks.push(tokio::spawn(requests));
+        self.tasks
+            .push(tokio::spawn(publisher::send_paced(out, plan)));
     }
 
     async fn add_track(
         &self,
-        kind: RtpCodecKind,
+        kind: MediaKind,
         mime: &str,
-        clock_rate: u32,
-        channels: u16,
         ssrc: u32,
     ) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>)> {
         let codec = RTCRtpCodec {
             mime_type: mime.into(),
-            clock_rate,
-            channels,
+            clock_rate: clock_rate(kind),
+            channels: if kind == MediaKind::Audio { 2 } else { 0 },
             ..Default::default()
         };
         let coding = RTCRtpEncodingParameters {
@@ -376,11 +243,15 @@ impl Client {
             codec,
             ..Default::default()
         };
+        let rtp_kind = match kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             self.id.clone(),
             format!("{}-{mime}", self.id),
             mime.into(),
-            kind,
+            rtp_kind,
             vec![coding],
         )));
         let init = RTCRtpTransceiverInit {
@@ -397,6 +268,11 @@ impl Client {
             .await?
             .context("transceiver without sender")?;
         Ok((track, sender))
+    }
+
+    /// Packets this client has sent so far.
+    pub fn sent_packets(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Send a protocol message.
@@ -422,6 +298,13 @@ impl Client {
         .with_context(|| format!("timed out waiting for {what}"))?
     }
 
+    /// Stop keeping server messages for [`Client::expect`], which then fails: a load run
+    /// never reads them, and a big room's subscribe offers would pile up.
+    pub fn ignore_events(&mut self) {
+        self.events.close();
+        while self.events.try_recv().is_ok() {}
+    }
+
     /// Close everything without a `leave` (like a closed tab).
     pub async fn drop_connection(self) {
         for t in &self.tasks {
@@ -432,48 +315,11 @@ impl Client {
     }
 }
 
-async fn count_keyframe_requests(
-    track: Arc<TrackLocalStaticRTP>,
-    kind: MediaKind,
-    media: Arc<MediaLog>,
-) {
-    while let Some(event) = track.poll().await {
-        if let TrackLocalEvent::OnRtcpPacket(_) = event {
-            *media
-                .keyframe_requests
-                .lock()
-                .unwrap()
-                .entry(kind)
-                .or_default() += 1;
-            media.changed.notify_waiters();
-        }
+fn clock_rate(kind: MediaKind) -> u32 {
+    match kind {
+        MediaKind::Audio => 48_000,
+        MediaKind::Video => 90_000,
     }
-}
-
-async fn payload_type(sender: &Arc<dyn RtpSender>, mime: &str) -> anyhow::Result<u8> {
-    let params = sender.get_parameters().await?;
-    let codec = params
-        .rtp_parameters
-        .codecs
-        .iter()
-        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime));
-    Ok(codec
-        .with_context(|| format!("{mime} not negotiated"))?
-        .payload_type)
-}
-
-fn packet(ssrc: u32, payload_type: u8, seq: u16, size: usize) -> rtp::Packet {
-    let mut payload = vec![0u8; size];
-    payload[..8].copy_from_slice(&u64::from(seq).to_be_bytes());
-    let mut p = rtp::Packet::default();
-    p.header.version = 2;
-    p.header.ssrc = ssrc;
-    p.header.payload_type = payload_type;
-    p.header.sequence_number = seq;
-    p.header.timestamp = u32::from(seq) * 960;
-    p.header.marker = true;
-    p.payload = Bytes::from(payload);
-    p
 }
 
 /// The client's event loop: write outgoing messages, apply negotiation, surface the rest.
@@ -482,8 +328,7 @@ async fn drive(
     mut out_rx: mpsc::UnboundedReceiver<ClientMsg>,
     out: mpsc::UnboundedSender<ClientMsg>,
     events: mpsc::UnboundedSender<ServerMsg>,
-    publish: Arc<dyn PeerConnection>,
-    subscribe: Arc<dyn PeerConnection>,
+    pcs: (Arc<dyn PeerConnection>, Arc<dyn PeerConnection>),
 ) {
     loop {
         tokio::select! {
@@ -496,8 +341,9 @@ async fn drive(
                     break;
                 };
                 let Ok(msg) = wire::decode_server(text.as_str()) else { continue };
-                if let Err(e) = apply(&msg, &out, &publish, &subscribe).await {
-                    let _ = events.send(ServerMsg::Error { code: wire::ErrorCode::Internal, message: format!("client: {e}") });
+                if let Err(e) = apply(&msg, &out, &pcs.0, &pcs.1).await {
+                    let message = format!("client: {e}");
+                    let _ = events.send(ServerMsg::Error { code: wire::ErrorCode::Internal, message });
                 }
                 let _ = events.send(msg);
             }

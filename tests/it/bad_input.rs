@@ -5,8 +5,8 @@ use signaling::wire::{self, ClientMsg, ErrorCode, PcRole, ServerMsg};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::client::{Ws, connect};
 use crate::common::TestServer;
+use roundtable_loadgen::client::{Ws, connect};
 
 fn code_of(msg: &ServerMsg) -> Option<ErrorCode> {
     match msg {
@@ -119,7 +119,7 @@ async fn oversized_frames_are_refused_without_harming_others() -> anyhow::Result
     // The server ends that connection: a close frame with 1009, or, when the unread rest of
     // the frame is still in the server's socket buffer, a TCP reset that overtakes it.
     let ended = loop {
-        let next = tokio::time::timeout(crate::client::WAIT, huge.socket.next()).await;
+        let next = tokio::time::timeout(roundtable_loadgen::client::WAIT, huge.socket.next()).await;
         match next.expect("the server must end an oversized connection") {
             Some(Ok(Message::Close(frame))) => break frame.map(|f| (f.code, f.reason.to_string())),
             Some(Ok(_)) => continue,

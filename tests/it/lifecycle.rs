@@ -12,9 +12,14 @@ async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Resu
     let server = TestServer::sqlite().await?;
     let room = server.room("Closing time", 5).await?;
     let mut ws = connect(server.addr).await?;
-    let join = ClientMsg::Join { v: wire::PROTOCOL_VERSION, room, name: "Ann".into() };
+    let join = ClientMsg::Join {
+        v: wire::PROTOCOL_VERSION,
+        room,
+        name: "Ann".into(),
+    };
     ws.send(&join).await?;
-    ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. })).await?;
+    ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+        .await?;
     drop(server);
     let close = loop {
         let next = tokio::time::timeout(std::time::Duration::from_secs(30), ws.socket.next()).await;
@@ -25,7 +30,10 @@ async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Resu
         }
     };
     let frame = close.expect("a close frame with a code");
-    assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::Away, "server_shutdown"));
+    assert_eq!(
+        (frame.code, frame.reason.as_str()),
+        (CloseCode::Away, "server_shutdown")
+    );
     Ok(())
 }
 
@@ -46,19 +54,36 @@ async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
     ann.publish(200).await?;
     bo.publish(200).await?;
     let (ann_id, bo_id) = (ann.id.clone(), bo.id.clone());
-    ann.media.wait_for("Bo's video", |l| !l.from(&bo_id, MediaKind::Video).is_empty()).await?;
-    bo.media.wait_for("Ann's video", |l| !l.from(&ann_id, MediaKind::Video).is_empty()).await?;
-    assert!(metrics.num_alive_tasks() > baseline + 10, "media is running");
-    assert_eq!(server.state.live_peer_connections(), 4, "two per participant");
+    ann.media
+        .wait_for("Bo's video", |l| {
+            !l.from(&bo_id, MediaKind::Video).is_empty()
+        })
+        .await?;
+    bo.media
+        .wait_for("Ann's video", |l| {
+            !l.from(&ann_id, MediaKind::Video).is_empty()
+        })
+        .await?;
+    assert!(
+        metrics.num_alive_tasks() > baseline + 10,
+        "media is running"
+    );
+    assert_eq!(
+        server.state.live_peer_connections(),
+        4,
+        "two per participant"
+    );
 
     ann.send(ClientMsg::Leave {});
-    ann.expect("left", |m| matches!(m, ServerMsg::Left {})).await?;
+    ann.expect("left", |m| matches!(m, ServerMsg::Left {}))
+        .await?;
     ann.drop_connection().await;
     bo.drop_connection().await; // a closed tab: no `leave`
 
     let settled = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
-        while metrics.num_alive_tasks() > baseline + 2 || server.state.registry_occupancy(&room) > 0 {
+        while metrics.num_alive_tasks() > baseline + 2 || server.state.registry_occupancy(&room) > 0
+        {
             every.tick().await;
         }
     })
@@ -70,6 +95,10 @@ async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
         baseline,
         server.state.registry_occupancy(&room)
     );
-    assert_eq!(server.state.live_peer_connections(), 0, "every peer connection was closed");
+    assert_eq!(
+        server.state.live_peer_connections(),
+        0,
+        "every peer connection was closed"
+    );
     Ok(())
 }

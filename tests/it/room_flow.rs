@@ -3,8 +3,8 @@
 
 use signaling::wire::{ClientMsg, LeaveReason, MediaKind, ServerMsg};
 
-use crate::client::{Client, MediaLog};
 use crate::common::TestServer;
+use roundtable_loadgen::client::{Client, MediaLog};
 
 /// Packets each publisher sends: 1 s of paced media per 100 (video) / 50 (audio).
 const VIDEO_PACKETS: u16 = 300;
@@ -76,7 +76,7 @@ pub async fn room_flow(server: &TestServer) -> anyhow::Result<()> {
         );
     }
     let before = clients[0].media.keyframe_requests(MediaKind::Video);
-    let relayed = tokio::time::timeout(crate::client::WAIT, async {
+    let relayed = tokio::time::timeout(roundtable_loadgen::client::WAIT, async {
         // Repeated like a browser repeats them: the server throttles requests per publisher.
         let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
         while clients[0].media.keyframe_requests(MediaKind::Video) == before {

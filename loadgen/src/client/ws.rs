@@ -1,0 +1,67 @@
+//! The raw WebSocket side of the protocol: one text frame per message, pings skipped. Bad-input
+//! tests use it directly to send what a well-behaved client never would.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use signaling::wire::{self, ClientMsg, ServerMsg};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::WAIT;
+
+/// Open a WebSocket to the server and return raw frame channels (for bad-input tests too).
+pub async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
+    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    Ok(Ws { socket })
+}
+
+/// A raw protocol connection.
+pub struct Ws {
+    /// The socket.
+    pub socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Ws {
+    /// Send a text frame.
+    pub async fn send_text(&mut self, text: impl Into<String>) -> anyhow::Result<()> {
+        self.socket.send(Message::text(text.into())).await?;
+        Ok(())
+    }
+
+    /// Send a protocol message.
+    pub async fn send(&mut self, msg: &ClientMsg) -> anyhow::Result<()> {
+        self.send_text(wire::encode_client(msg)).await
+    }
+
+    /// The next protocol message (skipping pings), or an error on close/timeout.
+    pub async fn recv(&mut self) -> anyhow::Result<ServerMsg> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .context("no message")?;
+            match frame {
+                Some(Ok(Message::Text(t))) => return Ok(wire::decode_server(t.as_str())?),
+                Some(Ok(Message::Close(f))) => bail!("closed: {f:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+
+    /// Skip messages until one matches.
+    pub async fn recv_until(
+        &mut self,
+        mut want: impl FnMut(&ServerMsg) -> bool,
+    ) -> anyhow::Result<ServerMsg> {
+        loop {
+            let msg = self.recv().await?;
+            if want(&msg) {
+                return Ok(msg);
+            }
+        }
+    }
+}
