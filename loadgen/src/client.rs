@@ -3,37 +3,29 @@
 //! received packet is accounted for. Integration tests judge media by what it received; the
 //! load generator runs many of them at once.
 
-mod media_log;
+pub(crate) mod media_log;
 mod publisher;
 mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use roundtable::media::peer::{self, PeerNet};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use signaling::wire::{self, ClientMsg, MediaKind, PcRole, ServerMsg};
+use signaling::wire::{self, ClientMsg, PcRole, ServerMsg};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::MediaStreamTrack;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
-use webrtc::rtp_transceiver::RtpSender;
 
 pub use media_log::{MediaLog, Received};
-pub use publisher::{Keyframes, PublishPlan, TrackPlan};
+pub use publisher::{Keyframes, PublishPlan, TrackPlan, Tracks};
 pub use ws::{Ws, connect};
 
 use crate::stats::now_ns;
@@ -89,7 +81,12 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        tokio::spawn(media_log::receive(self.media.clone(), track));
+        let media = self.media.clone();
+        tokio::spawn(async move {
+            // Our server names each forwarded track's stream after its publisher.
+            let publisher = track.stream_id().await;
+            media_log::receive(media, track, publisher).await;
+        });
     }
 }
 
@@ -161,17 +158,7 @@ impl Client {
 
     /// Publish the tracks `plan` names, negotiate, and start sending on each.
     pub async fn publish_plan(&mut self, plan: PublishPlan) -> anyhow::Result<()> {
-        let tracks = [
-            (plan.audio, MediaKind::Audio, "audio/opus", 0x1000_0001),
-            (plan.video, MediaKind::Video, "video/VP8", 0x2000_0002),
-        ];
-        let mut added = Vec::new();
-        for (plan, kind, mime, ssrc) in tracks {
-            if let Some(plan) = plan {
-                let (track, sender) = self.add_track(kind, mime, ssrc).await?;
-                added.push((plan, kind, mime, ssrc, track, sender));
-            }
-        }
+        let tracks = Tracks::add(&self.publish, &self.id, plan).await?;
         let offer = self.publish.create_offer(None).await?;
         self.publish.set_local_description(offer.clone()).await?;
         self.out.send(ClientMsg::Offer {
@@ -190,84 +177,9 @@ impl Client {
         })
         .await?;
         self.answered_at_ns = Some(now_ns());
-        for (plan, kind, mime, ssrc, track, sender) in added {
-            let payload_type = publisher::payload_type(&sender, mime).await?;
-            self.start_sending(plan, kind, ssrc, payload_type, track);
-        }
+        let tasks = tracks.start(&self.media, &self.sent).await?;
+        self.tasks.extend(tasks);
         Ok(())
-    }
-
-    /// Spawn the paced sender of one negotiated track, and the task that hears its keyframe
-    /// requests.
-    fn start_sending(
-        &mut self,
-        plan: TrackPlan,
-        kind: MediaKind,
-        ssrc: u32,
-        payload_type: u8,
-        track: Arc<TrackLocalStaticRTP>,
-    ) {
-        let keyframe_wanted = Arc::new(AtomicBool::new(false));
-        let out = publisher::Output {
-            track: track.clone(),
-            ssrc,
-            payload_type,
-            clock_rate: clock_rate(kind),
-            sent: self.sent.clone(),
-            keyframe_wanted: keyframe_wanted.clone(),
-        };
-        let requests =
-            publisher::answer_keyframe_requests(track, kind, self.media.clone(), keyframe_wanted);
-        self.tasks.push(tokio::spawn(requests));
-        self.tasks
-            .push(tokio::spawn(publisher::send_paced(out, plan)));
-    }
-
-    async fn add_track(
-        &self,
-        kind: MediaKind,
-        mime: &str,
-        ssrc: u32,
-    ) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>)> {
-        let codec = RTCRtpCodec {
-            mime_type: mime.into(),
-            clock_rate: clock_rate(kind),
-            channels: if kind == MediaKind::Audio { 2 } else { 0 },
-            ..Default::default()
-        };
-        let coding = RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        };
-        let rtp_kind = match kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            self.id.clone(),
-            format!("{}-{mime}", self.id),
-            mime.into(),
-            rtp_kind,
-            vec![coding],
-        )));
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![self.id.clone()],
-            send_encodings: vec![],
-        };
-        let transceiver = self
-            .publish
-            .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
-            .await?;
-        let sender = transceiver
-            .sender()
-            .await?
-            .context("transceiver without sender")?;
-        Ok((track, sender))
     }
 
     /// Packets this client has sent so far.
@@ -312,13 +224,6 @@ impl Client {
         }
         let _ = self.publish.close().await;
         let _ = self.subscribe.close().await;
-    }
-}
-
-fn clock_rate(kind: MediaKind) -> u32 {
-    match kind {
-        MediaKind::Audio => 48_000,
-        MediaKind::Video => 90_000,
     }
 }
 

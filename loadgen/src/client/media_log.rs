@@ -181,9 +181,8 @@ impl MediaLog {
     }
 }
 
-/// Read one remote track to its end, accounting for every packet.
-pub(super) async fn receive(media: Arc<MediaLog>, track: Arc<dyn TrackRemote>) {
-    let publisher = track.stream_id().await;
+/// Read one remote track from `publisher` to its end, accounting for every packet.
+pub(crate) async fn receive(media: Arc<MediaLog>, track: Arc<dyn TrackRemote>, publisher: String) {
     let kind = match track.kind().await {
         RtpCodecKind::Audio => MediaKind::Audio,
         _ => MediaKind::Video,

@@ -9,10 +9,17 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::wire::MediaKind;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::media_log::MediaLog;
@@ -70,8 +77,136 @@ impl PublishPlan {
     }
 }
 
+/// One track added to a publishing peer connection, waiting for its negotiation.
+struct Added {
+    plan: TrackPlan,
+    kind: MediaKind,
+    mime: &'static str,
+    ssrc: u32,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+}
+
+/// The tracks of a [`PublishPlan`], added to a peer connection but not yet negotiated. Whatever
+/// the signaling (ours or another SFU's), a publisher adds them, makes and sends its offer,
+/// applies the answer, then calls [`Tracks::start`]: every target is loaded identically.
+pub struct Tracks {
+    added: Vec<Added>,
+}
+
+impl Tracks {
+    /// Add a send-only Opus and/or VP8 track to `pc`, as `plan` says, in media stream
+    /// `stream_id`.
+    pub async fn add(
+        pc: &Arc<dyn PeerConnection>,
+        stream_id: &str,
+        plan: PublishPlan,
+    ) -> anyhow::Result<Tracks> {
+        let tracks = [
+            (plan.audio, MediaKind::Audio, "audio/opus", 0x1000_0001),
+            (plan.video, MediaKind::Video, "video/VP8", 0x2000_0002),
+        ];
+        let mut added = Vec::new();
+        for (plan, kind, mime, ssrc) in tracks {
+            if let Some(plan) = plan {
+                let (track, sender) = add_track(pc, stream_id, kind, mime, ssrc).await?;
+                added.push(Added {
+                    plan,
+                    kind,
+                    mime,
+                    ssrc,
+                    track,
+                    sender,
+                });
+            }
+        }
+        Ok(Tracks { added })
+    }
+
+    /// Once the answer is applied (only then are payload types final): spawn each track's
+    /// paced sender and the task that hears its keyframe requests.
+    pub async fn start(
+        self,
+        media: &Arc<MediaLog>,
+        sent: &Arc<AtomicU64>,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for a in self.added {
+            let payload_type = payload_type(&a.sender, a.mime).await?;
+            let keyframe_wanted = Arc::new(AtomicBool::new(false));
+            let out = Output {
+                track: a.track.clone(),
+                ssrc: a.ssrc,
+                payload_type,
+                clock_rate: clock_rate(a.kind),
+                sent: sent.clone(),
+                keyframe_wanted: keyframe_wanted.clone(),
+            };
+            let requests =
+                answer_keyframe_requests(a.track, a.kind, media.clone(), keyframe_wanted);
+            tasks.push(tokio::spawn(requests));
+            tasks.push(tokio::spawn(send_paced(out, a.plan)));
+        }
+        Ok(tasks)
+    }
+}
+
+async fn add_track(
+    pc: &Arc<dyn PeerConnection>,
+    stream_id: &str,
+    kind: MediaKind,
+    mime: &str,
+    ssrc: u32,
+) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>)> {
+    let codec = RTCRtpCodec {
+        mime_type: mime.into(),
+        clock_rate: clock_rate(kind),
+        channels: if kind == MediaKind::Audio { 2 } else { 0 },
+        ..Default::default()
+    };
+    let coding = RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            ssrc: Some(ssrc),
+            ..Default::default()
+        },
+        codec,
+        ..Default::default()
+    };
+    let rtp_kind = match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    };
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id.into(),
+        format!("{stream_id}-{mime}"),
+        mime.into(),
+        rtp_kind,
+        vec![coding],
+    )));
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![stream_id.into()],
+        send_encodings: vec![],
+    };
+    let transceiver = pc
+        .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
+        .await?;
+    let sender = transceiver
+        .sender()
+        .await?
+        .context("transceiver without sender")?;
+    Ok((track, sender))
+}
+
+fn clock_rate(kind: MediaKind) -> u32 {
+    match kind {
+        MediaKind::Audio => 48_000,
+        MediaKind::Video => 90_000,
+    }
+}
+
 /// Where a paced sender writes, and what it reports back.
-pub(super) struct Output {
+struct Output {
     pub track: Arc<TrackLocalStaticRTP>,
     pub ssrc: u32,
     pub payload_type: u8,
@@ -84,7 +219,7 @@ pub(super) struct Output {
 
 /// Send `plan` on `out`, paced by a tokio interval. A late tick is skipped rather than caught
 /// up, so a saturated generator shows as fewer packets sent, never as bursts.
-pub(super) async fn send_paced(out: Output, plan: TrackPlan) {
+async fn send_paced(out: Output, plan: TrackPlan) {
     let mut tick = tokio::time::interval(plan.period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let start = Instant::now();
@@ -131,7 +266,7 @@ fn packet(out: &Output, counter: u64, timestamp: u32, size: usize) -> rtp::Packe
 }
 
 /// Count keyframe requests arriving on a published track and ask its sender for a keyframe.
-pub(super) async fn answer_keyframe_requests(
+async fn answer_keyframe_requests(
     track: Arc<TrackLocalStaticRTP>,
     kind: MediaKind,
     media: Arc<MediaLog>,
@@ -152,7 +287,7 @@ pub(super) async fn answer_keyframe_requests(
 }
 
 /// The payload type negotiated for `mime` on `sender` (final only once the answer is applied).
-pub(super) async fn payload_type(sender: &Arc<dyn RtpSender>, mime: &str) -> anyhow::Result<u8> {
+async fn payload_type(sender: &Arc<dyn RtpSender>, mime: &str) -> anyhow::Result<u8> {
     let params = sender.get_parameters().await?;
     let codec = params
         .rtp_parameters
