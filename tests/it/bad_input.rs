@@ -245,58 +245,57 @@ async fn garbage_sdp_and_out_of_order_negotiation_get_codes() -> anyhow::Result<
     let room = server.room("Negotiation", 5).await?;
     let mut ws = connect(server.addr).await?;
     join(&mut ws, &room, "Ann").await?;
-    let errors = |m: &ServerMsg| matches!(m, ServerMsg::Error { .. });
-    ws.send(&ClientMsg::Offer {
-        pc: PcRole::Publish,
-        sdp: "this is not sdp".into(),
-    })
-    .await?;
-    assert_eq!(
-        code_of(&ws.recv_until(errors).await?),
-        Some(ErrorCode::BadSdp)
-    );
-    ws.send(&ClientMsg::Offer {
-        pc: PcRole::Subscribe,
-        sdp: "v=0".into(),
-    })
-    .await?;
-    assert_eq!(
-        code_of(&ws.recv_until(errors).await?),
-        Some(ErrorCode::WrongNegotiationState)
-    );
-    ws.send(&ClientMsg::Answer {
-        pc: PcRole::Subscribe,
-        sdp: "v=0".into(),
-    })
-    .await?;
-    assert_eq!(
-        code_of(&ws.recv_until(errors).await?),
-        Some(ErrorCode::WrongNegotiationState)
-    );
-    ws.send(&ClientMsg::Answer {
-        pc: PcRole::Publish,
-        sdp: "v=0".into(),
-    })
-    .await?;
-    assert_eq!(
-        code_of(&ws.recv_until(errors).await?),
-        Some(ErrorCode::WrongNegotiationState)
-    );
-    let bad = signaling::wire::IceCandidate {
+    let sdp = |s: &str| s.to_string();
+    let bad_candidate = signaling::wire::IceCandidate {
         candidate: "candidate:garbage".into(),
         sdp_mid: Some("0".into()),
         sdp_m_line_index: Some(0),
         username_fragment: None,
     };
-    ws.send(&ClientMsg::Candidate {
-        pc: PcRole::Publish,
-        candidate: bad,
-    })
-    .await?;
-    assert_eq!(
-        code_of(&ws.recv_until(errors).await?),
-        Some(ErrorCode::BadCandidate)
-    );
+    let cases = [
+        (
+            ClientMsg::Offer {
+                pc: PcRole::Publish,
+                sdp: sdp("this is not sdp"),
+            },
+            ErrorCode::BadSdp,
+        ),
+        (
+            ClientMsg::Offer {
+                pc: PcRole::Subscribe,
+                sdp: sdp("v=0"),
+            },
+            ErrorCode::WrongNegotiationState,
+        ),
+        (
+            ClientMsg::Answer {
+                pc: PcRole::Subscribe,
+                sdp: sdp("v=0"),
+            },
+            ErrorCode::WrongNegotiationState,
+        ),
+        (
+            ClientMsg::Answer {
+                pc: PcRole::Publish,
+                sdp: sdp("v=0"),
+            },
+            ErrorCode::WrongNegotiationState,
+        ),
+        (
+            ClientMsg::Candidate {
+                pc: PcRole::Publish,
+                candidate: bad_candidate,
+            },
+            ErrorCode::BadCandidate,
+        ),
+    ];
+    for (msg, code) in cases {
+        ws.send(&msg).await?;
+        let reply = ws
+            .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+            .await?;
+        assert_eq!(code_of(&reply), Some(code), "for {msg:?}");
+    }
     still_alive(&mut ws, 1).await
 }
 
