@@ -30,7 +30,7 @@ pub enum RoomCmd {
         /// Display name.
         name: String,
         /// Where the room sends this connection's messages.
-        to_client: mpsc::Sender<ServerMsg>,
+        to_client: ClientLink,
         /// The outcome.
         reply: oneshot::Sender<Option<Joined>>,
     },
@@ -57,6 +57,14 @@ pub enum RoomCmd {
         /// Camera on.
         video: bool,
     },
+}
+
+/// How the room reaches one connection.
+pub struct ClientLink {
+    /// Messages for the socket writer.
+    pub tx: mpsc::Sender<ServerMsg>,
+    /// Notified when the room gives up on the connection (its queue overflowed).
+    pub kicked: Arc<tokio::sync::Notify>,
 }
 
 /// A successful join.
@@ -192,7 +200,7 @@ struct RoomTask {
     room: Room,
     registry: Arc<Registry>,
     occupancy: Arc<AtomicUsize>,
-    conns: HashMap<ConnId, mpsc::Sender<ServerMsg>>,
+    conns: HashMap<ConnId, ClientLink>,
     sessions: HashMap<String, Arc<dyn MediaSession>>,
     producers: HashMap<String, Arc<Producer>>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
@@ -362,7 +370,7 @@ impl RoomTask {
     }
 
     fn open_media(&mut self, conn: ConnId, participant: String) {
-        let Some(to_client) = self.conns.get(&conn).cloned() else {
+        let Some(to_client) = self.conns.get(&conn).map(|c| c.tx.clone()) else {
             return;
         };
         let ctx = SessionCtx {
@@ -375,12 +383,23 @@ impl RoomTask {
     }
 
     fn send(&mut self, conn: ConnId, msg: ServerMsg) {
-        let Some(tx) = self.conns.get(&conn) else {
+        let Some(link) = self.conns.get(&conn) else {
             return;
         };
-        if let Err(e) = tx.try_send(msg) {
-            // The socket writer is 1024 messages behind or gone; the room must not wait for it.
-            tracing::warn!(conn, err = %e, "connection queue full or closed; message dropped");
+        match link.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // A dropped message would leave the client with a wrong picture of the room,
+                // and the room must not wait for it: disconnect it instead. It can rejoin.
+                tracing::warn!(conn, "connection too far behind; disconnecting it");
+                link.kicked.notify_one();
+                self.conns.remove(&conn);
+                self.room
+                    .handle_leave(now(), conn, LeaveReason::Disconnected);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.conns.remove(&conn);
+            }
         }
     }
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
+use signaling::limits::TokenBucket;
 use signaling::room::ConnId;
 use signaling::wire::{self, ClientMsg, ErrorCode, LeaveReason, Reject, ServerMsg};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::AppState;
 use crate::media::Signal;
-use crate::room::{OpenError, RoomCmd, RoomHandle};
+use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
 
 /// Server WebSocket pings go out this often.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -22,8 +23,12 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
-/// Messages queued for one connection before the room drops new ones.
-const OUTBOUND_QUEUE: usize = 1024;
+/// Messages queued for one connection; a client this far behind is disconnected.
+pub const OUTBOUND_QUEUE: usize = 1024;
+/// Sustained client messages per second (trickle ICE bursts fit in the burst).
+const MESSAGES_PER_SECOND: f64 = 50.0;
+/// Client messages allowed at once.
+const MESSAGE_BURST: f64 = 200.0;
 
 struct Membership {
     room: RoomHandle,
@@ -34,6 +39,10 @@ struct Conn {
     id: ConnId,
     state: AppState,
     out_tx: mpsc::Sender<ServerMsg>,
+    kicked: Arc<Notify>,
+    bucket: TokenBucket,
+    /// Whether the last message was refused by the rate limit (one error per episode).
+    limited: bool,
     member: Option<Membership>,
 }
 
@@ -42,10 +51,19 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let id = state.next_conn_id();
+    let kicked = Arc::new(Notify::new());
+    let bucket = TokenBucket::new(
+        Instant::now().into_std(),
+        MESSAGES_PER_SECOND,
+        MESSAGE_BURST,
+    );
     let mut conn = Conn {
         id,
         state,
         out_tx,
+        kicked: kicked.clone(),
+        bucket,
+        limited: false,
         member: None,
     };
     let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -57,7 +75,9 @@ pub async fn serve(socket: WebSocket, state: AppState) {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
-                    conn.handle_text(text.as_str()).await;
+                    if conn.within_rate(last_heard) {
+                        conn.handle_text(text.as_str()).await;
+                    }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_heard = Instant::now();
@@ -80,6 +100,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                 }
             }
             _ = stopping.changed() => break Some((1001, "server_shutdown")),
+            _ = kicked.notified() => break Some((1008, "too_slow")),
             _ = ping.tick() => {
                 if last_heard.elapsed() >= IDLE_TIMEOUT {
                     break Some((1001, "keepalive_timeout"));
@@ -101,6 +122,16 @@ pub async fn serve(socket: WebSocket, state: AppState) {
 }
 
 impl Conn {
+    fn within_rate(&mut self, now: Instant) -> bool {
+        let ok = self.bucket.take(now.into_std());
+        if !ok && !self.limited {
+            let msg = format!("more than {MESSAGES_PER_SECOND} messages per second; dropping");
+            self.reply(Reject::new(ErrorCode::RateLimited, msg));
+        }
+        self.limited = !ok;
+        ok
+    }
+
     async fn handle_text(&mut self, text: &str) {
         let msg = match wire::decode_client(text) {
             Ok(msg) => msg,
@@ -152,7 +183,10 @@ impl Conn {
                 conn: self.id,
                 version,
                 name: name.clone(),
-                to_client: self.out_tx.clone(),
+                to_client: ClientLink {
+                    tx: self.out_tx.clone(),
+                    kicked: self.kicked.clone(),
+                },
                 reply,
             };
             if room.send(cmd).await.is_err() {

@@ -4,6 +4,7 @@
 //! and carry out what [`room::Room::poll_output`] asks for. That keeps every rule (capacity,
 //! chat limits, who consumes which track) testable without sockets or sleeping.
 
+pub mod limits;
 pub mod room;
 pub mod wire;
 

@@ -300,3 +300,35 @@ async fn garbage_sdp_and_out_of_order_negotiation_get_codes() -> anyhow::Result<
 }
 
 use futures_util::{SinkExt, StreamExt};
+
+#[tokio::test]
+async fn a_flood_of_messages_is_rate_limited_and_the_connection_recovers() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let mut ws = connect(server.addr).await?;
+    for id in 0..400 {
+        ws.send(&ClientMsg::Ping { id: Some(id) }).await?;
+    }
+    // Once the bucket refills, a ping is answered again; everything before it is in order.
+    let (mut pongs, mut limited) = (0, 0);
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+    let recovered = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            tokio::select! {
+                _ = every.tick() => ws.send(&ClientMsg::Ping { id: Some(10_000) }).await?,
+                msg = ws.recv() => match msg? {
+                    ServerMsg::Pong { id: Some(10_000) } => return anyhow::Ok(()),
+                    ServerMsg::Pong { .. } => pongs += 1,
+                    ServerMsg::Error { code: ErrorCode::RateLimited, .. } => limited += 1,
+                    other => anyhow::bail!("unexpected {other:?}"),
+                },
+            }
+        }
+    });
+    recovered.await??;
+    assert!(limited >= 1, "the flood was refused with rate_limited");
+    assert!(
+        (200..400).contains(&pongs),
+        "the burst was served, the excess dropped: {pongs} pongs"
+    );
+    Ok(())
+}
