@@ -562,7 +562,13 @@ async fn read_producer(
     loop {
         tokio::select! {
             event = track.poll() => match event {
-                Some(TrackRemoteEvent::OnRtpPacket(packet)) => producer.forward(&packet),
+                Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                    // Extension ids are per connection; the publisher's would mean something
+                    // else to a subscriber. Stripped once here, so the per-consumer clones
+                    // copy no extension data.
+                    strip_extensions(&mut packet.header);
+                    producer.forward(&packet);
+                }
                 Some(TrackRemoteEvent::OnEnded) | Some(TrackRemoteEvent::OnError) | None => break,
                 Some(_) => {}
             },
@@ -580,6 +586,13 @@ async fn read_producer(
     });
 }
 
+fn strip_extensions(header: &mut rtc::rtp::header::Header) {
+    header.extension = false;
+    header.extension_profile = 0;
+    header.extensions = Vec::new();
+    header.extensions_padding = 0;
+}
+
 /// Drain one consumer's queue into its track, rewritten for this subscriber.
 async fn write_consumer(
     mut consumer: Consumer,
@@ -594,11 +607,6 @@ async fn write_consumer(
         }
         packet.header.ssrc = ssrc;
         packet.header.payload_type = pt;
-        // Extension ids are per connection; the publisher's would mean something else here.
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions.clear();
-        packet.header.extensions_padding = 0;
         if let Err(e) = track.write_rtp(packet).await {
             tracing::debug!(%e, "consumer write ended");
             break;
