@@ -128,6 +128,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// ICE servers for clients and the server's peers.
     pub ice_servers: Vec<IceServer>,
+    /// How long an empty room keeps its task before it stops (state then reloads from the store).
+    pub room_idle_grace: std::time::Duration,
 }
 
 impl Config {
@@ -141,6 +143,7 @@ impl Config {
             public_url: None,
             admin_token: None,
             ice_servers: vec![],
+            room_idle_grace: crate::room::IDLE_GRACE,
         }
     }
 
@@ -178,6 +181,7 @@ impl Config {
             public_url: opts.public_url.clone().or(file.public_url),
             admin_token: opts.admin_token.clone().or(file.admin_token),
             ice_servers: file.ice_servers,
+            room_idle_grace: crate::room::IDLE_GRACE,
         })
     }
 }

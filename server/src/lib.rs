@@ -74,6 +74,11 @@ impl AppState {
         self.registry.running(room_id).map_or(0, |h| h.occupancy())
     }
 
+    /// Whether a room's task is running on this node.
+    pub fn room_is_running(&self, room_id: &str) -> bool {
+        self.registry.running(room_id).is_some()
+    }
+
     /// Peer connections the media plane has open now.
     pub fn live_peer_connections(&self) -> usize {
         self.registry.plane().live_connections()
@@ -146,7 +151,12 @@ impl Server {
                 .collect(),
         };
         let plane = Arc::new(WebrtcPlane::new(net));
-        let registry = Registry::new(store.clone(), plane, config.ice_servers.clone());
+        let registry = Registry::new(
+            store.clone(),
+            plane,
+            config.ice_servers.clone(),
+            config.room_idle_grace,
+        );
         let inner = Inner {
             store,
             registry,

@@ -3,7 +3,7 @@
 //! cheap [`RoomHandle`]; the only shared lock is the [`Registry`] of handles.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::media::{MediaEvent, MediaPlane, MediaSession, Producer, SessionCtx};
 use crate::store::{Store, StoreError};
 
-/// How long an empty room's task lingers before it exits.
-const IDLE_GRACE: Duration = Duration::from_secs(30);
+/// How long an empty room's task lingers before it exits, by default.
+pub const IDLE_GRACE: Duration = Duration::from_secs(30);
 
 /// Commands a room task takes.
 pub enum RoomCmd {
@@ -113,6 +113,7 @@ pub struct Registry {
     store: Arc<dyn Store>,
     plane: Arc<dyn MediaPlane>,
     ice_servers: Vec<IceServer>,
+    idle_grace: Duration,
 }
 
 impl Registry {
@@ -121,12 +122,14 @@ impl Registry {
         store: Arc<dyn Store>,
         plane: Arc<dyn MediaPlane>,
         ice_servers: Vec<IceServer>,
+        idle_grace: Duration,
     ) -> Arc<Self> {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
             store,
             plane,
             ice_servers,
+            idle_grace,
         })
     }
 
@@ -206,16 +209,21 @@ struct RoomTask {
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     chat_tx: mpsc::UnboundedSender<ChatMessage>,
+    /// How many chat messages went to the writer, and how many it has finished with.
+    chat_queued: u64,
+    chat_done: Arc<AtomicU64>,
 }
 
 impl RoomTask {
     fn new(room: Room, registry: Arc<Registry>, occupancy: Arc<AtomicUsize>) -> Self {
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (chat_tx, chat_rx) = mpsc::unbounded_channel();
+        let chat_done = Arc::new(AtomicU64::new(0));
         tokio::spawn(write_chat(
             registry.store.clone(),
             room.info().id.clone(),
             chat_rx,
+            chat_done.clone(),
         ));
         RoomTask {
             room,
@@ -227,6 +235,8 @@ impl RoomTask {
             media_tx,
             media_rx,
             chat_tx,
+            chat_queued: 0,
+            chat_done,
         }
     }
 
@@ -243,17 +253,17 @@ impl RoomTask {
                 },
                 Some(event) = self.media_rx.recv() => self.handle_media(event),
                 _ = sleep_until_opt(timeout) => self.room.handle_timeout(now()),
-                _ = tokio::time::sleep(IDLE_GRACE), if idle => {
-                    // Unregister first, then drain what raced in before the handle was gone.
+                _ = tokio::time::sleep(self.registry.idle_grace), if idle => {
+                    if self.chat_done.load(Ordering::Acquire) < self.chat_queued {
+                        continue; // a fresh task would load history without the last messages
+                    }
+                    // Unregister, so new joins start a fresh task. A join that raced in gets
+                    // no reply (its sender is dropped) and the WebSocket retries it there;
+                    // anything else that raced in is about nobody, the room being empty.
                     self.registry.remove_if_same(&id, &own_tx);
                     rx.close();
-                    while let Ok(cmd) = rx.try_recv() {
-                        self.handle_cmd(cmd);
-                    }
-                    if self.room.is_empty() {
-                        break;
-                    }
-                    tracing::warn!(room = %id, "joins raced the idle shutdown; room lives on unregistered until empty");
+                    while rx.try_recv().is_ok() {}
+                    break;
                 }
             }
         }
@@ -363,6 +373,7 @@ impl RoomTask {
                         .retain(|_, p| p.info.participant != participant);
                 }
                 Output::StoreChat(message) => {
+                    self.chat_queued += 1;
                     let _ = self.chat_tx.send(message);
                 }
             }
@@ -417,6 +428,7 @@ async fn write_chat(
     store: Arc<dyn Store>,
     room: String,
     mut rx: mpsc::UnboundedReceiver<ChatMessage>,
+    done: Arc<AtomicU64>,
 ) {
     while let Some(message) = rx.recv().await {
         let mut attempt = 0;
@@ -428,5 +440,6 @@ async fn write_chat(
             }
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
         }
+        done.fetch_add(1, Ordering::Release);
     }
 }

@@ -192,12 +192,16 @@ impl Conn {
             if room.send(cmd).await.is_err() {
                 continue;
             }
-            if let Ok(Some(joined)) = outcome.await {
-                tracing::info!(conn = self.id, room = %room_id, participant = %joined.participant, "joined");
-                self.member = Some(Membership {
-                    room,
-                    session: joined.session,
-                });
+            match outcome.await {
+                Ok(Some(joined)) => {
+                    tracing::info!(conn = self.id, room = %room_id, participant = %joined.participant, "joined");
+                    self.member = Some(Membership {
+                        room,
+                        session: joined.session,
+                    });
+                }
+                Ok(None) => {}      // refused; the room already sent the error
+                Err(_) => continue, // the room task stopped for idleness before answering
             }
             return;
         }

@@ -22,16 +22,27 @@ pub struct TestServer {
 impl TestServer {
     /// A server on a fresh SQLite file.
     pub async fn sqlite() -> anyhow::Result<TestServer> {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// A server on a fresh SQLite file, with some settings changed.
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestServer> {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite:{}", dir.path().join("rt.db").display());
-        let mut server = Self::with_database(url).await?;
+        let mut config = Config::for_tests(url);
+        adjust(&mut config);
+        let mut server = Self::with_config(config).await?;
         server._dir = Some(dir);
         Ok(server)
     }
 
     /// A server on the given database URL.
     pub async fn with_database(url: String) -> anyhow::Result<TestServer> {
-        let mut config = Config::for_tests(url);
+        Self::with_config(Config::for_tests(url)).await
+    }
+
+    /// A server with this configuration (the admin token is always [`ADMIN_TOKEN`]).
+    pub async fn with_config(mut config: Config) -> anyhow::Result<TestServer> {
         config.admin_token = Some(ADMIN_TOKEN.into());
         let server = Server::bind(&config).await?;
         let addr = server.started.addr;

@@ -102,3 +102,57 @@ async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// An empty room stops after its grace period; the next join starts it afresh from the store,
+/// so chat history survives the room's task (and would survive a restart of the server).
+#[tokio::test]
+async fn an_idle_room_stops_and_comes_back_with_its_history() -> anyhow::Result<()> {
+    let grace = std::time::Duration::from_millis(300);
+    let server = TestServer::sqlite_with(|c| c.room_idle_grace = grace).await?;
+    let room = server.room("Comes and goes", 5).await?;
+    let join = |name: &str| ClientMsg::Join {
+        v: wire::PROTOCOL_VERSION,
+        room: room.clone(),
+        name: name.into(),
+    };
+
+    let mut ann = connect(server.addr).await?;
+    ann.send(&join("Ann")).await?;
+    ann.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+        .await?;
+    ann.send(&ClientMsg::Chat {
+        text: "Notes are in the shared folder".into(),
+    })
+    .await?;
+    ann.recv_until(|m| matches!(m, ServerMsg::Chat { .. }))
+        .await?;
+    ann.send(&ClientMsg::Leave {}).await?;
+    ann.recv_until(|m| matches!(m, ServerMsg::Left {})).await?;
+
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+        while server.state.room_is_running(&room) {
+            every.tick().await;
+        }
+    });
+    stopped
+        .await
+        .expect("the empty room's task stops after its grace period");
+
+    let mut bo = connect(server.addr).await?;
+    bo.send(&join("Bo")).await?;
+    let joined = bo
+        .recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+        .await?;
+    let ServerMsg::Joined { you, chat, .. } = joined else {
+        unreachable!()
+    };
+    assert_eq!(
+        you, "p1",
+        "a fresh room task numbers participants from 1 again"
+    );
+    let texts: Vec<&str> = chat.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["Notes are in the shared folder"]);
+    assert!(server.state.room_is_running(&room));
+    Ok(())
+}
