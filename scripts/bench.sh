@@ -1,63 +1,89 @@
 #!/usr/bin/env bash
-# The benchmarks of BENCHMARKS.md: a release build, then each scenario RUNS times, each run
-# against a fresh server. Server and load generator share one network namespace that holds
-# only `lo`, so no traffic leaves the machine. Prints medians (min-max) as Markdown tables;
-# every run's JSON report, table and logs stay in $OUT. Needs root (for unshare).
+# The benchmarks of BENCHMARKS.md: a release build, then each scenario RUNS times against our
+# server and against Janus's videoroom (issue #3), alternating (ours, Janus, ours, Janus...) so
+# that drift of the machine hits both. Each run gets a fresh server (a fresh SQLite) or a fresh
+# Janus. Everything runs in network namespaces that hold only `lo` and one veth pair
+# (scripts/janus-host.sh): our server and the generator on 127.0.0.1 in one, Janus on
+# 10.77.0.1 in the other, the generator's side of the pair on 10.77.0.2. No traffic leaves the
+# machine. Prints medians (min-max) per target as Markdown tables, then ours beside Janus with
+# the ratio ours / Janus; every run's JSON report, table and logs stay in $OUT/{roundtable,janus}.
+# Needs root (for the namespaces); installs Janus if missing.
 #
-#   scripts/bench.sh                    # all four scenarios, 3 runs each
-#   RUNS=5 scripts/bench.sh room10      # one scenario, 5 runs
+#   scripts/bench.sh                           # all four scenarios, 3 runs each per target
+#   RUNS=5 scripts/bench.sh room10             # one scenario, 5 runs per target
+#   TARGETS=roundtable scripts/bench.sh        # ours only
+#   LOADGEN_ARGS="--duration 3s" RUNS=1 OUT=/tmp/smoke scripts/bench.sh room10   # a smoke test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 OUT=${OUT:-target/bench}
+TARGETS=${TARGETS:-roundtable janus}
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(room10 rooms skillshare40 joinstorm)
 
-cargo build --release -p roundtable -p roundtable-loadgen
-mkdir -p "$OUT"
+CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -p roundtable -p roundtable-loadgen
+mkdir -p "$OUT/roundtable" "$OUT/janus"
 { echo "nproc: $(nproc)"; lscpu | head -20; echo "kernel: $(uname -r)"; } >"$OUT/machine.txt"
+command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y curl >/dev/null
+command -v python3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y python3 >/dev/null
 
-unshare --net bash -s "$OUT" "$RUNS" "${scenarios[@]}" <<'INNER'
+export JANUS_DIR="$OUT/janus"
+scripts/janus-host.sh up
+trap 'scripts/janus-host.sh down' EXIT
+
+ip netns exec "${LOAD_NS:-rt-load}" bash -s "$OUT" "$RUNS" "$TARGETS" "${LOADGEN_ARGS:-}" \
+  "${scenarios[@]}" <<'INNER'
 set -euo pipefail
-out=$1 runs=$2
-shift 2
-ip link set lo up
+out=$1 runs=$2 targets=$3
+read -ra extra <<<"$4"
+shift 4
+run_roundtable() {
+  local scenario=$1 run=$2 data server
+  data=$(mktemp -d)
+  target/release/roundtable --data-dir "$data" --admin-token bench \
+    >"$out/roundtable/$scenario-$run.server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do
+    curl -sf http://127.0.0.1:8080/healthz >/dev/null && break
+    sleep 0.1
+  done
+  target/release/roundtable-loadgen --server http://127.0.0.1:8080 --admin-token bench \
+    --scenario "$scenario" --server-pid "$server" --json "$out/roundtable/$scenario-$run.json" \
+    ${extra[@]+"${extra[@]}"} >"$out/roundtable/$scenario-$run.txt" 2>"$out/roundtable/$scenario-$run.progress.log"
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  rm -rf "$data"
+}
+run_janus() {
+  local scenario=$1 run=$2 janus
+  janus=$(scripts/janus-host.sh start "$out/janus/$scenario-$run.server.log")
+  target/release/roundtable-loadgen --target janus --janus-url ws://10.77.0.1:8188 \
+    --scenario "$scenario" --server-pid "$janus" --json "$out/janus/$scenario-$run.json" \
+    ${extra[@]+"${extra[@]}"} >"$out/janus/$scenario-$run.txt" 2>"$out/janus/$scenario-$run.progress.log"
+  scripts/janus-host.sh stop
+}
 for scenario in "$@"; do
   for run in $(seq "$runs"); do
-    data=$(mktemp -d)
-    target/release/roundtable --data-dir "$data" --admin-token bench \
-      >"$out/$scenario-$run.server.log" 2>&1 &
-    server=$!
-    for _ in $(seq 100); do
-      curl -sf http://127.0.0.1:8080/healthz >/dev/null && break
-      sleep 0.1
+    for target in $targets; do
+      rm -f "$out/$target/$scenario-$run.json"
+      "run_$target" "$scenario" "$run" ||
+        echo "$scenario, run $run against $target failed" >&2
+      echo "$scenario, run $run of $runs, $target:" \
+        "$(grep '^forwarded' "$out/$target/$scenario-$run.txt" || echo '-')" >&2
     done
-    target/release/roundtable-loadgen --server http://127.0.0.1:8080 --admin-token bench \
-      --scenario "$scenario" --server-pid "$server" --json "$out/$scenario-$run.json" \
-      >"$out/$scenario-$run.txt" 2>"$out/$scenario-$run.progress.log"
-    kill "$server"
-    wait "$server" 2>/dev/null || true
-    rm -rf "$data"
-    echo "$scenario, run $run of $runs: $(grep '^forwarded' "$out/$scenario-$run.txt")" >&2
   done
 done
 INNER
 
-python3 - "$OUT" "${scenarios[@]}" <<'SUMMARY'
+python3 - "$OUT" "$TARGETS" "${scenarios[@]}" <<'SUMMARY'
 import json, statistics, sys
 from pathlib import Path
 
-out, scenarios = Path(sys.argv[1]), sys.argv[2:]
+out, targets, scenarios = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
+NAMES = {"roundtable": "Roundtable", "janus": "Janus"}
 
-def runs(name):
-    return [json.loads(p.read_text()) for p in sorted(out.glob(f"{name}-*.json"))]
-
-def cell(values, fmt="{:.0f}"):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    med = fmt.format(statistics.median(values))
-    return med if len(values) == 1 else f"{med} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+def runs(target, name):
+    return [json.loads(p.read_text()) for p in sorted((out / target).glob(f"{name}-*.json"))]
 
 def field(report, *path):
     for key in path:
@@ -66,41 +92,101 @@ def field(report, *path):
         report = report.get(key)
     return report
 
-print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant | loadgen CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for name in scenarios:
-    rs = runs(name)
-    col = lambda *path, fmt="{:.0f}": cell([field(r, *path) for r in rs], fmt)
-    loss = cell([100 * r["totals"]["lost"] / max(r["totals"]["expected"], 1) for r in rs], "{:.3f}")
-    latency = " / ".join(col("latency_ms", q, fmt="{:.1f}") for q in ("p50", "p99", "p999"))
-    join = " / ".join(col("join_ms", q) for q in ("p50", "p99"))
-    print(f"| {name} | {len(rs)} | {col('forwarded_per_s')} | {loss} | {latency} | {join} "
-          f"| {col('server', 'cpu_percent')} | {col('server', 'cpu_us_per_packet', fmt='{:.1f}')} "
-          f"| {col('server', 'rss_per_participant_kib')} | {col('loadgen', 'cpu_percent')} |")
+def cell(values, fmt="{:.0f}"):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    med = fmt.format(statistics.median(values))
+    return med if len(values) == 1 else f"{med} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
-us_per_packet = lambda r: field(r, "server", "cpu_us_per_packet")
-ratios = [
-    ("server CPU per forwarded packet (goal 5 us)", lambda r: us_per_packet(r) / 5),
-    ("join to first media, p50 (goal 150 ms)", lambda r: field(r, "join_ms", "p50") / 150),
-    ("join to first media, p99 (goal 400 ms)", lambda r: field(r, "join_ms", "p99") / 400),
-    ("server memory per participant (goal 1 MiB)",
-     lambda r: field(r, "server", "rss_per_participant_kib") / 1024),
-    ("server CPU per packet / LiveKit's (~18 us)", lambda r: us_per_packet(r) / 18),
-    ("loadgen CPU / server CPU",
-     lambda r: field(r, "loadgen", "cpu_percent") / field(r, "server", "cpu_percent")),
+loss = lambda r: 100 * r["totals"]["lost"] / max(r["totals"]["expected"], 1)
+# (label, how to read it from a report, format)
+FIGURES = [
+    ("forwarded pkt/s", lambda r: field(r, "forwarded_per_s"), "{:.0f}"),
+    ("loss %", loss, "{:.3f}"),
+    ("latency p50 ms", lambda r: field(r, "latency_ms", "p50"), "{:.1f}"),
+    ("latency p99 ms", lambda r: field(r, "latency_ms", "p99"), "{:.1f}"),
+    ("latency p99.9 ms", lambda r: field(r, "latency_ms", "p999"), "{:.1f}"),
+    ("join p50 ms", lambda r: field(r, "join_ms", "p50"), "{:.0f}"),
+    ("join p99 ms", lambda r: field(r, "join_ms", "p99"), "{:.0f}"),
+    ("signaling p50 ms", lambda r: field(r, "publish_answer_ms", "p50"), "{:.1f}"),
+    ("server CPU % of a core", lambda r: field(r, "server", "cpu_percent"), "{:.0f}"),
+    ("server us/pkt", lambda r: field(r, "server", "cpu_us_per_packet"), "{:.1f}"),
+    ("server KiB/participant", lambda r: field(r, "server", "rss_per_participant_kib"), "{:.0f}"),
+    ("loadgen CPU %", lambda r: field(r, "loadgen", "cpu_percent"), "{:.0f}"),
+    ("joined / failed / incomplete", None, None),
 ]
-print()
-print("| median / goal | " + " | ".join(scenarios) + " |")
-print("|---|" + "---|" * len(scenarios))
-for label, ratio in ratios:
-    cells = []
+
+def values(target, name, read):
+    vs = []
+    for r in runs(target, name):
+        try:
+            v = read(r)
+        except (TypeError, KeyError, ZeroDivisionError):
+            v = None
+        if v is not None:
+            vs.append(v)
+    return vs
+
+def median(target, name, read):
+    vs = values(target, name, read)
+    return statistics.median(vs) if vs else None
+
+for target in targets:
+    print(f"### {NAMES.get(target, target)}")
+    print()
+    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant | loadgen CPU % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in scenarios:
-        values = []
-        for r in runs(name):
-            try:
-                values.append(ratio(r))
-            except (TypeError, ZeroDivisionError):
-                pass  # a run without the figure (no server pid, no join time)
-        cells.append(f"{statistics.median(values):.2f}" if values else "-")
-    print(f"| {label} | " + " | ".join(cells) + " |")
+        rs = runs(target, name)
+        col = lambda *path, fmt="{:.0f}": cell([field(r, *path) for r in rs], fmt)
+        latency = " / ".join(col("latency_ms", q, fmt="{:.1f}") for q in ("p50", "p99", "p999"))
+        join = " / ".join(col("join_ms", q) for q in ("p50", "p99"))
+        print(f"| {name} | {len(rs)} | {col('forwarded_per_s')} | {cell([loss(r) for r in rs], '{:.3f}')} "
+              f"| {latency} | {join} "
+              f"| {col('server', 'cpu_percent')} | {col('server', 'cpu_us_per_packet', fmt='{:.1f}')} "
+              f"| {col('server', 'rss_per_participant_kib')} | {col('loadgen', 'cpu_percent')} |")
+    print()
+
+if "roundtable" in targets and "janus" in targets:
+    print("### Side by side: medians, and ours / Janus")
+    print()
+    print("| scenario | figure | Roundtable | Janus | ours / Janus |")
+    print("|---|---|---|---|---|")
+    for name in scenarios:
+        for label, read, fmt in FIGURES:
+            if read is None:
+                counts = lambda t: " / ".join(
+                    str(sum(field(r, k) or 0 for r in runs(t, name)))
+                    for k in ("joined", "failed_joins", "incomplete"))
+                print(f"| {name} | {label} (sum over runs) | {counts('roundtable')} | {counts('janus')} | |")
+                continue
+            ours, theirs = median("roundtable", name, read), median("janus", name, read)
+            show = lambda v: "-" if v is None else fmt.format(v)
+            ratio = f"{ours / theirs:.2f}" if ours is not None and theirs else "-"
+            print(f"| {name} | {label} | {show(ours)} | {show(theirs)} | {ratio} |")
+    print()
+
+if "roundtable" in targets:
+    us_per_packet = lambda r: field(r, "server", "cpu_us_per_packet")
+    ratios = [
+        ("server CPU per forwarded packet (goal 5 us)", lambda r: us_per_packet(r) / 5),
+        ("join to first media, p50 (goal 150 ms)", lambda r: field(r, "join_ms", "p50") / 150),
+        ("join to first media, p99 (goal 400 ms)", lambda r: field(r, "join_ms", "p99") / 400),
+        ("server memory per participant (goal 1 MiB)",
+         lambda r: field(r, "server", "rss_per_participant_kib") / 1024),
+        ("server CPU per packet / LiveKit's (~18 us)", lambda r: us_per_packet(r) / 18),
+        ("loadgen CPU / server CPU",
+         lambda r: field(r, "loadgen", "cpu_percent") / field(r, "server", "cpu_percent")),
+    ]
+    print("### Roundtable against the goals")
+    print()
+    print("| median / goal | " + " | ".join(scenarios) + " |")
+    print("|---|" + "---|" * len(scenarios))
+    for label, ratio in ratios:
+        cells = []
+        for name in scenarios:
+            m = median("roundtable", name, ratio)
+            cells.append("-" if m is None else f"{m:.2f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 SUMMARY

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod janus;
 pub mod process;
 pub mod report;
 pub mod run;

@@ -1,25 +1,37 @@
 //! The `roundtable-loadgen` binary: parse the command line, run one scenario, print the table
 //! to stdout and write the JSON report.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use roundtable_loadgen::admin;
-use roundtable_loadgen::run::{RunOptions, Target, run};
+use roundtable_loadgen::run::{RunOptions, Sfu, Target, run};
 use roundtable_loadgen::scenario::{NAMES, Scenario};
 
-/// Load a running Roundtable server with real WebRTC participants and report how it copes.
+/// Load a running Roundtable server (or Janus's videoroom, to compare) with real WebRTC
+/// participants and report how it copes.
 #[derive(Debug, Parser)]
 #[command(name = "roundtable-loadgen", version)]
 struct Cli {
+    /// Which SFU: roundtable, or janus (its videoroom plugin, at --janus-url).
+    #[arg(long, default_value = "roundtable", value_parser = ["roundtable", "janus"])]
+    target: String,
     /// The server's base URL (http only).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// The server's admin token, to create rooms.
+    /// The server's admin token, to create rooms (roundtable only).
     #[arg(long, env = "ROUNDTABLE_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: String,
+    admin_token: Option<String>,
+    /// Janus's WebSocket API (janus only).
+    #[arg(long, default_value = "ws://10.77.0.1:8188")]
+    janus_url: String,
+    /// The address our peers bind and advertise to Janus [default: the local address that
+    /// routes to --janus-url's host].
+    #[arg(long)]
+    media_ip: Option<IpAddr>,
     /// room10, rooms, skillshare40 or joinstorm.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
     scenario: String,
@@ -54,9 +66,23 @@ async fn main() -> anyhow::Result<()> {
     if let Some(kbps) = cli.video_kbps {
         scenario.video.bitrate_bps = kbps * 1000;
     }
+    let sfu = if cli.target == "janus" {
+        let media_ip = match cli.media_ip {
+            Some(ip) => ip,
+            None => local_ip_towards(&cli.janus_url).await?,
+        };
+        Sfu::Janus {
+            url: cli.janus_url,
+            media_ip,
+        }
+    } else {
+        Sfu::Roundtable {
+            addr: admin::resolve(&cli.server).await?,
+            admin_token: cli.admin_token.context("--admin-token is required")?,
+        }
+    };
     let target = Target {
-        addr: admin::resolve(&cli.server).await?,
-        admin_token: cli.admin_token,
+        sfu,
         server_pid: cli.server_pid,
     };
     let options = RunOptions {
@@ -70,6 +96,28 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The local address the kernel would send from to the host of `ws://HOST:PORT[/...]`.
+/// Connecting a UDP socket sends nothing.
+async fn local_ip_towards(url: &str) -> anyhow::Result<IpAddr> {
+    let rest = url
+        .strip_prefix("ws://")
+        .with_context(|| format!("--janus-url must be ws://HOST:PORT, got {url}"))?;
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    let remote = tokio::net::lookup_host(host_port)
+        .await
+        .with_context(|| format!("resolving {host_port}"))?
+        .next()
+        .with_context(|| format!("{host_port} has no address"))?;
+    let any: std::net::SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let socket = tokio::net::UdpSocket::bind(any).await?;
+    socket.connect(remote).await?;
+    Ok(socket.local_addr()?.ip())
 }
 
 /// `20s`, `500ms`, `2m`, or plain seconds.
@@ -119,5 +167,20 @@ mod tests {
         .unwrap();
         assert_eq!(cli.duration, Some(Duration::from_secs(2)));
         assert!(Cli::try_parse_from(["x", "--admin-token", "T", "--scenario", "nope"]).is_err());
+        // Our server needs the admin token (checked once the target is known); Janus does not.
+        let janus = Cli::try_parse_from([
+            "x",
+            "--target",
+            "janus",
+            "--janus-url",
+            "ws://10.77.0.1:8188",
+            "--scenario",
+            "room10",
+        ])
+        .unwrap();
+        assert_eq!((janus.target.as_str(), janus.admin_token), ("janus", None));
+        assert!(
+            Cli::try_parse_from(["x", "--target", "mediasoup", "--scenario", "room10"]).is_err()
+        );
     }
 }

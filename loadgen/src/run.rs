@@ -1,15 +1,19 @@
 //! One run of a scenario against a running server: create the rooms, join everyone, wait until
 //! everyone receives everyone, measure for the scenario's duration, and collect a report.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use roundtable::media::peer::PeerNet;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::admin;
-use crate::client::{Client, JoinOptions};
+use crate::client::{Client, JoinOptions, MediaLog};
+use crate::janus;
 use crate::process::{self, Sample};
 use crate::report::{Collected, Report, StreamId};
 use crate::scenario::{Joins, Scenario};
@@ -18,12 +22,29 @@ use crate::stats::StreamStats;
 /// The server under load.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Its HTTP and WebSocket address.
-    pub addr: SocketAddr,
-    /// Its admin token, to create rooms.
-    pub admin_token: String,
+    /// Which SFU, and how to reach it.
+    pub sfu: Sfu,
     /// Its process, to read CPU and memory from `/proc` (same host only).
     pub server_pid: Option<u32>,
+}
+
+/// The SFUs the generator can load.
+#[derive(Debug, Clone)]
+pub enum Sfu {
+    /// Ours, over our protocol; media on loopback.
+    Roundtable {
+        /// Its HTTP and WebSocket address.
+        addr: SocketAddr,
+        /// Its admin token, to create rooms.
+        admin_token: String,
+    },
+    /// Janus's videoroom plugin, through [`crate::janus`].
+    Janus {
+        /// Its WebSocket API, e.g. `ws://10.77.0.1:8188`.
+        url: String,
+        /// The address our peers bind and advertise (one Janus can reach).
+        media_ip: IpAddr,
+    },
 }
 
 /// How a run behaves, apart from the scenario.
@@ -35,10 +56,58 @@ pub struct RunOptions {
     pub join_timeout: Duration,
 }
 
-/// A joined participant.
+/// A joined participant, whichever the SFU.
 struct Participant {
     room: usize,
-    client: Client,
+    /// Its publisher id, as receivers' statistics name it.
+    id: String,
+    media: Arc<MediaLog>,
+    opened_at_ns: u64,
+    answered_at_ns: Option<u64>,
+    sent: Arc<AtomicU64>,
+    connection: Connection,
+}
+
+enum Connection {
+    Roundtable(Client),
+    Janus(janus::Participant),
+}
+
+impl Participant {
+    fn roundtable(room: usize, client: Client) -> Self {
+        Participant {
+            room,
+            id: client.id.clone(),
+            media: client.media.clone(),
+            opened_at_ns: client.opened_at_ns,
+            answered_at_ns: client.answered_at_ns,
+            sent: client.sent.clone(),
+            connection: Connection::Roundtable(client),
+        }
+    }
+
+    fn janus(room: usize, p: janus::Participant) -> Self {
+        Participant {
+            room,
+            id: p.id.clone(),
+            media: p.media.clone(),
+            opened_at_ns: p.opened_at_ns,
+            answered_at_ns: p.answered_at_ns,
+            sent: p.sent.clone(),
+            connection: Connection::Janus(p),
+        }
+    }
+
+    fn sent_packets(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    async fn drop_connection(self) {
+        match self.connection {
+            Connection::Roundtable(c) => c.drop_connection().await,
+            Connection::Janus(p) => p.drop_connection().await,
+        }
+    }
 }
 
 /// Run `scenario` against `target`.
@@ -50,14 +119,14 @@ pub async fn run(
     let server_base = sample_server(target)?;
     let loadgen_base = process::sample(None)?;
     let rooms = create_rooms(target, scenario).await?;
-    let (participants, failed_joins) = join_everyone(target.addr, scenario, &rooms).await;
+    let (participants, failed_joins) = join_everyone(&target.sfu, scenario, &rooms).await;
     wait_for_media(&participants, options).await;
     let (join_ms, incomplete) = join_times(&participants);
 
     for p in &participants {
-        p.client.media.start_window();
+        p.media.start_window();
     }
-    let sent_before: u64 = participants.iter().map(|p| p.client.sent_packets()).sum();
+    let sent_before: u64 = participants.iter().map(|p| p.sent_packets()).sum();
     let server_start = sample_server(target)?;
     let loadgen_start = process::sample(None)?;
     let started = Instant::now();
@@ -65,7 +134,7 @@ pub async fn run(
     let window_s = started.elapsed().as_secs_f64();
     let server_end = sample_server(target)?;
     let loadgen_end = process::sample(None)?;
-    let sent_after: u64 = participants.iter().map(|p| p.client.sent_packets()).sum();
+    let sent_after: u64 = participants.iter().map(|p| p.sent_packets()).sum();
 
     let collected = Collected {
         scenario: scenario.clone(),
@@ -81,30 +150,37 @@ pub async fn run(
         loadgen: [loadgen_base, loadgen_start, loadgen_end],
     };
     for p in participants {
-        p.client.drop_connection().await;
+        p.drop_connection().await;
     }
     Ok(collected.report())
 }
 
 async fn create_rooms(target: &Target, scenario: &Scenario) -> anyhow::Result<Vec<String>> {
-    let mut rooms = Vec::with_capacity(scenario.rooms);
-    for i in 0..scenario.rooms {
-        let title = format!("loadgen {} {}", scenario.name, i + 1);
-        let capacity = scenario.participants;
-        let room = admin::create_room(target.addr, &target.admin_token, &title, capacity).await?;
-        rooms.push(room);
+    let capacity = scenario.participants;
+    match &target.sfu {
+        Sfu::Roundtable { addr, admin_token } => {
+            let mut rooms = Vec::with_capacity(scenario.rooms);
+            for i in 0..scenario.rooms {
+                let title = format!("loadgen {} {}", scenario.name, i + 1);
+                rooms.push(admin::create_room(*addr, admin_token, &title, capacity).await?);
+            }
+            Ok(rooms)
+        }
+        Sfu::Janus { url, .. } => {
+            let rooms = janus::create_rooms(url, &scenario.name, scenario.rooms, capacity).await?;
+            Ok(rooms.iter().map(u64::to_string).collect())
+        }
     }
-    Ok(rooms)
 }
 
 /// Every stream's statistics, named by room, receiver, publisher and kind.
 fn collect_streams(participants: &[Participant], rooms: &[String]) -> Vec<(StreamId, StreamStats)> {
     let mut streams = Vec::new();
     for p in participants {
-        for (publisher, kind, stats) in p.client.media.streams() {
+        for (publisher, kind, stats) in p.media.streams() {
             let id = StreamId {
                 room: rooms[p.room].clone(),
-                receiver: p.client.id.clone(),
+                receiver: p.id.clone(),
                 publisher,
                 kind,
             };
@@ -116,10 +192,10 @@ fn collect_streams(participants: &[Participant], rooms: &[String]) -> Vec<(Strea
 
 /// Per participant, WebSocket open to publish answer, in ms.
 fn publish_answer_times(participants: &[Participant]) -> Vec<f64> {
-    let since_open = |p: &Participant, at: u64| (at - p.client.opened_at_ns) as f64 / 1e6;
+    let since_open = |p: &Participant, at: u64| (at - p.opened_at_ns) as f64 / 1e6;
     participants
         .iter()
-        .filter_map(|p| p.client.answered_at_ns.map(|at| since_open(p, at)))
+        .filter_map(|p| p.answered_at_ns.map(|at| since_open(p, at)))
         .collect()
 }
 
@@ -137,7 +213,7 @@ fn zip3(a: Option<Sample>, b: Option<Sample>, c: Option<Sample>) -> Option<[Samp
 /// Start every join as the scenario says; each joins, publishes, and stops keeping events.
 /// Rooms fill in turn (one participant in each, then a second in each, ...).
 async fn join_everyone(
-    addr: SocketAddr,
+    sfu: &Sfu,
     scenario: &Scenario,
     rooms: &[String],
 ) -> (Vec<Participant>, usize) {
@@ -155,12 +231,26 @@ async fn join_everyone(
             }
             let (room_id, plan) = (room_id.clone(), scenario.publish_plan(index));
             let name = format!("r{}p{}", room + 1, index + 1);
+            let sfu = sfu.clone();
             joins.spawn(async move {
-                let options = JoinOptions { packet_log: false };
-                let mut client = Client::join_with(addr, &room_id, &name, options).await?;
-                client.publish_plan(plan).await?;
-                client.ignore_events();
-                anyhow::Ok(Participant { room, client })
+                match sfu {
+                    Sfu::Roundtable { addr, .. } => {
+                        let options = JoinOptions { packet_log: false };
+                        let mut client = Client::join_with(addr, &room_id, &name, options).await?;
+                        client.publish_plan(plan).await?;
+                        client.ignore_events();
+                        anyhow::Ok(Participant::roundtable(room, client))
+                    }
+                    Sfu::Janus { url, media_ip } => {
+                        let room_id: u64 = room_id.parse()?;
+                        let net = PeerNet {
+                            bind_ip: media_ip,
+                            ..PeerNet::loopback()
+                        };
+                        let p = janus::Participant::join(&url, room_id, &name, plan, &net).await?;
+                        anyhow::Ok(Participant::janus(room, p))
+                    }
+                }
             });
         }
     }
@@ -186,7 +276,7 @@ fn others<'a>(
     // Participant ids are unique only within a room.
     participants
         .iter()
-        .filter(move |p| p.room == r.room && p.client.id != r.client.id)
+        .filter(move |p| p.room == r.room && p.id != r.id)
 }
 
 /// (receiver, publisher) pairs in the same room.
@@ -205,7 +295,7 @@ async fn wait_for_media(participants: &[Participant], options: &RunOptions) {
         tick.tick().await;
         let total = pairs(participants).count();
         let done = pairs(participants)
-            .filter(|(r, p)| r.client.media.first_media_ns(&p.client.id).is_some())
+            .filter(|(r, p)| r.media.first_media_ns(&p.id).is_some())
             .count();
         let now = Instant::now();
         if options.progress && (now >= next_line || done == total) {
@@ -229,8 +319,8 @@ fn join_times(participants: &[Participant]) -> (Vec<f64>, usize) {
     for r in participants {
         let waits: Option<Vec<u64>> = others(participants, r)
             .map(|p| {
-                let first = r.client.media.first_media_ns(&p.client.id)?;
-                Some(first.saturating_sub(r.client.opened_at_ns.max(p.client.opened_at_ns)))
+                let first = r.media.first_media_ns(&p.id)?;
+                Some(first.saturating_sub(r.opened_at_ns.max(p.opened_at_ns)))
             })
             .collect();
         match waits {
@@ -272,7 +362,7 @@ async fn measure(
             continue;
         }
         let (received, lost) = participants.iter().fold((0, 0), |(r, l), p| {
-            let (pr, pl) = p.client.media.totals();
+            let (pr, pl) = p.media.totals();
             (r + pr, l + pl)
         });
         let now = (

@@ -7,7 +7,7 @@ use std::time::Duration;
 use roundtable::Server;
 use roundtable::config::Config;
 use roundtable_loadgen::report::Report;
-use roundtable_loadgen::run::{RunOptions, Target, run};
+use roundtable_loadgen::run::{RunOptions, Sfu, Target, run};
 use roundtable_loadgen::scenario::{Joins, Scenario, VideoProfile};
 use signaling::wire::MediaKind;
 use tokio::sync::oneshot;
@@ -34,8 +34,10 @@ async fn start_server() -> anyhow::Result<TestServer> {
     // The server shares this process, so its CPU and memory readings include the generator's;
     // reading them still exercises the /proc path end to end.
     let target = Target {
-        addr,
-        admin_token: ADMIN_TOKEN.into(),
+        sfu: Sfu::Roundtable {
+            addr,
+            admin_token: ADMIN_TOKEN.into(),
+        },
         server_pid: Some(std::process::id()),
     };
     Ok(TestServer {
