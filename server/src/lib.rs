@@ -79,9 +79,9 @@ impl AppState {
         self.registry.running(room_id).is_some()
     }
 
-    /// Peer connections the media plane has open now.
-    pub fn live_peer_connections(&self) -> usize {
-        self.registry.plane().live_connections()
+    /// Peer connections and tasks the media plane holds now.
+    pub fn media_stats(&self) -> media::PlaneStats {
+        self.registry.plane().stats()
     }
 
     /// The join link of a room.

@@ -7,6 +7,7 @@
 //! counts what it had to drop.
 
 pub mod fanout;
+pub mod gauge;
 pub mod peer;
 mod rtcp_forward;
 pub mod webrtc_plane;
@@ -17,6 +18,7 @@ use signaling::wire::{ErrorCode, IceCandidate, PcRole, Reject, ServerMsg};
 use tokio::sync::mpsc;
 
 pub use fanout::Producer;
+pub use gauge::PlaneStats;
 
 /// What a media session tells its room.
 #[derive(Debug)]
@@ -89,8 +91,8 @@ pub trait MediaSession: Send + Sync {
 pub trait MediaPlane: Send + Sync + 'static {
     /// Open a session for a participant who just joined.
     fn open_session(&self, ctx: SessionCtx) -> Arc<dyn MediaSession>;
-    /// Peer connections open now (their sockets included); for metrics and leak tests.
-    fn live_connections(&self) -> usize;
+    /// Peer connections and tasks held now; for metrics and leak tests.
+    fn stats(&self) -> PlaneStats;
 }
 
 pub(crate) fn queue_full() -> Reject {

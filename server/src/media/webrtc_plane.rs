@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -29,6 +29,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::fanout::{Consumer, Producer};
+use super::gauge::{Gauge, PlaneStats};
 use super::peer::{self, PeerNet};
 use super::{MediaEvent, MediaPlane, MediaSession, SessionCtx, Signal, queue_full};
 
@@ -49,7 +50,7 @@ const SESSION_QUEUE: usize = 256;
 /// The webrtc-rs media plane.
 pub struct WebrtcPlane {
     net: PeerNet,
-    live: Arc<AtomicUsize>,
+    gauge: Gauge,
 }
 
 impl WebrtcPlane {
@@ -57,7 +58,7 @@ impl WebrtcPlane {
     pub fn new(net: PeerNet) -> Self {
         WebrtcPlane {
             net,
-            live: Arc::new(AtomicUsize::new(0)),
+            gauge: Gauge::default(),
         }
     }
 }
@@ -67,14 +68,13 @@ impl MediaPlane for WebrtcPlane {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let weak = tx.downgrade();
         let net = self.net.clone();
-        let live = self.live.clone();
-        tokio::spawn(async move {
+        let gauge = self.gauge.clone();
+        self.gauge.spawn(async move {
             let participant = ctx.participant.clone();
-            match Session::start(net, ctx, weak).await {
+            match Session::start(net, ctx, weak, gauge.clone()).await {
                 Ok(session) => {
-                    live.fetch_add(2, Ordering::Relaxed);
+                    let _open = gauge.connections(2);
                     session.run(rx).await;
-                    live.fetch_sub(2, Ordering::Relaxed);
                 }
                 Err((ctx, err)) => {
                     tracing::warn!(%participant, %err, "media session failed to start");
@@ -86,8 +86,8 @@ impl MediaPlane for WebrtcPlane {
         Arc::new(WebrtcSession { tx })
     }
 
-    fn live_connections(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+    fn stats(&self) -> PlaneStats {
+        self.gauge.stats()
     }
 }
 
@@ -139,6 +139,7 @@ struct Downstream {
 
 struct Session {
     ctx: SessionCtx,
+    gauge: Gauge,
     publish: Arc<dyn PeerConnection>,
     subscribe: Arc<dyn PeerConnection>,
     downstream: HashMap<String, Downstream>,
@@ -157,6 +158,7 @@ impl Session {
         net: PeerNet,
         ctx: SessionCtx,
         cmd: mpsc::WeakSender<Cmd>,
+        gauge: Gauge,
     ) -> Result<Self, (SessionCtx, webrtc::error::Error)> {
         let handler = |role| {
             Arc::new(PcHandler {
@@ -179,6 +181,7 @@ impl Session {
         };
         Ok(Session {
             ctx,
+            gauge,
             publish,
             subscribe,
             downstream: HashMap::new(),
@@ -361,7 +364,7 @@ impl Session {
             .ok_or_else(|| Reject::new(ErrorCode::Internal, "transceiver has no sender"))?;
         let (consumer_id, consumer) = producer.add_consumer();
         let payload_type = Arc::new(AtomicU8::new(0));
-        let writer = tokio::spawn(write_consumer(
+        let writer = self.gauge.spawn(write_consumer(
             consumer,
             track.clone(),
             ssrc,
@@ -435,10 +438,10 @@ impl Session {
                 continue;
             };
             down.payload_type.store(pt, Ordering::Relaxed);
-            down.tasks.push(tokio::spawn(relay_feedback(
-                down.track.clone(),
-                down.producer.clone(),
-            )));
+            down.tasks.push(
+                self.gauge
+                    .spawn(relay_feedback(down.track.clone(), down.producer.clone())),
+            );
             if down.producer.info.kind == MediaKind::Video {
                 down.producer.request_keyframe(now);
             }
@@ -479,7 +482,7 @@ impl Session {
         let (producer, keyframes) = Producer::new(info, codec);
         let producer = Arc::new(producer);
         let to_room = self.ctx.to_room.clone();
-        let reader = tokio::spawn(read_producer(
+        let reader = self.gauge.spawn(read_producer(
             track,
             ssrc,
             producer.clone(),
