@@ -25,7 +25,7 @@ use webrtc::peer_connection::{
 };
 
 pub use media_log::{MediaLog, Received};
-pub use publisher::{Keyframes, PublishPlan, TrackPlan, Tracks};
+pub use publisher::{Keyframes, PublishPlan, TrackPlan, Tracks, VideoCodec};
 pub use ws::{Ws, connect};
 
 use crate::stats::now_ns;

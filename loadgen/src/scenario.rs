@@ -137,6 +137,7 @@ impl Scenario {
                 packets: None,
             }),
             video: (index < self.video_publishers).then(|| self.video_plan()),
+            video_codec: Default::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 use signaling::wire::{ClientMsg, LeaveReason, MediaKind, ServerMsg};
 
 use crate::common::TestServer;
-use roundtable_loadgen::client::{Client, MediaLog};
+use roundtable_loadgen::client::{Client, MediaLog, PublishPlan, VideoCodec};
 
 /// Packets each publisher sends: 1 s of paced media per 100 (video) / 50 (audio).
 const VIDEO_PACKETS: u16 = 300;
@@ -228,6 +228,36 @@ async fn a_subscriber_nack_is_answered_with_a_retransmission() -> anyhow::Result
     assert!(
         again.iter().all(|r| r.counter == u64::from(lost)),
         "the retransmitted payload is the original"
+    );
+    Ok(())
+}
+
+/// A publisher that sends H.264 (as Safari prefers) is forwarded as H.264, with the payload
+/// type the subscriber negotiated for that profile, every packet intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_is_forwarded_as_h264() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Codecs", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let bo = Client::join(server.addr, &room, "Bo").await?;
+    let mut plan = PublishPlan::counted(VIDEO_PACKETS);
+    plan.video_codec = VideoCodec::H264;
+    ann.publish_plan(plan).await?;
+    let last = VIDEO_PACKETS - 1;
+    bo.media
+        .wait_for("Ann's H.264 to the end", |log| {
+            log.from(&ann.id, MediaKind::Video)
+                .last()
+                .is_some_and(|r| r.seq == last)
+        })
+        .await?;
+    check_contiguous(&bo.media, &ann.id, MediaKind::Video, last)?;
+    let codec = bo.media.video_codec(&ann.id).await;
+    assert!(
+        codec
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("video/H264")),
+        "received {codec:?}"
     );
     Ok(())
 }

@@ -164,6 +164,18 @@ impl MediaLog {
         bail!("no video track from {publisher}")
     }
 
+    /// The MIME type of the video this client receives from `publisher`, as negotiated.
+    pub async fn video_codec(&self, publisher: &str) -> Option<String> {
+        let tracks = self.remote_video.lock().unwrap().clone();
+        for track in tracks {
+            if track.stream_id().await == publisher {
+                let ssrc = track.ssrcs().await.first().copied()?;
+                return track.codec(ssrc).await.map(|c| c.mime_type);
+            }
+        }
+        None
+    }
+
     /// Wait until `done` holds over the log. Without a packet log, only a stream's first
     /// packet wakes waiters, so `done` should then be about arrivals, not counts.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) -> anyhow::Result<()> {

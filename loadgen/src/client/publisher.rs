@@ -50,13 +50,37 @@ pub struct Keyframes {
     pub extra_packets: u64,
 }
 
+/// The video codec a client publishes with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// VP8, what browsers offer first.
+    #[default]
+    Vp8,
+    /// H.264 constrained baseline, packetization mode 1 (what Safari prefers).
+    H264,
+}
+
+impl VideoCodec {
+    fn mime_and_fmtp(self) -> (&'static str, &'static str) {
+        match self {
+            VideoCodec::Vp8 => ("video/VP8", ""),
+            VideoCodec::H264 => (
+                "video/H264",
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            ),
+        }
+    }
+}
+
 /// What a client publishes: an audio track, a video track, or both.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishPlan {
     /// The Opus track, if any.
     pub audio: Option<TrackPlan>,
-    /// The VP8 track, if any.
+    /// The video track, if any.
     pub video: Option<TrackPlan>,
+    /// The video track's codec.
+    pub video_codec: VideoCodec,
 }
 
 impl PublishPlan {
@@ -73,6 +97,7 @@ impl PublishPlan {
         PublishPlan {
             audio: Some(fixed(20, 80, u64::from(video_packets / 2))),
             video: Some(fixed(10, 1000, u64::from(video_packets))),
+            video_codec: VideoCodec::Vp8,
         }
     }
 }
@@ -102,14 +127,21 @@ impl Tracks {
         stream_id: &str,
         plan: PublishPlan,
     ) -> anyhow::Result<Tracks> {
+        let (video_mime, video_fmtp) = plan.video_codec.mime_and_fmtp();
         let tracks = [
-            (plan.audio, MediaKind::Audio, "audio/opus", 0x1000_0001),
-            (plan.video, MediaKind::Video, "video/VP8", 0x2000_0002),
+            (plan.audio, MediaKind::Audio, "audio/opus", "", 0x1000_0001),
+            (
+                plan.video,
+                MediaKind::Video,
+                video_mime,
+                video_fmtp,
+                0x2000_0002,
+            ),
         ];
         let mut added = Vec::new();
-        for (plan, kind, mime, ssrc) in tracks {
+        for (plan, kind, mime, fmtp, ssrc) in tracks {
             if let Some(plan) = plan {
-                let (track, sender) = add_track(pc, stream_id, kind, mime, ssrc).await?;
+                let (track, sender) = add_track(pc, stream_id, kind, (mime, fmtp), ssrc).await?;
                 added.push(Added {
                     plan,
                     kind,
@@ -155,11 +187,12 @@ async fn add_track(
     pc: &Arc<dyn PeerConnection>,
     stream_id: &str,
     kind: MediaKind,
-    mime: &str,
+    (mime, fmtp): (&str, &str),
     ssrc: u32,
 ) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>)> {
     let codec = RTCRtpCodec {
         mime_type: mime.into(),
+        sdp_fmtp_line: fmtp.into(),
         clock_rate: clock_rate(kind),
         channels: if kind == MediaKind::Audio { 2 } else { 0 },
         ..Default::default()
