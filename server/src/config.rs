@@ -130,6 +130,8 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     /// How long an empty room keeps its task before it stops (state then reloads from the store).
     pub room_idle_grace: std::time::Duration,
+    /// WebSocket keepalive: how often the server pings, and after how much silence it closes.
+    pub keepalive: crate::ws::Keepalive,
 }
 
 impl Config {
@@ -144,6 +146,7 @@ impl Config {
             admin_token: None,
             ice_servers: vec![],
             room_idle_grace: crate::room::IDLE_GRACE,
+            keepalive: crate::ws::Keepalive::default(),
         }
     }
 
@@ -182,6 +185,7 @@ impl Config {
             admin_token: opts.admin_token.clone().or(file.admin_token),
             ice_servers: file.ice_servers,
             room_idle_grace: crate::room::IDLE_GRACE,
+            keepalive: crate::ws::Keepalive::default(),
         })
     }
 }

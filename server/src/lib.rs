@@ -44,6 +44,7 @@ pub struct Inner {
     admin_token_hash: [u8; 32],
     public_url: String,
     next_conn: AtomicU64,
+    pub(crate) keepalive: ws::Keepalive,
     /// Flips to `true` when the server stops; every WebSocket task watches it.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -164,6 +165,7 @@ impl Server {
             public_url,
             next_conn: AtomicU64::new(1),
             stopping: tokio::sync::watch::channel(false).0,
+            keepalive: config.keepalive,
         };
         let state = AppState {
             inner: Arc::new(inner),

@@ -21,6 +21,21 @@ use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// A connection silent (no message, no pong) this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// WebSocket keepalive timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How often the server sends a ping frame.
+    pub ping_every: Duration,
+    /// Silence (no message, no pong) after which the connection is closed.
+    pub close_after: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { ping_every: PING_INTERVAL, close_after: IDLE_TIMEOUT }
+    }
+}
+
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Messages queued for one connection; a client this far behind is disconnected.
@@ -66,7 +81,8 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         limited: false,
         member: None,
     };
-    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let keepalive = conn.state.keepalive;
+    let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let mut stopping = conn.state.stopping();
@@ -102,7 +118,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
             _ = stopping.changed() => break Some((1001, "server_shutdown")),
             _ = kicked.notified() => break Some((1008, "too_slow")),
             _ = ping.tick() => {
-                if last_heard.elapsed() >= IDLE_TIMEOUT {
+                if last_heard.elapsed() >= keepalive.close_after {
                     break Some((1001, "keepalive_timeout"));
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {

@@ -148,3 +148,44 @@ async fn an_idle_room_stops_and_comes_back_with_its_history() -> anyhow::Result<
     assert!(server.state.room_is_running(&room));
     Ok(())
 }
+
+/// A client that goes silent (no messages, no pongs: a frozen or vanished browser) is pinged,
+/// then closed with 1001 `keepalive_timeout`. The client here speaks raw TCP after the upgrade,
+/// so nothing answers the server's pings on its behalf.
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_keepalive_timeout() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let keepalive = roundtable::ws::Keepalive {
+        ping_every: std::time::Duration::from_millis(50),
+        close_after: std::time::Duration::from_millis(300),
+    };
+    let server = TestServer::sqlite_with(|c| c.keepalive = keepalive).await?;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await?;
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    tcp.write_all(upgrade.as_bytes()).await?;
+    let mut received = Vec::new();
+    let read_all = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut received),
+    );
+    read_all
+        .await
+        .expect("the server closes a silent connection")?;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 101"), "upgraded: {text}");
+    // The last frame is the close: opcode 0x88, then code 1001 and the reason.
+    let close = received
+        .iter()
+        .rposition(|b| *b == 0x88)
+        .expect("a close frame");
+    let frame = &received[close..];
+    let payload = &frame[2..];
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
+    assert_eq!(&payload[2..], b"keepalive_timeout");
+    assert!(
+        received.windows(2).any(|w| w == [0x89, 0x00]),
+        "it was pinged first"
+    );
+    Ok(())
+}
