@@ -32,7 +32,10 @@ pub struct Keepalive {
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive { ping_every: PING_INTERVAL, close_after: IDLE_TIMEOUT }
+        Keepalive {
+            ping_every: PING_INTERVAL,
+            close_after: IDLE_TIMEOUT,
+        }
     }
 }
 
