@@ -378,6 +378,8 @@ impl RoomTask {
                 }
             }
         }
+        // Again after: a connection dropped for being too slow left during the loop.
+        self.occupancy.store(self.room.len(), Ordering::Relaxed);
     }
 
     fn open_media(&mut self, conn: ConnId, participant: String) {

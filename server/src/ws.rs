@@ -42,7 +42,7 @@ impl Default for Keepalive {
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Messages queued for one connection; a client this far behind is disconnected.
-pub const OUTBOUND_QUEUE: usize = 1024;
+const OUTBOUND_QUEUE: usize = 1024;
 /// Sustained client messages per second (trickle ICE bursts fit in the burst).
 const MESSAGES_PER_SECOND: f64 = 50.0;
 /// Client messages allowed at once.
@@ -100,7 +100,11 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_heard = Instant::now();
-                    conn.reply(Reject::new(ErrorCode::BinaryFrame, "the protocol is JSON text frames"));
+                    // Counted like text: each refusal is a reply, so unmetered it would let a
+                    // client make the server write as fast as it can send.
+                    if conn.within_rate(last_heard) {
+                        conn.reply(Reject::new(ErrorCode::BinaryFrame, "the protocol is JSON text frames"));
+                    }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(Message::Close(_))) | None => break None,

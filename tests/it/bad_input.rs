@@ -332,3 +332,38 @@ async fn a_flood_of_messages_is_rate_limited_and_the_connection_recovers() -> an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_flood_of_binary_frames_is_rate_limited_too() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let mut ws = connect(server.addr).await?;
+    for _ in 0..400 {
+        ws.socket.send(Message::binary(vec![0u8; 8])).await?;
+    }
+    ws.send(&ClientMsg::Ping { id: Some(1) }).await?;
+    // Everything up to the ping was answered or dropped; the ping itself may be dropped too,
+    // so read until the server has had time to refill and a later ping gets through.
+    let (mut refused, mut limited) = (0, 0);
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            tokio::select! {
+                _ = every.tick() => ws.send(&ClientMsg::Ping { id: Some(2) }).await?,
+                msg = ws.recv() => match msg? {
+                    ServerMsg::Pong { id: Some(2) } => return anyhow::Ok(()),
+                    ServerMsg::Pong { .. } => {}
+                    ServerMsg::Error { code: ErrorCode::BinaryFrame, .. } => refused += 1,
+                    ServerMsg::Error { code: ErrorCode::RateLimited, .. } => limited += 1,
+                    other => anyhow::bail!("unexpected {other:?}"),
+                },
+            }
+        }
+    });
+    done.await??;
+    assert!(limited >= 1, "the binary flood was rate limited");
+    assert!(
+        (200..400).contains(&refused),
+        "only the burst got replies: {refused}"
+    );
+    Ok(())
+}
