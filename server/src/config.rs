@@ -47,6 +47,14 @@ pub struct Opts {
     /// IP the media sockets bind to, when it differs from --media-ip (behind 1:1 NAT).
     #[arg(long, env = "ROUNDTABLE_MEDIA_BIND_IP", global = true)]
     pub media_bind_ip: Option<IpAddr>,
+    /// UDP port of the media socket that every connection shares [default: 7882]. With
+    /// `--media-plane webrtc`, each connection takes an ephemeral port instead.
+    #[arg(long, env = "ROUNDTABLE_MEDIA_PORT", global = true)]
+    pub media_port: Option<u16>,
+    /// Which forwarding plane carries media [default: rtc]: `rtc`, one socket and one loop on
+    /// webrtc-rs's sans-IO core; or `webrtc`, webrtc-rs's tasks and a socket per connection.
+    #[arg(long, env = "ROUNDTABLE_MEDIA_PLANE", global = true, value_enum)]
+    pub media_plane: Option<MediaPlaneKind>,
     /// Base URL for join links [default: http://BIND].
     #[arg(long, env = "ROUNDTABLE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
@@ -58,6 +66,17 @@ pub struct Opts {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+}
+
+/// The forwarding planes (see ARCHITECTURE.md, "Media").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaPlaneKind {
+    /// One UDP socket and one loop for every connection (`media::rtc_plane`).
+    #[default]
+    Rtc,
+    /// webrtc-rs's own tasks and a socket per connection (`media::webrtc_plane`).
+    Webrtc,
 }
 
 /// Subcommands.
@@ -105,6 +124,8 @@ struct FileConfig {
     database_url: Option<String>,
     media_ip: Option<IpAddr>,
     media_bind_ip: Option<IpAddr>,
+    media_port: Option<u16>,
+    media_plane: Option<MediaPlaneKind>,
     public_url: Option<String>,
     admin_token: Option<String>,
     #[serde(default)]
@@ -122,6 +143,10 @@ pub struct Config {
     pub media_ip: IpAddr,
     /// Bound media IP.
     pub media_bind_ip: IpAddr,
+    /// The shared media socket's port (0: any).
+    pub media_port: u16,
+    /// Which forwarding plane.
+    pub media_plane: MediaPlaneKind,
     /// Join link base, if fixed; otherwise derived from the bound address.
     pub public_url: Option<String>,
     /// Fixed admin token, if any.
@@ -142,6 +167,8 @@ impl Config {
             database_url,
             media_ip: IpAddr::from([127, 0, 0, 1]),
             media_bind_ip: IpAddr::from([127, 0, 0, 1]),
+            media_port: 0,
+            media_plane: test_plane(),
             public_url: None,
             admin_token: None,
             ice_servers: vec![],
@@ -181,12 +208,29 @@ impl Config {
                 .media_bind_ip
                 .or(file.media_bind_ip)
                 .unwrap_or(media_ip),
+            media_port: opts
+                .media_port
+                .or(file.media_port)
+                .unwrap_or(DEFAULT_MEDIA_PORT),
+            media_plane: opts.media_plane.or(file.media_plane).unwrap_or_default(),
             public_url: opts.public_url.clone().or(file.public_url),
             admin_token: opts.admin_token.clone().or(file.admin_token),
             ice_servers: file.ice_servers,
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: crate::ws::Keepalive::default(),
         })
+    }
+}
+
+/// The shared media socket's default port (LiveKit's single-port UDP default, too).
+pub const DEFAULT_MEDIA_PORT: u16 = 7882;
+
+/// The plane tests run on: `ROUNDTABLE_TEST_MEDIA_PLANE` (`rtc` or `webrtc`), else the default.
+/// `scripts/test.sh` runs the media tests once per plane.
+fn test_plane() -> MediaPlaneKind {
+    match std::env::var("ROUNDTABLE_TEST_MEDIA_PLANE").as_deref() {
+        Ok("webrtc") => MediaPlaneKind::Webrtc,
+        _ => MediaPlaneKind::Rtc,
     }
 }
 
@@ -208,6 +252,7 @@ mod tests {
         std::fs::write(
             &path,
             "bind = \"127.0.0.1:9000\"\nmedia_ip = \"10.1.2.3\"\ndata_dir = \"/var/lib/rt\"\n\
+             media_plane = \"webrtc\"\nmedia_port = 40000\n\
              [[ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n",
         )
         .unwrap();
@@ -224,11 +269,15 @@ mod tests {
             "the file beats the default"
         );
         assert_eq!(c.media_bind_ip, c.media_ip);
+        assert_eq!(c.media_plane, MediaPlaneKind::Webrtc);
+        assert_eq!(c.media_port, 40000);
         assert_eq!(c.database_url, "sqlite:/var/lib/rt/roundtable.db");
         assert_eq!(c.ice_servers[0].urls, ["stun:127.0.0.1:3478"]);
         let d = Config::resolve(&Opts::default()).unwrap();
         assert_eq!(d.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(d.database_url, "sqlite:./data/roundtable.db");
+        assert_eq!(d.media_port, DEFAULT_MEDIA_PORT);
+        assert_eq!(d.media_plane, MediaPlaneKind::Rtc);
         std::fs::write(&path, "bnid = \"oops\"\n").unwrap();
         let err = Config::resolve(&Opts {
             config: Some(path),

@@ -18,7 +18,10 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::config::MediaPlaneKind;
+use crate::media::MediaPlane;
 use crate::media::peer::PeerNet;
+use crate::media::rtc_plane::RtcPlane;
 use crate::media::webrtc_plane::WebrtcPlane;
 use crate::room::Registry;
 use crate::store::{RoomRecord, Store};
@@ -151,7 +154,19 @@ impl Server {
                 })
                 .collect(),
         };
-        let plane = Arc::new(WebrtcPlane::new(net));
+        let plane: Arc<dyn MediaPlane> = match config.media_plane {
+            MediaPlaneKind::Rtc => Arc::new(
+                RtcPlane::start(net, config.media_port)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "binding the media socket {}:{}",
+                            config.media_bind_ip, config.media_port
+                        )
+                    })?,
+            ),
+            MediaPlaneKind::Webrtc => Arc::new(WebrtcPlane::new(net)),
+        };
         let registry = Registry::new(
             store.clone(),
             plane,

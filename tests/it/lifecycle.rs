@@ -67,9 +67,12 @@ async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
         .wait_for("Ann's audio and video", both(&ann_id))
         .await?;
     let busy = server.state.media_stats();
-    assert_eq!(busy.connections, 4, "two per participant");
-    // Two sessions, four producer readers, and per consumer a writer and a feedback relay.
-    assert!(busy.tasks >= 2 + 4 + 2 * 4, "{busy:?}");
+    assert_eq!(busy.connections, 4, "two per participant: {busy:?}");
+    assert_eq!(
+        busy.producers, 4,
+        "each publishes audio and video: {busy:?}"
+    );
+    assert_eq!(busy.consumers, 4, "each receives the other's two: {busy:?}");
 
     ann.send(ClientMsg::Leave {});
     ann.expect("left", |m| matches!(m, ServerMsg::Left {}))

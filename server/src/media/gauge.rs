@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 pub struct Gauge {
     connections: Arc<AtomicUsize>,
     tasks: Arc<AtomicUsize>,
+    producers: Arc<AtomicUsize>,
+    consumers: Arc<AtomicUsize>,
 }
 
 /// What a plane holds right now.
@@ -18,13 +20,20 @@ pub struct Gauge {
 pub struct PlaneStats {
     /// Open peer connections (each with its socket).
     pub connections: usize,
-    /// Running media tasks: sessions, producer readers, consumer writers, feedback relays.
+    /// Running per-session media tasks: sessions, producer readers, consumer writers,
+    /// feedback relays (the webrtc-rs plane; the single-socket plane has one loop and none).
     pub tasks: usize,
+    /// Published tracks being forwarded.
+    pub producers: usize,
+    /// Forwarded (track, subscriber) pairs.
+    pub consumers: usize,
 }
 
-struct Guard(Arc<AtomicUsize>, usize);
+/// Holds a count up until it drops.
+#[must_use]
+pub struct Count(Arc<AtomicUsize>, usize);
 
-impl Drop for Guard {
+impl Drop for Count {
     fn drop(&mut self) {
         self.0.fetch_sub(self.1, Ordering::Relaxed);
     }
@@ -38,7 +47,7 @@ impl Gauge {
         F::Output: Send + 'static,
     {
         self.tasks.fetch_add(1, Ordering::Relaxed);
-        let guard = Guard(self.tasks.clone(), 1);
+        let guard = Count(self.tasks.clone(), 1);
         tokio::spawn(async move {
             let _guard = guard;
             fut.await
@@ -46,9 +55,21 @@ impl Gauge {
     }
 
     /// Count `n` peer connections as open until the returned guard drops.
-    pub fn connections(&self, n: usize) -> impl Drop + Send + use<> {
+    pub fn connections(&self, n: usize) -> Count {
         self.connections.fetch_add(n, Ordering::Relaxed);
-        Guard(self.connections.clone(), n)
+        Count(self.connections.clone(), n)
+    }
+
+    /// Count a producer as live until the returned guard drops.
+    pub fn producer(&self) -> Count {
+        self.producers.fetch_add(1, Ordering::Relaxed);
+        Count(self.producers.clone(), 1)
+    }
+
+    /// Count a consumer as live until the returned guard drops.
+    pub fn consumer(&self) -> Count {
+        self.consumers.fetch_add(1, Ordering::Relaxed);
+        Count(self.consumers.clone(), 1)
     }
 
     /// The current counts.
@@ -56,6 +77,8 @@ impl Gauge {
         PlaneStats {
             connections: self.connections.load(Ordering::Relaxed),
             tasks: self.tasks.load(Ordering::Relaxed),
+            producers: self.producers.load(Ordering::Relaxed),
+            consumers: self.consumers.load(Ordering::Relaxed),
         }
     }
 }
@@ -76,7 +99,9 @@ mod tests {
         assert_eq!(gauge.stats().tasks, 0);
         let conns = gauge.connections(2);
         assert_eq!(gauge.stats().connections, 2);
-        drop(conns);
+        let (p, c) = (gauge.producer(), gauge.consumer());
+        assert_eq!((gauge.stats().producers, gauge.stats().consumers), (1, 1));
+        drop((conns, p, c));
         assert_eq!(gauge.stats(), PlaneStats::default());
     }
 }

@@ -9,12 +9,15 @@
 pub mod fanout;
 pub mod gauge;
 pub mod peer;
+pub mod rtc_plane;
 mod rtcp_forward;
+pub mod udp;
 pub mod webrtc_plane;
 
 use std::sync::Arc;
 
-use signaling::wire::{ErrorCode, IceCandidate, PcRole, Reject, ServerMsg};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, ServerMsg};
 use tokio::sync::mpsc;
 
 pub use fanout::Producer;
@@ -100,4 +103,36 @@ pub(crate) fn queue_full() -> Reject {
         ErrorCode::RateLimited,
         "too many negotiation messages in flight",
     )
+}
+
+pub(crate) fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+/// The payload type the subscriber negotiated for the producer's codec: same MIME type,
+/// preferring the same format parameters (H.264 profiles differ only there).
+pub(crate) fn pick_payload_type(
+    codecs: &[rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters],
+    codec: &RTCRtpCodec,
+) -> Option<u8> {
+    let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
+        c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
+    };
+    codecs
+        .iter()
+        .filter(same_mime)
+        .find(|c| c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line)
+        .or_else(|| codecs.iter().find(same_mime))
+        .map(|c| c.payload_type)
+}
+
+/// Drop a packet's header extensions (their ids are per connection).
+pub(crate) fn strip_extensions(header: &mut rtc::rtp::header::Header) {
+    header.extension = false;
+    header.extension_profile = 0;
+    header.extensions = Vec::new();
+    header.extensions_padding = 0;
 }

@@ -88,12 +88,42 @@ pub async fn build(
     handler: Arc<dyn PeerConnectionEventHandler>,
     forward_keyframe_requests: bool,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let (media, registry) = codecs_and_interceptors(forward_keyframe_requests)?;
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(configuration(net))
+        .with_media_engine(media)
+        .with_setting_engine(settings(net).build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0)])
+        .build()
+        .await?;
+    Ok(Arc::new(pc))
+}
+
+/// The default codecs and our interceptors; with `forward_keyframe_requests`, inbound PLI/FIR
+/// also reach the application. Shared by both media planes.
+pub(crate) fn codecs_and_interceptors(
+    forward_keyframe_requests: bool,
+) -> webrtc::error::Result<(MediaEngine, Registry)> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
     let mut registry = interceptors(&mut media)?;
     if forward_keyframe_requests {
         registry = registry.with(Slot::from(SLOT), KeyframeRequestForwarder::default());
     }
+    Ok((media, registry))
+}
+
+/// ICE servers of a peer.
+pub(crate) fn configuration(net: &PeerNet) -> webrtc::peer_connection::RTCConfiguration {
+    RTCConfigurationBuilder::new()
+        .with_ice_servers(net.ice_servers.clone())
+        .build()
+}
+
+/// The settings every peer of ours needs here. Shared by both media planes.
+pub(crate) fn settings(net: &PeerNet) -> SettingEngineBuilder {
     // A browser's checks often reach us before its trickled candidate does, so its address is
     // first learned as peer-reflexive. webrtc-rs waits 1 s before nominating such a pair
     // (500 ms for server-reflexive); a server with a known address gains nothing by waiting.
@@ -108,19 +138,7 @@ pub async fn build(
     if let Some(ip) = net.advertise_ip.filter(|ip| *ip != net.bind_ip) {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }
-    let config = RTCConfigurationBuilder::new()
-        .with_ice_servers(net.ice_servers.clone())
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(config)
-        .with_media_engine(media)
-        .with_setting_engine(settings.build())
-        .with_interceptor_registry(registry)
-        .with_handler(handler)
-        .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0)])
-        .build()
-        .await?;
-    Ok(Arc::new(pc))
+    settings
 }
 
 /// A gathered local candidate in the wire's shape (`None` if webrtc-rs cannot express it).

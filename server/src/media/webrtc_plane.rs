@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, ServerMsg, TrackInfo};
@@ -29,9 +29,12 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::fanout::{Consumer, Producer};
-use super::gauge::{Gauge, PlaneStats};
+use super::gauge::{Count, Gauge, PlaneStats};
 use super::peer::{self, PeerNet};
-use super::{MediaEvent, MediaPlane, MediaSession, SessionCtx, Signal, queue_full};
+use super::{
+    MediaEvent, MediaPlane, MediaSession, SessionCtx, Signal, pick_payload_type, queue_full,
+    rtp_kind, strip_extensions,
+};
 
 /// Commands a session task handles, in order.
 enum Cmd {
@@ -135,6 +138,7 @@ struct Downstream {
     sender: Arc<dyn RtpSender>,
     payload_type: Arc<AtomicU8>,
     tasks: Vec<JoinHandle<()>>,
+    _counted: Count,
 }
 
 struct Session {
@@ -143,7 +147,7 @@ struct Session {
     publish: Arc<dyn PeerConnection>,
     subscribe: Arc<dyn PeerConnection>,
     downstream: HashMap<String, Downstream>,
-    producers: HashMap<String, (Arc<Producer>, JoinHandle<()>)>,
+    producers: HashMap<String, (Arc<Producer>, JoinHandle<()>, Count)>,
     next_track: u32,
     /// An offer on `subscribe` is waiting for its answer.
     negotiating: bool,
@@ -377,6 +381,7 @@ impl Session {
             sender,
             payload_type,
             tasks: vec![writer],
+            _counted: self.gauge.consumer(),
         };
         self.downstream.insert(id, down);
         self.dirty = true;
@@ -489,7 +494,9 @@ impl Session {
             keyframes,
             to_room,
         ));
-        self.producers.insert(id, (producer.clone(), reader));
+        let counted = self.gauge.producer();
+        self.producers
+            .insert(id, (producer.clone(), reader, counted));
         let participant = self.ctx.participant.clone();
         let _ = self.ctx.to_room.send(MediaEvent::TrackPublished {
             participant,
@@ -508,7 +515,7 @@ impl Session {
         for (_, down) in self.downstream.drain() {
             drop_downstream(down);
         }
-        for (id, (producer, reader)) in self.producers.drain() {
+        for (id, (producer, reader, _counted)) in self.producers.drain() {
             reader.abort();
             producer.close();
             let _ = self
@@ -527,30 +534,6 @@ fn drop_downstream(down: Downstream) {
     for task in down.tasks {
         task.abort();
     }
-}
-
-fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
-    match kind {
-        MediaKind::Audio => RtpCodecKind::Audio,
-        MediaKind::Video => RtpCodecKind::Video,
-    }
-}
-
-/// The payload type the subscriber negotiated for the producer's codec: same MIME type,
-/// preferring the same format parameters (H.264 profiles differ only there).
-fn pick_payload_type(
-    codecs: &[rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters],
-    codec: &RTCRtpCodec,
-) -> Option<u8> {
-    let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
-        c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
-    };
-    codecs
-        .iter()
-        .filter(same_mime)
-        .find(|c| c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line)
-        .or_else(|| codecs.iter().find(same_mime))
-        .map(|c| c.payload_type)
 }
 
 /// Read one published track: forward its RTP to consumers, and answer keyframe requests.
@@ -587,13 +570,6 @@ async fn read_producer(
     let _ = to_room.send(MediaEvent::TrackEnded {
         track_id: producer.info.id.clone(),
     });
-}
-
-fn strip_extensions(header: &mut rtc::rtp::header::Header) {
-    header.extension = false;
-    header.extension_profile = 0;
-    header.extensions = Vec::new();
-    header.extensions_padding = 0;
 }
 
 /// Drain one consumer's queue into its track, rewritten for this subscriber.

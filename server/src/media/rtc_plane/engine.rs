@@ -1,0 +1,956 @@
+//! The single-socket plane's state machine: every peer connection of every session, the
+//! demultiplexer in front of them, and the forwarding table between them. No IO and no clock:
+//! the loop in `mod.rs` feeds it datagrams, commands and the time, and drains what it sends.
+//!
+//! Demultiplexing: a datagram from an address already seen goes to that address's
+//! connection. A STUN message carries `USERNAME = <our ufrag>:<their ufrag>`; every connection
+//! has its own ufrag, so a STUN message is routed by it (and teaches us its address). Anything
+//! else from an unknown address is dropped.
+//!
+//! Forwarding: RTP read from a publisher's connection is rewritten (SSRC, payload type) and
+//! written straight into each subscriber's connection, whose encrypted output joins the send
+//! queue. Nothing is queued per consumer and nothing waits: a full socket buffer drops.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, ServerMsg, TrackInfo};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::super::fanout::Producer;
+use super::super::{MediaEvent, SessionCtx, Signal, pick_payload_type, rtp_kind, strip_extensions};
+use super::{Counters, PcFactory};
+
+/// A session's id in the engine.
+pub type SessionId = u64;
+type PcId = u64;
+
+/// Remote addresses one connection may be reached from (ICE tries a few; more is abuse).
+const MAX_ADDRS_PER_PC: usize = 8;
+
+/// What the loop hands the engine.
+pub enum Cmd {
+    /// A participant joined: build its two connections.
+    Open {
+        /// Its id.
+        id: SessionId,
+        /// Where to talk back.
+        ctx: SessionCtx,
+        /// Negotiation messages queued for it, decremented as they are handled.
+        in_flight: Arc<AtomicUsize>,
+    },
+    /// A negotiation message from the client.
+    Signal(SessionId, Signal),
+    /// Forward this producer to the session.
+    Subscribe(SessionId, Arc<Producer>),
+    /// Stop forwarding the producer with this track id.
+    Unsubscribe(SessionId, String),
+    /// Tear the session down.
+    Close(SessionId),
+}
+
+/// A datagram to send.
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Bytes.
+    pub bytes: BytesMut,
+}
+
+struct Pc {
+    rtc: RTCPeerConnection,
+    session: SessionId,
+    role: PcRole,
+    ufrag: String,
+    addrs: Vec<SocketAddr>,
+    deadline: Option<Instant>,
+}
+
+/// One published track as the engine forwards it.
+struct Published {
+    producer: Arc<Producer>,
+    publisher_pc: PcId,
+    receiver: RTCRtpReceiverId,
+    media_ssrc: u32,
+    consumers: Vec<ConsumerRef>,
+}
+
+#[derive(Clone, Copy)]
+struct ConsumerRef {
+    pc: PcId,
+    ssrc: u32,
+    /// 0 until the subscriber's answer (and connection) make the payload type known.
+    payload_type: u8,
+}
+
+/// A producer forwarded to this session.
+struct Down {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    active: bool,
+}
+
+struct Session {
+    ctx: SessionCtx,
+    in_flight: Arc<AtomicUsize>,
+    publish: PcId,
+    subscribe: PcId,
+    /// The publisher's tracks as webrtc names them, once opened: receiver and SSRC.
+    opened: HashMap<String, (RTCRtpReceiverId, u32)>,
+    /// Webrtc's track id → our track id (producers key).
+    published: HashMap<String, Arc<str>>,
+    downstream: HashMap<String, Down>,
+    next_track: u32,
+    negotiating: bool,
+    dirty: bool,
+    subscribe_connected: bool,
+}
+
+/// See the module docs.
+pub struct Engine {
+    factory: PcFactory,
+    local_addr: SocketAddr,
+    counters: Arc<Counters>,
+    sessions: HashMap<SessionId, Session>,
+    pcs: HashMap<PcId, Pc>,
+    by_ufrag: HashMap<String, PcId>,
+    by_addr: HashMap<SocketAddr, PcId>,
+    producers: HashMap<Arc<str>, Published>,
+    next_pc: PcId,
+    transmits: VecDeque<Transmit>,
+    /// Connections whose timer may have moved since it was last read.
+    stale_timers: Vec<PcId>,
+    /// Sessions whose subscribe side changed during this turn of the loop.
+    to_negotiate: Vec<SessionId>,
+    /// Scratch for forwarding, reused.
+    scratch: Vec<ConsumerRef>,
+}
+
+impl Engine {
+    /// An engine whose connections all advertise `local_addr`.
+    pub fn new(factory: PcFactory, local_addr: SocketAddr, counters: Arc<Counters>) -> Self {
+        Engine {
+            factory,
+            local_addr,
+            counters,
+            sessions: HashMap::new(),
+            pcs: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            producers: HashMap::new(),
+            next_pc: 1,
+            transmits: VecDeque::new(),
+            stale_timers: Vec::new(),
+            to_negotiate: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Handle one command.
+    pub fn handle_cmd(&mut self, now: Instant, cmd: Cmd) {
+        match cmd {
+            Cmd::Open { id, ctx, in_flight } => self.open(now, id, ctx, in_flight),
+            Cmd::Signal(id, signal) => {
+                let Some(session) = self.sessions.get(&id) else {
+                    return;
+                };
+                session.in_flight.fetch_sub(1, Ordering::Relaxed);
+                if let Err(reject) = self.signal(now, id, signal) {
+                    self.send(id, reject.into());
+                }
+            }
+            Cmd::Subscribe(id, producer) => {
+                if let Err(reject) = self.subscribe(id, producer) {
+                    self.send(id, reject.into());
+                }
+            }
+            Cmd::Unsubscribe(id, track) => self.unsubscribe(id, &track),
+            Cmd::Close(id) => self.close(id),
+        }
+    }
+
+    /// Handle one datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(pc_id) = self.route(from, bytes) else {
+            self.counters.unrouted.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return;
+        };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: BytesMut::from(bytes),
+        };
+        if let Err(e) = pc.rtc.handle_read(msg) {
+            tracing::trace!(%e, %from, "datagram refused");
+        }
+        self.drain(now, pc_id);
+    }
+
+    /// Run every connection's timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PcId> = self
+            .pcs
+            .iter()
+            .filter(|(_, pc)| pc.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(pc) = self.pcs.get_mut(&id) {
+                if let Err(e) = pc.rtc.handle_timeout(now) {
+                    tracing::debug!(%e, "peer connection timer");
+                }
+                pc.deadline = None;
+                self.stale_timers.push(id);
+            }
+            self.drain(now, id);
+        }
+    }
+
+    /// Finish a turn of the loop: send the offers that this turn's changes call for, and
+    /// re-read the timers that moved. Call before [`Engine::poll_timeout`].
+    pub fn end_turn(&mut self, now: Instant) {
+        while let Some(id) = self.to_negotiate.pop() {
+            if let Err(reject) = self.renegotiate(now, id) {
+                self.send(id, reject.into());
+            }
+        }
+        for id in std::mem::take(&mut self.stale_timers) {
+            if let Some(pc) = self.pcs.get_mut(&id) {
+                pc.deadline = pc.rtc.poll_timeout();
+            }
+        }
+    }
+
+    /// The earliest timer of any connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pcs.values().filter_map(|pc| pc.deadline).min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Close everything (the plane is going away).
+    pub fn shutdown(&mut self) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    fn route(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<PcId> {
+        if rtc::stun::message::is_stun_message(bytes)
+            && let Some(ufrag) = stun_local_ufrag(bytes)
+        {
+            let id = *self.by_ufrag.get(&ufrag)?;
+            self.learn_addr(id, from);
+            return Some(id);
+        }
+        self.by_addr.get(&from).copied()
+    }
+
+    fn learn_addr(&mut self, id: PcId, addr: SocketAddr) {
+        if self.by_addr.get(&addr) == Some(&id) {
+            return;
+        }
+        let Some(pc) = self.pcs.get_mut(&id) else {
+            return;
+        };
+        if pc.addrs.len() >= MAX_ADDRS_PER_PC {
+            return;
+        }
+        pc.addrs.push(addr);
+        if let Some(old) = self.by_addr.insert(addr, id)
+            && let Some(old_pc) = self.pcs.get_mut(&old)
+        {
+            old_pc.addrs.retain(|a| *a != addr);
+        }
+    }
+
+    fn open(&mut self, now: Instant, id: SessionId, ctx: SessionCtx, in_flight: Arc<AtomicUsize>) {
+        let publish = self.new_pc(now, id, PcRole::Publish);
+        let subscribe = self.new_pc(now, id, PcRole::Subscribe);
+        let (publish, subscribe) = match (publish, subscribe) {
+            (Ok(p), Ok(s)) => (p, s),
+            (p, s) => {
+                let mut err = String::new();
+                for r in [p, s] {
+                    match r {
+                        Ok(pc) => self.drop_pc(pc),
+                        Err(e) => err = e,
+                    }
+                }
+                tracing::warn!(participant = %ctx.participant, %err, "media session failed to start");
+                let msg = Reject::new(ErrorCode::MediaUnavailable, format!("media: {err}"));
+                let _ = ctx.to_client.try_send(msg.into());
+                return;
+            }
+        };
+        self.sessions.insert(
+            id,
+            Session {
+                ctx,
+                in_flight,
+                publish,
+                subscribe,
+                opened: HashMap::new(),
+                published: HashMap::new(),
+                downstream: HashMap::new(),
+                next_track: 1,
+                negotiating: false,
+                dirty: false,
+                subscribe_connected: false,
+            },
+        );
+    }
+
+    fn new_pc(&mut self, now: Instant, session: SessionId, role: PcRole) -> Result<PcId, String> {
+        let ufrag = loop {
+            let candidate = random_token(16);
+            if !self.by_ufrag.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let rtc = self
+            .factory
+            .build(now, role, &ufrag, self.local_addr)
+            .map_err(|e| e.to_string())?;
+        let id = self.next_pc;
+        self.next_pc += 1;
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.pcs.insert(
+            id,
+            Pc {
+                rtc,
+                session,
+                role,
+                ufrag,
+                addrs: Vec::new(),
+                deadline: None,
+            },
+        );
+        self.stale_timers.push(id);
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    fn drop_pc(&mut self, id: PcId) {
+        let Some(mut pc) = self.pcs.remove(&id) else {
+            return;
+        };
+        let _ = pc.rtc.close();
+        // close() queues DTLS close_notify for the peer: send it.
+        while let Some(out) = pc.rtc.poll_write() {
+            self.transmits.push_back(Transmit {
+                to: out.transport.peer_addr,
+                bytes: out.message,
+            });
+        }
+        self.by_ufrag.remove(&pc.ufrag);
+        for addr in pc.addrs {
+            if self.by_addr.get(&addr) == Some(&id) {
+                self.by_addr.remove(&addr);
+            }
+        }
+        self.counters.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn close(&mut self, id: SessionId) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        for track_id in session.downstream.keys() {
+            if let Some(p) = self.producers.get_mut(track_id.as_str()) {
+                p.consumers.retain(|c| c.pc != session.subscribe);
+            }
+            self.counters.consumers.fetch_sub(1, Ordering::Relaxed);
+        }
+        for ours in session.published.values() {
+            self.end_producer(&session.ctx.to_room, ours);
+        }
+        self.drop_pc(session.publish);
+        self.drop_pc(session.subscribe);
+        tracing::debug!(participant = %session.ctx.participant, "media session closed");
+    }
+
+    fn end_producer(&mut self, to_room: &UnboundedSender<MediaEvent>, track_id: &str) {
+        let Some(published) = self.producers.remove(track_id) else {
+            return;
+        };
+        published.producer.close();
+        self.counters.producers.fetch_sub(1, Ordering::Relaxed);
+        let _ = to_room.send(MediaEvent::TrackEnded {
+            track_id: track_id.to_string(),
+        });
+    }
+
+    fn send(&self, id: SessionId, msg: ServerMsg) {
+        if let Some(session) = self.sessions.get(&id)
+            && session.ctx.to_client.try_send(msg).is_err()
+        {
+            tracing::warn!(participant = %session.ctx.participant, "client queue full; message dropped");
+        }
+    }
+
+    fn pc_of(&mut self, id: SessionId, role: PcRole) -> Option<&mut Pc> {
+        let session = self.sessions.get(&id)?;
+        let pc = match role {
+            PcRole::Publish => session.publish,
+            PcRole::Subscribe => session.subscribe,
+        };
+        self.pcs.get_mut(&pc)
+    }
+
+    fn signal(&mut self, now: Instant, id: SessionId, signal: Signal) -> Result<(), Reject> {
+        match signal {
+            Signal::Offer {
+                pc: PcRole::Publish,
+                sdp,
+            } => self.answer_publish(now, id, sdp),
+            Signal::Answer {
+                pc: PcRole::Subscribe,
+                sdp,
+            } => self.apply_subscribe_answer(now, id, sdp),
+            Signal::Offer {
+                pc: PcRole::Subscribe,
+                ..
+            } => Err(Reject::new(
+                ErrorCode::WrongNegotiationState,
+                "the server is the only offerer on `subscribe`",
+            )),
+            Signal::Answer {
+                pc: PcRole::Publish,
+                ..
+            } => Err(Reject::new(
+                ErrorCode::WrongNegotiationState,
+                "the server never offers on `publish`; send an offer",
+            )),
+            Signal::Candidate { pc, candidate } => self.add_candidate(id, pc, candidate),
+        }
+    }
+
+    fn answer_publish(&mut self, now: Instant, id: SessionId, sdp: String) -> Result<(), Reject> {
+        let bad =
+            |e: rtc::shared::error::Error| Reject::new(ErrorCode::BadSdp, format!("offer: {e}"));
+        let Some(pc) = self.pc_of(id, PcRole::Publish) else {
+            return Ok(());
+        };
+        let offer = RTCSessionDescription::offer(sdp).map_err(bad)?;
+        pc.rtc.set_remote_description(now, offer).map_err(bad)?;
+        let answer = pc.rtc.create_answer(None).map_err(bad)?;
+        pc.rtc
+            .set_local_description(now, answer.clone())
+            .map_err(bad)?;
+        // The answer carries our one host candidate; there is nothing to trickle.
+        self.send(
+            id,
+            ServerMsg::Answer {
+                pc: PcRole::Publish,
+                sdp: answer.sdp,
+            },
+        );
+        let pc_id = self.sessions[&id].publish;
+        self.drain(now, pc_id);
+        Ok(())
+    }
+
+    fn apply_subscribe_answer(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        sdp: String,
+    ) -> Result<(), Reject> {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Ok(());
+        };
+        if !session.negotiating {
+            return Err(Reject::new(
+                ErrorCode::WrongNegotiationState,
+                "no offer on `subscribe` is waiting for an answer",
+            ));
+        }
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|e| Reject::new(ErrorCode::BadSdp, format!("answer: {e}")))?;
+        session.negotiating = false;
+        let pc_id = session.subscribe;
+        let result = match self.pcs.get_mut(&pc_id) {
+            Some(pc) => pc.rtc.set_remote_description(now, answer),
+            None => return Ok(()),
+        };
+        self.drain(now, pc_id);
+        if let Err(e) = result {
+            // Offer again from scratch; the client may have sent a broken answer once.
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.dirty = true;
+            }
+            self.to_negotiate.push(id);
+            return Err(Reject::new(ErrorCode::BadSdp, format!("answer: {e}")));
+        }
+        self.activate_consumers(now, id);
+        self.to_negotiate.push(id);
+        Ok(())
+    }
+
+    fn add_candidate(
+        &mut self,
+        id: SessionId,
+        role: PcRole,
+        c: IceCandidate,
+    ) -> Result<(), Reject> {
+        if c.candidate.is_empty() {
+            return Ok(()); // end of candidates
+        }
+        let Some(pc) = self.pc_of(id, role) else {
+            return Ok(());
+        };
+        pc.rtc
+            .add_remote_candidate(crate::media::peer::candidate_from_wire(c))
+            .map_err(|e| Reject::new(ErrorCode::BadCandidate, format!("candidate: {e}")))
+    }
+
+    fn subscribe(&mut self, id: SessionId, producer: Arc<Producer>) -> Result<(), Reject> {
+        let track_id = producer.info.id.clone();
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
+        if session.downstream.contains_key(&track_id)
+            || !self.producers.contains_key(track_id.as_str())
+        {
+            return Ok(()); // already forwarded, or its publisher has gone meanwhile
+        }
+        let pc_id = session.subscribe;
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return Ok(());
+        };
+        let ssrc = rand::random::<u32>();
+        let coding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: producer.codec.clone(),
+            ..Default::default()
+        };
+        let track = rtc::media_stream::MediaStreamTrack::new(
+            producer.info.participant.clone(),
+            track_id.clone(),
+            format!("{} {}", producer.info.participant, track_id),
+            rtp_kind(producer.info.kind),
+            vec![coding],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![producer.info.participant.clone()],
+            send_encodings: vec![],
+        };
+        let transceiver = pc
+            .rtc
+            .add_transceiver_from_track(track, Some(init))
+            .map_err(|e| {
+                Reject::new(
+                    ErrorCode::MediaUnavailable,
+                    format!("cannot forward {track_id}: {e}"),
+                )
+            })?;
+        if let Some(p) = self.producers.get_mut(track_id.as_str()) {
+            p.consumers.push(ConsumerRef {
+                pc: pc_id,
+                ssrc,
+                payload_type: 0,
+            });
+        }
+        self.counters.consumers.fetch_add(1, Ordering::Relaxed);
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.downstream.insert(
+                track_id,
+                Down {
+                    sender: RTCRtpSenderId::from(transceiver),
+                    ssrc,
+                    active: false,
+                },
+            );
+            session.dirty = true;
+        }
+        self.to_negotiate.push(id);
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, id: SessionId, track_id: &str) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(down) = session.downstream.remove(track_id) else {
+            return;
+        };
+        session.dirty = true;
+        let pc_id = session.subscribe;
+        if let Some(p) = self.producers.get_mut(track_id) {
+            p.consumers.retain(|c| c.pc != pc_id);
+        }
+        self.counters.consumers.fetch_sub(1, Ordering::Relaxed);
+        if let Some(pc) = self.pcs.get_mut(&pc_id)
+            && let Err(e) = pc.rtc.remove_track(down.sender)
+        {
+            tracing::debug!(%e, "remove_track");
+        }
+        self.to_negotiate.push(id);
+    }
+
+    /// Offer on `subscribe` if something changed and no offer is outstanding.
+    fn renegotiate(&mut self, now: Instant, id: SessionId) -> Result<(), Reject> {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Ok(());
+        };
+        if session.negotiating || !session.dirty {
+            return Ok(());
+        }
+        let pc_id = session.subscribe;
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return Ok(());
+        };
+        let fail =
+            |e: rtc::shared::error::Error| Reject::new(ErrorCode::Internal, format!("offer: {e}"));
+        let offer = pc.rtc.create_offer(None).map_err(fail)?;
+        pc.rtc
+            .set_local_description(now, offer.clone())
+            .map_err(fail)?;
+        session.negotiating = true;
+        session.dirty = false;
+        self.send(
+            id,
+            ServerMsg::Offer {
+                pc: PcRole::Subscribe,
+                sdp: offer.sdp,
+            },
+        );
+        self.drain(now, pc_id);
+        Ok(())
+    }
+
+    /// Once the subscribe connection is up and an answer applied: learn each new consumer's
+    /// payload type and ask its publisher for a keyframe (a request sent earlier is wasted).
+    fn activate_consumers(&mut self, now: Instant, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if !session.subscribe_connected {
+            return; // done again when it connects
+        }
+        let pc_id = session.subscribe;
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return;
+        };
+        let mut keyframes = Vec::new();
+        for (track_id, down) in session.downstream.iter_mut().filter(|(_, d)| !d.active) {
+            let Some(published) = self.producers.get_mut(track_id.as_str()) else {
+                continue;
+            };
+            let Some(mut sender) = pc.rtc.rtp_sender(down.sender) else {
+                continue;
+            };
+            let codecs = &sender.get_parameters().rtp_parameters.codecs;
+            let Some(pt) = pick_payload_type(codecs, &published.producer.codec) else {
+                tracing::warn!(track = %track_id, "subscriber did not accept the codec");
+                continue;
+            };
+            down.active = true;
+            for c in published.consumers.iter_mut().filter(|c| c.pc == pc_id) {
+                c.payload_type = pt;
+                c.ssrc = down.ssrc;
+            }
+            if published.producer.info.kind == MediaKind::Video {
+                keyframes.push(track_id.clone());
+            }
+        }
+        for track_id in keyframes {
+            self.request_keyframe(now, &track_id);
+        }
+    }
+
+    fn request_keyframe(&mut self, now: Instant, track_id: &str) {
+        let Some(published) = self.producers.get(track_id) else {
+            return;
+        };
+        if !published.producer.request_keyframe(now) {
+            return; // throttled
+        }
+        let (pc_id, receiver, media_ssrc) = (
+            published.publisher_pc,
+            published.receiver,
+            published.media_ssrc,
+        );
+        if let Some(pc) = self.pcs.get_mut(&pc_id)
+            && let Some(mut r) = pc.rtc.rtp_receiver(receiver)
+        {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = r.write_rtcp(now, vec![Box::new(pli)]) {
+                tracing::debug!(%e, "PLI to publisher");
+            }
+            self.flush_writes(pc_id);
+        }
+    }
+
+    /// Everything a connection produced after an input: events, then packets read, then
+    /// datagrams to send.
+    fn drain(&mut self, now: Instant, pc_id: PcId) {
+        loop {
+            let Some(pc) = self.pcs.get_mut(&pc_id) else {
+                return;
+            };
+            let (session_id, role) = (pc.session, pc.role);
+            let mut progressed = false;
+            while let Some(event) = self.pcs.get_mut(&pc_id).and_then(|pc| pc.rtc.poll_event()) {
+                progressed = true;
+                self.handle_event(now, session_id, role, event);
+            }
+            while let Some(TaggedRTCMessage { message, now: at }) =
+                self.pcs.get_mut(&pc_id).and_then(|pc| pc.rtc.poll_read())
+            {
+                progressed = true;
+                match message {
+                    RTCMessage::RtpPacket(track, packet) => {
+                        self.on_rtp(at, session_id, pc_id, &track, packet);
+                    }
+                    RTCMessage::RtcpPacket(track, _) if role == PcRole::Subscribe => {
+                        // Only keyframe requests reach us (see `rtcp_forward`), each about
+                        // one of the tracks we forward, named by our own track id.
+                        self.request_keyframe(at, &track);
+                    }
+                    _ => {}
+                }
+            }
+            self.flush_writes(pc_id);
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn flush_writes(&mut self, pc_id: PcId) {
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return;
+        };
+        let mut learned = None;
+        while let Some(out) = pc.rtc.poll_write() {
+            let to = out.transport.peer_addr;
+            // Our own connectivity checks go where this connection chose: answers come back
+            // from there without a USERNAME, so remember the address.
+            if out.message.first().is_some_and(|b| *b < 2) && !pc.addrs.contains(&to) {
+                learned = Some(to);
+            }
+            self.transmits.push_back(Transmit {
+                to,
+                bytes: out.message,
+            });
+        }
+        self.stale_timers.push(pc_id);
+        if let Some(addr) = learned {
+            self.learn_addr(pc_id, addr);
+        }
+    }
+
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        session_id: SessionId,
+        role: PcRole,
+        event: RTCPeerConnectionEvent,
+    ) {
+        match event {
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init))
+                if role == PcRole::Publish =>
+            {
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    session
+                        .opened
+                        .insert(init.track_id, (init.receiver_id, init.ssrc));
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track))
+                if role == PcRole::Publish =>
+            {
+                let Some(session) = self.sessions.get_mut(&session_id) else {
+                    return;
+                };
+                session.opened.remove(&track);
+                if let Some(ours) = session.published.remove(&track) {
+                    let to_room = session.ctx.to_room.clone();
+                    self.end_producer(&to_room, &ours);
+                }
+            }
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    tracing::debug!(participant = %session.ctx.participant, pc = ?role, %state, "peer connection");
+                    if role == PcRole::Subscribe && state == RTCPeerConnectionState::Connected {
+                        session.subscribe_connected = true;
+                        self.activate_consumers(now, session_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rtp(
+        &mut self,
+        now: Instant,
+        session_id: SessionId,
+        pc_id: PcId,
+        track: &str,
+        mut packet: rtc::rtp::Packet,
+    ) {
+        let Some(session) = self.sessions.get(&session_id) else {
+            return;
+        };
+        let ours = match session.published.get(track) {
+            Some(ours) => ours.clone(),
+            None => {
+                match self.publish_track(session_id, pc_id, track, packet.header.payload_type) {
+                    Some(ours) => ours,
+                    None => return,
+                }
+            }
+        };
+        let Some(published) = self.producers.get(&ours) else {
+            return;
+        };
+        published.producer.received.fetch_add(1, Ordering::Relaxed);
+        // Extension ids are per connection; the publisher's would mean something else to a
+        // subscriber.
+        strip_extensions(&mut packet.header);
+        self.scratch.clear();
+        self.scratch.extend(
+            published
+                .consumers
+                .iter()
+                .filter(|c| c.payload_type != 0)
+                .copied(),
+        );
+        let consumers = std::mem::take(&mut self.scratch);
+        for c in &consumers {
+            let Some(pc) = self.pcs.get_mut(&c.pc) else {
+                continue;
+            };
+            let mut out = packet.clone();
+            out.header.ssrc = c.ssrc;
+            out.header.payload_type = c.payload_type;
+            // Straight into the pipeline: the sender's checks (SSRC, payload type, extension
+            // ids) were made once, when the consumer was activated.
+            let msg = TaggedRTCMessage {
+                now,
+                message: RTCMessage::RtpPacket(String::new(), out),
+            };
+            if let Err(e) = pc.rtc.handle_write(msg) {
+                tracing::trace!(%e, "forward");
+                continue;
+            }
+            self.flush_writes(c.pc);
+        }
+        self.scratch = consumers;
+    }
+
+    /// The first packet of a track the publisher opened: make it a producer and tell the
+    /// room. Returns our track id.
+    fn publish_track(
+        &mut self,
+        session_id: SessionId,
+        pc_id: PcId,
+        track: &str,
+        payload_type: u8,
+    ) -> Option<Arc<str>> {
+        let session = self.sessions.get_mut(&session_id)?;
+        let (receiver, media_ssrc) = *session.opened.get(track)?;
+        let pc = self.pcs.get_mut(&pc_id)?;
+        let mut r = pc.rtc.rtp_receiver(receiver)?;
+        let kind = match r.track().kind() {
+            RtpCodecKind::Audio => MediaKind::Audio,
+            RtpCodecKind::Video => MediaKind::Video,
+            _ => return None,
+        };
+        let codec = r
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.payload_type == payload_type)?
+            .rtp_codec
+            .clone();
+        let letter = if kind == MediaKind::Audio { 'a' } else { 'v' };
+        let id = format!("{}-{letter}{}", session.ctx.participant, session.next_track);
+        session.next_track += 1;
+        let ours: Arc<str> = Arc::from(id.as_str());
+        let info = TrackInfo {
+            id,
+            participant: session.ctx.participant.clone(),
+            kind,
+        };
+        // The producer's own queue machinery is unused here: the engine forwards directly.
+        let (producer, _keyframes) = Producer::new(info, codec);
+        let producer = Arc::new(producer);
+        self.producers.insert(
+            ours.clone(),
+            Published {
+                producer: producer.clone(),
+                publisher_pc: pc_id,
+                receiver,
+                media_ssrc,
+                consumers: Vec::new(),
+            },
+        );
+        self.counters.producers.fetch_add(1, Ordering::Relaxed);
+        let _ = session.ctx.to_room.send(MediaEvent::TrackPublished {
+            participant: session.ctx.participant.clone(),
+            producer,
+        });
+        session.published.insert(track.to_string(), ours.clone());
+        Some(ours)
+    }
+}
+
+/// The local ufrag of a STUN message's `USERNAME` (`<ours>:<theirs>`), if it has one.
+fn stun_local_ufrag(bytes: &[u8]) -> Option<String> {
+    let mut msg = rtc::stun::message::Message::new();
+    msg.unmarshal_binary(bytes).ok()?;
+    let username = msg.get(rtc::stun::attributes::ATTR_USERNAME).ok()?;
+    let username = std::str::from_utf8(&username).ok()?;
+    Some(username.split(':').next()?.to_string())
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}

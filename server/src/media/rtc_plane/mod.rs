@@ -1,0 +1,322 @@
+//! The single-socket media plane on webrtc-rs's sans-IO `rtc` core: one UDP socket for every
+//! peer connection, and one loop on its own thread that owns them all (`engine.rs`). RTP from
+//! a publisher is forwarded to its subscribers inside that loop, without a task, a channel or
+//! a lock per packet, and the datagrams of one turn of the loop go out in batched syscalls.
+//!
+//! Sessions talk to the loop through one unbounded command channel. A client's negotiation
+//! messages are counted per session, and refused past [`SESSION_QUEUE`], so one client cannot
+//! fill the channel; subscriptions come from room tasks, whose size is capped.
+
+mod engine;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use signaling::wire::{PcRole, Reject};
+use tokio::sync::{mpsc, oneshot};
+
+use self::engine::{Cmd, Engine, SessionId};
+use super::fanout::Producer;
+use super::gauge::PlaneStats;
+use super::peer::{self, PeerNet};
+use super::udp::{MediaSocket, RecvBatch, SendQueue};
+use super::{MediaPlane, MediaSession, SessionCtx, Signal, queue_full};
+
+/// Negotiation messages a client may have queued before it is told to slow down.
+const SESSION_QUEUE: usize = 256;
+
+/// Commands handled per turn of the loop before it looks at the socket again.
+const COMMANDS_PER_TURN: usize = 64;
+
+/// What the loop holds and has done, readable from outside.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Open peer connections.
+    pub connections: AtomicUsize,
+    /// Published tracks being forwarded.
+    pub producers: AtomicUsize,
+    /// Forwarded (producer, subscriber) pairs.
+    pub consumers: AtomicUsize,
+    /// Datagrams from an address and ufrag no connection knows.
+    pub unrouted: AtomicU64,
+    /// Datagrams dropped because the socket's send buffer was full.
+    pub send_dropped: AtomicU64,
+    /// Datagrams the kernel refused for another reason (e.g. an unreachable peer).
+    pub send_failed: AtomicU64,
+}
+
+/// Builds the loop's peer connections: the same codecs, interceptors and ICE settings as the
+/// webrtc-rs plane, with a ufrag chosen by the engine (its demultiplexing key) and one host
+/// candidate, the shared socket.
+pub struct PcFactory {
+    net: PeerNet,
+}
+
+impl PcFactory {
+    fn build(
+        &self,
+        now: Instant,
+        role: PcRole,
+        ufrag: &str,
+        local: SocketAddr,
+    ) -> rtc::shared::error::Result<RTCPeerConnection> {
+        let (media, registry) = peer::codecs_and_interceptors(role == PcRole::Subscribe)?;
+        let password = format!("{ufrag}{:032x}", rand::random::<u128>());
+        let settings = peer::settings(&self.net)
+            .with_ice_credentials(ufrag.to_string(), password)
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(peer::configuration(&self.net))
+            .with_media_engine(media)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local.ip().to_string(),
+                port: local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+        // End of gathering: there is nothing else to find.
+        pc.add_local_candidate(Default::default())?;
+        Ok(pc)
+    }
+}
+
+/// See the module docs.
+pub struct RtcPlane {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    counters: Arc<Counters>,
+    next_session: AtomicU64,
+    local_addr: SocketAddr,
+}
+
+impl RtcPlane {
+    /// Bind the media socket on `net.bind_ip:port` and start the loop's thread. Host
+    /// candidates advertise `net.advertise_ip` (1:1 NAT) with the bound port.
+    pub async fn start(net: PeerNet, port: u16) -> std::io::Result<Self> {
+        let (cmds, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let bind = SocketAddr::new(net.bind_ip, port);
+        let thread_counters = counters.clone();
+        std::thread::Builder::new()
+            .name("rt-media".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let socket = match MediaSocket::bind(bind) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let bound = match socket.local_addr() {
+                        Ok(a) => a,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let advertised =
+                        SocketAddr::new(net.advertise_ip.unwrap_or(bound.ip()), bound.port());
+                    let engine =
+                        Engine::new(PcFactory { net }, advertised, thread_counters.clone());
+                    let _ = ready_tx.send(Ok(advertised));
+                    run(engine, socket, rx, thread_counters).await;
+                });
+            })?;
+        let local_addr = ready_rx
+            .await
+            .map_err(|_| std::io::Error::other("media thread ended"))??;
+        tracing::info!(%local_addr, "media plane: one UDP socket");
+        Ok(RtcPlane {
+            cmds,
+            counters,
+            next_session: AtomicU64::new(1),
+            local_addr,
+        })
+    }
+
+    /// The address every connection's host candidate advertises.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The loop's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+impl MediaPlane for RtcPlane {
+    fn open_session(&self, ctx: SessionCtx) -> Arc<dyn MediaSession> {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let _ = self.cmds.send(Cmd::Open {
+            id,
+            ctx,
+            in_flight: in_flight.clone(),
+        });
+        Arc::new(RtcSession {
+            id,
+            cmds: self.cmds.clone(),
+            in_flight,
+        })
+    }
+
+    fn stats(&self) -> PlaneStats {
+        PlaneStats {
+            connections: self.counters.connections.load(Ordering::Relaxed),
+            tasks: 0,
+            producers: self.counters.producers.load(Ordering::Relaxed),
+            consumers: self.counters.consumers.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct RtcSession {
+    id: SessionId,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl MediaSession for RtcSession {
+    fn signal(&self, signal: Signal) -> Result<(), Reject> {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) >= SESSION_QUEUE {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Err(queue_full());
+        }
+        self.cmds
+            .send(Cmd::Signal(self.id, signal))
+            .map_err(|_| queue_full())
+    }
+
+    fn subscribe(&self, producer: Arc<Producer>) {
+        let _ = self.cmds.send(Cmd::Subscribe(self.id, producer));
+    }
+
+    fn unsubscribe(&self, track_id: &str) {
+        let _ = self
+            .cmds
+            .send(Cmd::Unsubscribe(self.id, track_id.to_string()));
+    }
+
+    fn close(&self) {
+        let _ = self.cmds.send(Cmd::Close(self.id));
+    }
+}
+
+impl Drop for RtcSession {
+    fn drop(&mut self) {
+        // A session whose handle is gone is over, whether or not `close` was called.
+        let _ = self.cmds.send(Cmd::Close(self.id));
+    }
+}
+
+/// The loop: commands, datagrams and timers in, datagrams out, until every handle is gone.
+async fn run(
+    mut engine: Engine,
+    socket: MediaSocket,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    counters: Arc<Counters>,
+) {
+    let mut batch = RecvBatch::new();
+    let mut out = SendQueue::default();
+    let far = || Instant::now() + Duration::from_secs(3600);
+    let sleep = tokio::time::sleep_until(far().into());
+    tokio::pin!(sleep);
+    let mut open = true;
+    while open {
+        let now = Instant::now();
+        let mut busy = false;
+        for _ in 0..COMMANDS_PER_TURN {
+            match cmds.try_recv() {
+                Ok(cmd) => {
+                    engine.handle_cmd(now, cmd);
+                    busy = true;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        match socket.try_recv_batch(&mut batch) {
+            Ok(n) => {
+                let now = Instant::now();
+                for i in 0..n {
+                    let (bytes, from) = batch.get(i);
+                    engine.handle_datagram(now, from, bytes);
+                }
+                busy |= n > 0;
+            }
+            Err(e) => tracing::debug!(%e, "media socket receive"),
+        }
+        engine.handle_timeout(Instant::now());
+        engine.end_turn(Instant::now());
+        while let Some(t) = engine.poll_transmit() {
+            out.push(t.to, t.bytes);
+        }
+        if !out.is_empty() {
+            let sent = socket.send_batch(&mut out);
+            if sent.dropped > 0 {
+                counters
+                    .send_dropped
+                    .fetch_add(sent.dropped as u64, Ordering::Relaxed);
+            }
+            if sent.failed > 0 {
+                counters
+                    .send_failed
+                    .fetch_add(sent.failed as u64, Ordering::Relaxed);
+            }
+        }
+        if busy {
+            // More may be waiting; look again before sleeping, but let the runtime's other
+            // work (timers) in.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let deadline = engine.poll_timeout().unwrap_or_else(far);
+        sleep.as_mut().reset(deadline.into());
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(cmd) => engine.handle_cmd(Instant::now(), cmd),
+                None => open = false,
+            },
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    tracing::warn!(%e, "media socket");
+                }
+            }
+            () = &mut sleep => {}
+        }
+    }
+    engine.shutdown();
+    while let Some(t) = engine.poll_transmit() {
+        out.push(t.to, t.bytes);
+    }
+    socket.send_batch(&mut out);
+    tracing::debug!("media loop stopped");
+}
