@@ -54,7 +54,11 @@ pub struct Producer {
     last_keyframe_request: Mutex<Option<Instant>>,
     /// Packets received from the publisher.
     pub received: AtomicU64,
+    /// Unique among every producer this process makes (track ids are unique only in a room).
+    pub serial: u64,
 }
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +81,7 @@ impl Producer {
             keyframe_tx,
             last_keyframe_request: Mutex::new(None),
             received: AtomicU64::new(0),
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
         };
         (producer, keyframe_rx)
     }

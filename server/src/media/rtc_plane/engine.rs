@@ -42,6 +42,12 @@ use super::{Counters, PcFactory};
 /// A session's id in the engine.
 pub type SessionId = u64;
 type PcId = u64;
+/// A producer's key: its serial. Track ids will not do: they are unique only in their room.
+type ProducerKey = u64;
+
+fn producer_key(producer: &Producer) -> ProducerKey {
+    producer.serial
+}
 
 /// Remote addresses one connection may be reached from (ICE tries a few; more is abuse).
 const MAX_ADDRS_PER_PC: usize = 8;
@@ -82,6 +88,8 @@ struct Pc {
     ufrag: String,
     addrs: Vec<SocketAddr>,
     deadline: Option<Instant>,
+    /// Listed in `stale_timers`: its timer is re-read at the end of the turn.
+    timer_stale: bool,
 }
 
 /// One published track as the engine forwards it.
@@ -103,6 +111,7 @@ struct ConsumerRef {
 
 /// A producer forwarded to this session.
 struct Down {
+    producer: ProducerKey,
     sender: RTCRtpSenderId,
     ssrc: u32,
     active: bool,
@@ -115,8 +124,9 @@ struct Session {
     subscribe: PcId,
     /// The publisher's tracks as webrtc names them, once opened: receiver and SSRC.
     opened: HashMap<String, (RTCRtpReceiverId, u32)>,
-    /// Webrtc's track id → our track id (producers key).
-    published: HashMap<String, Arc<str>>,
+    /// Webrtc's track id → the producer it feeds.
+    published: HashMap<String, ProducerKey>,
+    /// Our track id (unique within the room) → what this session receives of it.
     downstream: HashMap<String, Down>,
     next_track: u32,
     negotiating: bool,
@@ -133,7 +143,7 @@ pub struct Engine {
     pcs: HashMap<PcId, Pc>,
     by_ufrag: HashMap<String, PcId>,
     by_addr: HashMap<SocketAddr, PcId>,
-    producers: HashMap<Arc<str>, Published>,
+    producers: HashMap<ProducerKey, Published>,
     next_pc: PcId,
     transmits: VecDeque<Transmit>,
     /// Connections whose timer may have moved since it was last read.
@@ -142,6 +152,8 @@ pub struct Engine {
     to_negotiate: Vec<SessionId>,
     /// Scratch for forwarding, reused.
     scratch: Vec<ConsumerRef>,
+    /// Scratch for timers, reused.
+    due: Vec<PcId>,
 }
 
 impl Engine {
@@ -161,11 +173,23 @@ impl Engine {
             stale_timers: Vec::new(),
             to_negotiate: Vec::new(),
             scratch: Vec::new(),
+            due: Vec::new(),
         }
     }
 
     /// Handle one command.
     pub fn handle_cmd(&mut self, now: Instant, cmd: Cmd) {
+        let session = match &cmd {
+            Cmd::Open { id, .. }
+            | Cmd::Signal(id, _)
+            | Cmd::Subscribe(id, _)
+            | Cmd::Unsubscribe(id, _)
+            | Cmd::Close(id) => *id,
+        };
+        self.guarded(session, |engine| engine.handle_cmd_inner(now, cmd));
+    }
+
+    fn handle_cmd_inner(&mut self, now: Instant, cmd: Cmd) {
         match cmd {
             Cmd::Open { id, ctx, in_flight } => self.open(now, id, ctx, in_flight),
             Cmd::Signal(id, signal) => {
@@ -193,6 +217,16 @@ impl Engine {
             self.counters.unrouted.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let Some(pc) = self.pcs.get(&pc_id) else {
+            return;
+        };
+        let session = pc.session;
+        self.guarded(session, |engine| {
+            engine.read_datagram(now, pc_id, from, bytes)
+        });
+    }
+
+    fn read_datagram(&mut self, now: Instant, pc_id: PcId, from: SocketAddr, bytes: &[u8]) {
         let Some(pc) = self.pcs.get_mut(&pc_id) else {
             return;
         };
@@ -214,21 +248,53 @@ impl Engine {
 
     /// Run every connection's timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<PcId> = self
-            .pcs
-            .iter()
-            .filter(|(_, pc)| pc.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(pc) = self.pcs.get_mut(&id) {
-                if let Err(e) = pc.rtc.handle_timeout(now) {
-                    tracing::debug!(%e, "peer connection timer");
+        let mut due = std::mem::take(&mut self.due);
+        due.extend(
+            self.pcs
+                .iter()
+                .filter(|(_, pc)| pc.deadline.is_some_and(|d| d <= now))
+                .map(|(id, _)| *id),
+        );
+        for &id in &due {
+            let Some(session) = self.pcs.get(&id).map(|pc| pc.session) else {
+                continue;
+            };
+            self.guarded(session, |engine| {
+                if let Some(pc) = engine.pcs.get_mut(&id) {
+                    if let Err(e) = pc.rtc.handle_timeout(now) {
+                        tracing::debug!(%e, "peer connection timer");
+                    }
+                    pc.deadline = None;
                 }
-                pc.deadline = None;
-                self.stale_timers.push(id);
-            }
-            self.drain(now, id);
+                engine.mark_stale(id);
+                engine.drain(now, id);
+            });
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    /// Run `f` for `session`; if it panics (a bug, ours or webrtc-rs's, met by some input),
+    /// close that session and carry on, so that one participant's bad packet or SDP cannot
+    /// stop everyone's media.
+    fn guarded(&mut self, session: SessionId, f: impl FnOnce(&mut Self)) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        if outcome.is_err() {
+            tracing::error!(session, "media session panicked; closing it");
+            self.send(
+                session,
+                Reject::new(ErrorCode::Internal, "media failed; rejoin to continue").into(),
+            );
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.close(session)));
+        }
+    }
+
+    fn mark_stale(&mut self, id: PcId) {
+        if let Some(pc) = self.pcs.get_mut(&id)
+            && !pc.timer_stale
+        {
+            pc.timer_stale = true;
+            self.stale_timers.push(id);
         }
     }
 
@@ -240,9 +306,10 @@ impl Engine {
                 self.send(id, reject.into());
             }
         }
-        for id in std::mem::take(&mut self.stale_timers) {
+        for id in self.stale_timers.drain(..) {
             if let Some(pc) = self.pcs.get_mut(&id) {
                 pc.deadline = pc.rtc.poll_timeout();
+                pc.timer_stale = false;
             }
         }
     }
@@ -354,6 +421,7 @@ impl Engine {
                 ufrag,
                 addrs: Vec::new(),
                 deadline: None,
+                timer_stale: true,
             },
         );
         self.stale_timers.push(id);
@@ -386,28 +454,28 @@ impl Engine {
         let Some(session) = self.sessions.remove(&id) else {
             return;
         };
-        for track_id in session.downstream.keys() {
-            if let Some(p) = self.producers.get_mut(track_id.as_str()) {
+        for down in session.downstream.values() {
+            if let Some(p) = self.producers.get_mut(&down.producer) {
                 p.consumers.retain(|c| c.pc != session.subscribe);
             }
             self.counters.consumers.fetch_sub(1, Ordering::Relaxed);
         }
-        for ours in session.published.values() {
-            self.end_producer(&session.ctx.to_room, ours);
+        for key in session.published.values() {
+            self.end_producer(&session.ctx.to_room, *key);
         }
         self.drop_pc(session.publish);
         self.drop_pc(session.subscribe);
         tracing::debug!(participant = %session.ctx.participant, "media session closed");
     }
 
-    fn end_producer(&mut self, to_room: &UnboundedSender<MediaEvent>, track_id: &str) {
-        let Some(published) = self.producers.remove(track_id) else {
+    fn end_producer(&mut self, to_room: &UnboundedSender<MediaEvent>, key: ProducerKey) {
+        let Some(published) = self.producers.remove(&key) else {
             return;
         };
         published.producer.close();
         self.counters.producers.fetch_sub(1, Ordering::Relaxed);
         let _ = to_room.send(MediaEvent::TrackEnded {
-            track_id: track_id.to_string(),
+            track_id: published.producer.info.id.clone(),
         });
     }
 
@@ -540,9 +608,8 @@ impl Engine {
         let Some(session) = self.sessions.get(&id) else {
             return Ok(());
         };
-        if session.downstream.contains_key(&track_id)
-            || !self.producers.contains_key(track_id.as_str())
-        {
+        let key = producer_key(&producer);
+        if session.downstream.contains_key(&track_id) || !self.producers.contains_key(&key) {
             return Ok(()); // already forwarded, or its publisher has gone meanwhile
         }
         let pc_id = session.subscribe;
@@ -579,7 +646,7 @@ impl Engine {
                     format!("cannot forward {track_id}: {e}"),
                 )
             })?;
-        if let Some(p) = self.producers.get_mut(track_id.as_str()) {
+        if let Some(p) = self.producers.get_mut(&key) {
             p.consumers.push(ConsumerRef {
                 pc: pc_id,
                 ssrc,
@@ -591,6 +658,7 @@ impl Engine {
             session.downstream.insert(
                 track_id,
                 Down {
+                    producer: key,
                     sender: RTCRtpSenderId::from(transceiver),
                     ssrc,
                     active: false,
@@ -611,7 +679,7 @@ impl Engine {
         };
         session.dirty = true;
         let pc_id = session.subscribe;
-        if let Some(p) = self.producers.get_mut(track_id) {
+        if let Some(p) = self.producers.get_mut(&down.producer) {
             p.consumers.retain(|c| c.pc != pc_id);
         }
         self.counters.consumers.fetch_sub(1, Ordering::Relaxed);
@@ -669,7 +737,7 @@ impl Engine {
         };
         let mut keyframes = Vec::new();
         for (track_id, down) in session.downstream.iter_mut().filter(|(_, d)| !d.active) {
-            let Some(published) = self.producers.get_mut(track_id.as_str()) else {
+            let Some(published) = self.producers.get_mut(&down.producer) else {
                 continue;
             };
             let Some(mut sender) = pc.rtc.rtp_sender(down.sender) else {
@@ -686,16 +754,16 @@ impl Engine {
                 c.ssrc = down.ssrc;
             }
             if published.producer.info.kind == MediaKind::Video {
-                keyframes.push(track_id.clone());
+                keyframes.push(down.producer);
             }
         }
-        for track_id in keyframes {
-            self.request_keyframe(now, &track_id);
+        for key in keyframes {
+            self.request_keyframe(now, key);
         }
     }
 
-    fn request_keyframe(&mut self, now: Instant, track_id: &str) {
-        let Some(published) = self.producers.get(track_id) else {
+    fn request_keyframe(&mut self, now: Instant, key: ProducerKey) {
+        let Some(published) = self.producers.get(&key) else {
             return;
         };
         if !published.producer.request_keyframe(now) {
@@ -744,7 +812,14 @@ impl Engine {
                     RTCMessage::RtcpPacket(track, _) if role == PcRole::Subscribe => {
                         // Only keyframe requests reach us (see `rtcp_forward`), each about
                         // one of the tracks we forward, named by our own track id.
-                        self.request_keyframe(at, &track);
+                        let key = self
+                            .sessions
+                            .get(&session_id)
+                            .and_then(|s| s.downstream.get(&track))
+                            .map(|d| d.producer);
+                        if let Some(key) = key {
+                            self.request_keyframe(at, key);
+                        }
                     }
                     _ => {}
                 }
@@ -773,7 +848,10 @@ impl Engine {
                 bytes: out.message,
             });
         }
-        self.stale_timers.push(pc_id);
+        if !pc.timer_stale {
+            pc.timer_stale = true;
+            self.stale_timers.push(pc_id);
+        }
         if let Some(addr) = learned {
             self.learn_addr(pc_id, addr);
         }
@@ -803,9 +881,9 @@ impl Engine {
                     return;
                 };
                 session.opened.remove(&track);
-                if let Some(ours) = session.published.remove(&track) {
+                if let Some(key) = session.published.remove(&track) {
                     let to_room = session.ctx.to_room.clone();
-                    self.end_producer(&to_room, &ours);
+                    self.end_producer(&to_room, key);
                 }
             }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -832,8 +910,8 @@ impl Engine {
         let Some(session) = self.sessions.get(&session_id) else {
             return;
         };
-        let ours = match session.published.get(track) {
-            Some(ours) => ours.clone(),
+        let key = match session.published.get(track) {
+            Some(key) => *key,
             None => {
                 match self.publish_track(session_id, pc_id, track, packet.header.payload_type) {
                     Some(ours) => ours,
@@ -841,7 +919,7 @@ impl Engine {
                 }
             }
         };
-        let Some(published) = self.producers.get(&ours) else {
+        let Some(published) = self.producers.get(&key) else {
             return;
         };
         published.producer.received.fetch_add(1, Ordering::Relaxed);
@@ -887,7 +965,7 @@ impl Engine {
         pc_id: PcId,
         track: &str,
         payload_type: u8,
-    ) -> Option<Arc<str>> {
+    ) -> Option<ProducerKey> {
         let session = self.sessions.get_mut(&session_id)?;
         let (receiver, media_ssrc) = *session.opened.get(track)?;
         let pc = self.pcs.get_mut(&pc_id)?;
@@ -908,7 +986,6 @@ impl Engine {
         let letter = if kind == MediaKind::Audio { 'a' } else { 'v' };
         let id = format!("{}-{letter}{}", session.ctx.participant, session.next_track);
         session.next_track += 1;
-        let ours: Arc<str> = Arc::from(id.as_str());
         let info = TrackInfo {
             id,
             participant: session.ctx.participant.clone(),
@@ -917,8 +994,9 @@ impl Engine {
         // The producer's own queue machinery is unused here: the engine forwards directly.
         let (producer, _keyframes) = Producer::new(info, codec);
         let producer = Arc::new(producer);
+        let key = producer_key(&producer);
         self.producers.insert(
-            ours.clone(),
+            key,
             Published {
                 producer: producer.clone(),
                 publisher_pc: pc_id,
@@ -932,8 +1010,8 @@ impl Engine {
             participant: session.ctx.participant.clone(),
             producer,
         });
-        session.published.insert(track.to_string(), ours.clone());
-        Some(ours)
+        session.published.insert(track.to_string(), key);
+        Some(key)
     }
 }
 
