@@ -112,8 +112,8 @@ impl Participant {
         };
         let publisher = session.attach().await?;
         let subscriber = session.attach().await?;
-        let publish = peer::build(net, handler(publisher.id), true).await?;
-        let subscribe = peer::build(net, handler(subscriber.id), false).await?;
+        let publish = peer::build(net, handler(publisher.id), peer::Flow::Both).await?;
+        let subscribe = peer::build(net, handler(subscriber.id), peer::Flow::Both).await?;
 
         let requester = session.requester();
         let (joined, _) = requester

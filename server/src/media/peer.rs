@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot,
+};
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind, TYPE_RTCP_FB_NACK};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer, Registry, SettingEngineBuilder,
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 
 use signaling::wire::IceCandidate;
@@ -31,9 +33,24 @@ pub const NACK_HISTORY: u16 = 512;
 /// turns a burst of loss on a saturated host into seconds of retransmissions).
 pub const NACK_RETRIES: u16 = 10;
 
-/// webrtc-rs's default interceptors (NACK, simulcast header extensions, TWCC feedback, RTCP
-/// reports), with NACK bounded as above.
-fn interceptors(media: &mut MediaEngine) -> webrtc::error::Result<Registry> {
+/// Which way media flows on a peer connection, which decides its interceptors. Every stage of
+/// webrtc-rs's interceptor chain handles every packet (a copy in, a copy out), so a connection
+/// gets only the stages its direction uses; the SDP is the same for all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Media arrives (the server's `publish`): NACK generator, TWCC feedback, receiver reports.
+    Receive,
+    /// Media leaves (the server's `subscribe`): NACK responder, sender reports, and inbound
+    /// PLI/FIR handed to the application, which relays them to the publisher.
+    Send,
+    /// Both (clients, which send on one connection and receive on the other; the keyframe
+    /// requests reach the application too).
+    Both,
+}
+
+/// The codecs and feedback we negotiate (NACK, PLI, TWCC, simulcast header extensions), and
+/// the interceptors `flow` needs, with NACK bounded as above.
+fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Registry> {
     for parameter in ["", "pli"] {
         let feedback = RTCPFeedback {
             typ: TYPE_RTCP_FB_NACK.into(),
@@ -41,20 +58,34 @@ fn interceptors(media: &mut MediaEngine) -> webrtc::error::Result<Registry> {
         };
         media.register_feedback(feedback, RtpCodecKind::Video);
     }
-    let registry = Registry::new()
-        .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-        )
-        .with(
-            Slot::NackGenerator,
-            NackGeneratorBuilder::new()
-                .with_max_nacks_per_packet(NACK_RETRIES)
-                .build(),
-        );
     configure_simulcast_extension_headers(media)?;
-    let registry = configure_twcc_receiver_only(registry, media)?;
-    Ok(configure_rtcp_reports(registry))
+    // Registers TWCC feedback and its header extension with the codecs, and its interceptor.
+    let twcc = configure_twcc_receiver_only(Registry::new(), media)?;
+    let sending = flow != Flow::Receive;
+    let receiving = flow != Flow::Send;
+    let mut registry = if receiving { twcc } else { Registry::new() };
+    if sending {
+        registry = registry
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+            )
+            .with(Slot::SenderReport, SenderReportBuilder::new().build());
+    }
+    if receiving {
+        registry = registry
+            .with(
+                Slot::NackGenerator,
+                NackGeneratorBuilder::new()
+                    .with_max_nacks_per_packet(NACK_RETRIES)
+                    .build(),
+            )
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
+    }
+    if sending {
+        registry = registry.with(Slot::from(SLOT), KeyframeRequestForwarder::default());
+    }
+    Ok(registry)
 }
 
 /// Where a peer binds its socket and what it advertises.
@@ -86,9 +117,9 @@ impl PeerNet {
 pub async fn build(
     net: &PeerNet,
     handler: Arc<dyn PeerConnectionEventHandler>,
-    forward_keyframe_requests: bool,
+    flow: Flow,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
-    let (media, registry) = codecs_and_interceptors(forward_keyframe_requests)?;
+    let (media, registry) = codecs_and_interceptors(flow)?;
     let pc = PeerConnectionBuilder::new()
         .with_configuration(configuration(net))
         .with_media_engine(media)
@@ -101,17 +132,13 @@ pub async fn build(
     Ok(Arc::new(pc))
 }
 
-/// The default codecs and our interceptors; with `forward_keyframe_requests`, inbound PLI/FIR
-/// also reach the application. Shared by both media planes.
+/// The default codecs and the interceptors `flow` needs. Shared by both media planes.
 pub(crate) fn codecs_and_interceptors(
-    forward_keyframe_requests: bool,
+    flow: Flow,
 ) -> webrtc::error::Result<(MediaEngine, Registry)> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
-    let mut registry = interceptors(&mut media)?;
-    if forward_keyframe_requests {
-        registry = registry.with(Slot::from(SLOT), KeyframeRequestForwarder::default());
-    }
+    let registry = interceptors(&mut media, flow)?;
     Ok((media, registry))
 }
 

@@ -64,7 +64,10 @@ impl PcFactory {
         ufrag: &str,
         local: SocketAddr,
     ) -> rtc::shared::error::Result<RTCPeerConnection> {
-        let (media, registry) = peer::codecs_and_interceptors(role == PcRole::Subscribe)?;
+        let (media, registry) = peer::codecs_and_interceptors(match role {
+            PcRole::Publish => peer::Flow::Receive,
+            PcRole::Subscribe => peer::Flow::Send,
+        })?;
         let password = format!("{ufrag}{:032x}", rand::random::<u128>());
         let settings = peer::settings(&self.net)
             .with_ice_credentials(ufrag.to_string(), password)
