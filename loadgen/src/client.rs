@@ -128,9 +128,18 @@ impl Client {
                 media: media.clone(),
             })
         };
-        let publish = peer::build(&PeerNet::loopback(), handler(PcRole::Publish), peer::Flow::Both).await?;
-        let subscribe =
-            peer::build(&PeerNet::loopback(), handler(PcRole::Subscribe), peer::Flow::Both).await?;
+        let publish = peer::build(
+            &PeerNet::loopback(),
+            handler(PcRole::Publish),
+            peer::Flow::Both,
+        )
+        .await?;
+        let subscribe = peer::build(
+            &PeerNet::loopback(),
+            handler(PcRole::Subscribe),
+            peer::Flow::Both,
+        )
+        .await?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let pcs = (publish.clone(), subscribe.clone());
         let driver = tokio::spawn(drive(ws, out_rx, out.clone(), events_tx, pcs));

@@ -10,6 +10,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot,
 };
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind, TYPE_RTCP_FB_NACK};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -27,7 +28,7 @@ pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Packets of history per outgoing stream kept to answer NACKs: 4 s of 1.2 Mbit/s video.
 /// webrtc-rs keeps 1024, which is most of a participant's memory in a busy room.
-pub const NACK_HISTORY: u16 = 512;
+pub const NACK_HISTORY: u16 = 256;
 
 /// Times one lost packet is asked for before it is given up (webrtc-rs: without limit, which
 /// turns a burst of loss on a saturated host into seconds of retransmissions).
@@ -123,7 +124,7 @@ pub async fn build(
     let pc = PeerConnectionBuilder::new()
         .with_configuration(configuration(net))
         .with_media_engine(media)
-        .with_setting_engine(settings(net).build())
+        .with_setting_engine(settings(net, flow).build())
         .with_interceptor_registry(registry)
         .with_handler(handler)
         .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0)])
@@ -150,7 +151,7 @@ pub(crate) fn configuration(net: &PeerNet) -> webrtc::peer_connection::RTCConfig
 }
 
 /// The settings every peer of ours needs here. Shared by both media planes.
-pub(crate) fn settings(net: &PeerNet) -> SettingEngineBuilder {
+pub(crate) fn settings(net: &PeerNet, flow: Flow) -> SettingEngineBuilder {
     // A browser's checks often reach us before its trickled candidate does, so its address is
     // first learned as peer-reflexive. webrtc-rs waits 1 s before nominating such a pair
     // (500 ms for server-reflexive); a server with a known address gains nothing by waiting.
@@ -164,6 +165,14 @@ pub(crate) fn settings(net: &PeerNet) -> SettingEngineBuilder {
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(56));
     if let Some(ip) = net.advertise_ip.filter(|ip| *ip != net.bind_ip) {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+    }
+    if flow == Flow::Receive {
+        // Answering the client's `publish` offer, be the DTLS server: the client starts the
+        // handshake when it is ready. As DTLS client (webrtc-rs's default) we sent our
+        // ClientHello the moment ICE connected on our side, which can be before the client
+        // listens; a lost hello costs the 1 s retransmission timer, and that was most of the
+        // slow joins in a busy room.
+        settings = settings.with_answering_dtls_role(RTCDtlsRole::Server);
     }
     settings
 }

@@ -176,7 +176,8 @@ impl Session {
             Ok(pc) => pc,
             Err(e) => return Err((ctx, e)),
         };
-        let subscribe = match peer::build(&net, handler(PcRole::Subscribe), peer::Flow::Send).await {
+        let subscribe = match peer::build(&net, handler(PcRole::Subscribe), peer::Flow::Send).await
+        {
             Ok(pc) => pc,
             Err(e) => {
                 let _ = publish.close().await;

@@ -90,6 +90,8 @@ struct Pc {
     deadline: Option<Instant>,
     /// Listed in `stale_timers`: its timer is re-read at the end of the turn.
     timer_stale: bool,
+    /// Listed in `to_flush`: its datagrams are collected at the end of the turn.
+    flush_pending: bool,
 }
 
 /// One published track as the engine forwards it.
@@ -154,6 +156,8 @@ pub struct Engine {
     scratch: Vec<ConsumerRef>,
     /// Scratch for timers, reused.
     due: Vec<PcId>,
+    /// Connections with writes to collect at the end of the turn.
+    to_flush: Vec<PcId>,
 }
 
 impl Engine {
@@ -174,6 +178,7 @@ impl Engine {
             to_negotiate: Vec::new(),
             scratch: Vec::new(),
             due: Vec::new(),
+            to_flush: Vec::new(),
         }
     }
 
@@ -302,10 +307,23 @@ impl Engine {
     /// re-read the timers that moved. Call before [`Engine::poll_timeout`].
     pub fn end_turn(&mut self, now: Instant) {
         while let Some(id) = self.to_negotiate.pop() {
-            if let Err(reject) = self.renegotiate(now, id) {
-                self.send(id, reject.into());
-            }
+            self.guarded(id, |engine| {
+                if let Err(reject) = engine.renegotiate(now, id) {
+                    engine.send(id, reject.into());
+                }
+            });
         }
+        let mut to_flush = std::mem::take(&mut self.to_flush);
+        for &id in &to_flush {
+            let Some(pc) = self.pcs.get_mut(&id) else {
+                continue;
+            };
+            pc.flush_pending = false;
+            let session = pc.session;
+            self.guarded(session, |engine| engine.flush_writes(id));
+        }
+        to_flush.clear();
+        self.to_flush = to_flush;
         for id in self.stale_timers.drain(..) {
             if let Some(pc) = self.pcs.get_mut(&id) {
                 pc.deadline = pc.rtc.poll_timeout();
@@ -422,6 +440,7 @@ impl Engine {
                 addrs: Vec::new(),
                 deadline: None,
                 timer_stale: true,
+                flush_pending: false,
             },
         );
         self.stale_timers.push(id);
@@ -598,9 +617,17 @@ impl Engine {
         let Some(pc) = self.pc_of(id, role) else {
             return Ok(());
         };
-        pc.rtc
-            .add_remote_candidate(crate::media::peer::candidate_from_wire(c))
-            .map_err(|e| Reject::new(ErrorCode::BadCandidate, format!("candidate: {e}")))
+        let added = pc
+            .rtc
+            .add_remote_candidate(crate::media::peer::candidate_from_wire(c));
+        // A new pair is checked on the connection's next timer, which has just moved.
+        let pc_id = match role {
+            PcRole::Publish => self.sessions[&id].publish,
+            PcRole::Subscribe => self.sessions[&id].subscribe,
+        };
+        self.mark_stale(pc_id);
+        self.mark_flush(pc_id);
+        added.map_err(|e| Reject::new(ErrorCode::BadCandidate, format!("candidate: {e}")))
     }
 
     fn subscribe(&mut self, id: SessionId, producer: Arc<Producer>) -> Result<(), Reject> {
@@ -784,7 +811,7 @@ impl Engine {
             if let Err(e) = r.write_rtcp(now, vec![Box::new(pli)]) {
                 tracing::debug!(%e, "PLI to publisher");
             }
-            self.flush_writes(pc_id);
+            self.mark_flush(pc_id);
         }
     }
 
@@ -824,10 +851,21 @@ impl Engine {
                     _ => {}
                 }
             }
-            self.flush_writes(pc_id);
+            self.mark_flush(pc_id);
             if !progressed {
                 return;
             }
+        }
+    }
+
+    /// Collect `pc_id`'s datagrams at the end of this turn: webrtc-rs pumps its whole pipeline on
+    /// every `poll_write`, so one pump for a turn's packets costs much less than one each.
+    fn mark_flush(&mut self, pc_id: PcId) {
+        if let Some(pc) = self.pcs.get_mut(&pc_id)
+            && !pc.flush_pending
+        {
+            pc.flush_pending = true;
+            self.to_flush.push(pc_id);
         }
     }
 
@@ -884,6 +922,11 @@ impl Engine {
                 if let Some(key) = session.published.remove(&track) {
                     let to_room = session.ctx.to_room.clone();
                     self.end_producer(&to_room, key);
+                }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                if let Some(session) = self.sessions.get(&session_id) {
+                    tracing::debug!(participant = %session.ctx.participant, pc = ?role, %state, "ICE");
                 }
             }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -952,7 +995,7 @@ impl Engine {
                 tracing::trace!(%e, "forward");
                 continue;
             }
-            self.flush_writes(c.pc);
+            self.mark_flush(c.pc);
         }
         self.scratch = consumers;
     }

@@ -64,12 +64,13 @@ impl PcFactory {
         ufrag: &str,
         local: SocketAddr,
     ) -> rtc::shared::error::Result<RTCPeerConnection> {
-        let (media, registry) = peer::codecs_and_interceptors(match role {
+        let flow = match role {
             PcRole::Publish => peer::Flow::Receive,
             PcRole::Subscribe => peer::Flow::Send,
-        })?;
+        };
+        let (media, registry) = peer::codecs_and_interceptors(flow)?;
         let password = format!("{ufrag}{:032x}", rand::random::<u128>());
-        let settings = peer::settings(&self.net)
+        let settings = peer::settings(&self.net, flow)
             .with_ice_credentials(ufrag.to_string(), password)
             .build();
         let mut pc = RTCPeerConnectionBuilder::new()
