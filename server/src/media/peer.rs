@@ -26,9 +26,11 @@ use super::rtcp_forward::{KeyframeRequestForwarder, SLOT};
 /// Time between ICE connectivity checks.
 pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 
-/// Packets of history per outgoing stream kept to answer NACKs: 4 s of 1.2 Mbit/s video.
-/// webrtc-rs keeps 1024, which is most of a participant's memory in a busy room.
-pub const NACK_HISTORY: u16 = 256;
+/// Packets of history per outgoing stream kept to answer NACKs: 1 s of 1.2 Mbit/s video, half a
+/// second at 2.5 Mbit/s. A retransmission is useful only within a round trip or two of the
+/// loss (Janus keeps 200 ms by default). Each kept packet holds its payload, so this is most
+/// of the memory of a busy room: webrtc-rs's default of 1024 cost about 2 MiB a publisher.
+pub const NACK_HISTORY: u16 = 128;
 
 /// Times one lost packet is asked for before it is given up (webrtc-rs: without limit, which
 /// turns a burst of loss on a saturated host into seconds of retransmissions).
