@@ -88,6 +88,11 @@ impl AppState {
         self.registry.plane().stats()
     }
 
+    /// The media plane's one UDP address, if it has one.
+    pub fn media_addr(&self) -> Option<std::net::SocketAddr> {
+        self.registry.plane().media_addr()
+    }
+
     /// The join link of a room.
     pub fn join_url(&self, room_id: &str) -> String {
         format!("{}/r/{room_id}", self.public_url)

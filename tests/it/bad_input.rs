@@ -367,3 +367,87 @@ async fn a_flood_of_binary_frames_is_rate_limited_too() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The shared media port takes datagrams from anyone. Garbage, STUN for a connection that does
+/// not exist, truncated and oversized datagrams are dropped and counted, and the media of the
+/// room using that port meanwhile arrives complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_media_port_harms_no_one() -> anyhow::Result<()> {
+    use roundtable::config::MediaPlaneKind;
+    use roundtable_loadgen::client::Client;
+    use signaling::wire::MediaKind;
+
+    use crate::room_flow::{VIDEO_PACKETS, check_contiguous};
+
+    let server = TestServer::sqlite_with(|c| c.media_plane = MediaPlaneKind::Rtc).await?;
+    let media = server
+        .state
+        .media_addr()
+        .expect("the rtc plane has one address");
+    let room = server.room("Noise", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let bo = Client::join(server.addr, &room, "Bo").await?;
+    ann.publish(VIDEO_PACKETS).await?;
+    bo.media
+        .wait_for("the first video", |log| {
+            log.from(&ann.id, MediaKind::Video).len() >= 20
+        })
+        .await?;
+
+    let noise = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let mut datagrams: Vec<Vec<u8>> = Vec::new();
+    // Bytes of every kind the demultiplexer looks at: STUN (0-3), DTLS (20-63), RTP (128-191).
+    for first in [0u8, 1, 3, 22, 63, 128, 144, 191, 200, 255] {
+        for len in [1usize, 12, 20, 100, 1200] {
+            let mut d: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+            d[0] = first;
+            datagrams.push(d);
+        }
+    }
+    datagrams.push(Vec::new());
+    datagrams.push(stun_binding_request("nosuchufrag:client"));
+    datagrams.push(stun_binding_request("")); // USERNAME present, empty
+    let mut truncated = stun_binding_request("nosuchufrag:client");
+    truncated.truncate(24); // claims attributes it does not carry
+    datagrams.push(truncated);
+    let sent_small = datagrams.len() as u64;
+    datagrams.push(vec![0x80; 4000]); // larger than any datagram the plane reads
+    let before = server.state.media_stats().unrouted;
+    for d in &datagrams {
+        noise.send_to(d, media).await?;
+    }
+
+    bo.media
+        .wait_for("Ann's video to the end", |log| {
+            log.from(&ann.id, MediaKind::Video)
+                .last()
+                .is_some_and(|r| r.seq == VIDEO_PACKETS - 1)
+        })
+        .await?;
+    check_contiguous(&bo.media, &ann.id, MediaKind::Video, VIDEO_PACKETS - 1)?;
+    // Every datagram the plane read went nowhere. The empty and the oversized ones may never
+    // reach it (the socket layer discards them), so count the rest.
+    let counted = server.state.media_stats().unrouted - before;
+    assert!(
+        counted >= sent_small - 1,
+        "{counted} of {sent_small} garbage datagrams counted as unrouted"
+    );
+    Ok(())
+}
+
+/// A STUN binding request with a USERNAME attribute and nothing else (no integrity: nobody
+/// could answer it anyway).
+fn stun_binding_request(username: &str) -> Vec<u8> {
+    let name = username.as_bytes();
+    let padded = name.len().div_ceil(4) * 4;
+    let mut m = Vec::with_capacity(20 + 4 + padded);
+    m.extend_from_slice(&0x0001u16.to_be_bytes()); // binding request
+    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_A442u32.to_be_bytes()); // magic cookie
+    m.extend_from_slice(&[7u8; 12]); // transaction id
+    m.extend_from_slice(&0x0006u16.to_be_bytes()); // USERNAME
+    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    m.extend_from_slice(name);
+    m.resize(20 + 4 + padded, 0);
+    m
+}

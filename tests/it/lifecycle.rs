@@ -6,7 +6,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::TestServer;
-use roundtable::media::PlaneStats;
 
 #[tokio::test]
 async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Result<()> {
@@ -82,9 +81,7 @@ async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
 
     let settled = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
-        while server.state.media_stats() != PlaneStats::default()
-            || server.state.registry_occupancy(&room) > 0
-        {
+        while !server.state.media_stats().is_idle() || server.state.registry_occupancy(&room) > 0 {
             every.tick().await;
         }
     })

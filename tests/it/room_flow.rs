@@ -7,7 +7,7 @@ use crate::common::TestServer;
 use roundtable_loadgen::client::{Client, MediaLog, PublishPlan, VideoCodec};
 
 /// Packets each publisher sends: 1 s of paced media per 100 (video) / 50 (audio).
-const VIDEO_PACKETS: u16 = 300;
+pub(crate) const VIDEO_PACKETS: u16 = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_clients_exchange_media_and_chat_on_sqlite() -> anyhow::Result<()> {
@@ -166,7 +166,7 @@ pub async fn room_flow(server: &TestServer) -> anyhow::Result<()> {
 
 /// From the first packet received to `last`, every sequence number arrived exactly once, in
 /// order, and its payload carries the counter the publisher wrote for it.
-fn check_contiguous(
+pub(crate) fn check_contiguous(
     log: &MediaLog,
     publisher: &str,
     kind: MediaKind,

@@ -27,6 +27,16 @@ pub struct PlaneStats {
     pub producers: usize,
     /// Forwarded (track, subscriber) pairs.
     pub consumers: usize,
+    /// Datagrams that reached the shared media socket from no known connection, since start
+    /// (dropped; the single-socket plane only).
+    pub unrouted: u64,
+}
+
+impl PlaneStats {
+    /// Whether the plane holds nothing: no connection, task, producer or consumer.
+    pub fn is_idle(&self) -> bool {
+        (self.connections, self.tasks, self.producers, self.consumers) == (0, 0, 0, 0)
+    }
 }
 
 /// Holds a count up until it drops.
@@ -79,6 +89,7 @@ impl Gauge {
             tasks: self.tasks.load(Ordering::Relaxed),
             producers: self.producers.load(Ordering::Relaxed),
             consumers: self.consumers.load(Ordering::Relaxed),
+            unrouted: 0,
         }
     }
 }

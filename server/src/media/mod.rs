@@ -96,6 +96,10 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn open_session(&self, ctx: SessionCtx) -> Arc<dyn MediaSession>;
     /// Peer connections and tasks held now; for metrics and leak tests.
     fn stats(&self) -> PlaneStats;
+    /// The one UDP address every connection shares, if the plane has one.
+    fn media_addr(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
 }
 
 pub(crate) fn queue_full() -> Reject {

@@ -49,8 +49,9 @@ fn producer_key(producer: &Producer) -> ProducerKey {
     producer.serial
 }
 
-/// Remote addresses one connection may be reached from (ICE tries a few; more is abuse).
-const MAX_ADDRS_PER_PC: usize = 8;
+/// Remote addresses remembered per connection: ICE tries a few (a candidate per interface and
+/// family, reflexive and relayed ones); the map must not grow without bound.
+const MAX_ADDRS_PER_PC: usize = 16;
 
 /// What the loop hands the engine.
 pub enum Cmd {
@@ -369,7 +370,12 @@ impl Engine {
             return;
         };
         if pc.addrs.len() >= MAX_ADDRS_PER_PC {
-            return;
+            // The oldest goes: ICE tries candidates in turn, and the one that works is among
+            // the last heard from.
+            let oldest = pc.addrs.remove(0);
+            if self.by_addr.get(&oldest) == Some(&id) {
+                self.by_addr.remove(&oldest);
+            }
         }
         pc.addrs.push(addr);
         if let Some(old) = self.by_addr.insert(addr, id)

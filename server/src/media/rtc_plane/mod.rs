@@ -195,7 +195,12 @@ impl MediaPlane for RtcPlane {
             tasks: 0,
             producers: self.counters.producers.load(Ordering::Relaxed),
             consumers: self.counters.consumers.load(Ordering::Relaxed),
+            unrouted: self.counters.unrouted.load(Ordering::Relaxed),
         }
+    }
+
+    fn media_addr(&self) -> Option<SocketAddr> {
+        Some(self.local_addr)
     }
 }
 
