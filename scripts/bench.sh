@@ -12,6 +12,7 @@
 #   scripts/bench.sh                           # all four scenarios, 3 runs each per target
 #   RUNS=5 scripts/bench.sh room10             # one scenario, 5 runs per target
 #   TARGETS=roundtable scripts/bench.sh        # ours only
+#   TARGETS="roundtable roundtable-webrtc" scripts/bench.sh room10   # our two media planes
 #   LOADGEN_ARGS="--duration 3s" RUNS=1 OUT=/tmp/smoke scripts/bench.sh room10   # a smoke test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(room10 rooms skillshare40 joinstorm)
 
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -p roundtable -p roundtable-loadgen
-mkdir -p "$OUT/roundtable" "$OUT/janus"
+for target in $TARGETS janus; do mkdir -p "$OUT/$target"; done
 { echo "nproc: $(nproc)"; lscpu | head -20; echo "kernel: $(uname -r)"; } >"$OUT/machine.txt"
 command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y curl >/dev/null
 command -v python3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y python3 >/dev/null
@@ -38,21 +39,25 @@ out=$1 runs=$2 targets=$3
 read -ra extra <<<"$4"
 shift 4
 run_roundtable() {
-  local scenario=$1 run=$2 data server
+  local scenario=$1 run=$2 data server dir=${3:-roundtable} plane=${4:-rtc}
   data=$(mktemp -d)
-  target/release/roundtable --data-dir "$data" --admin-token bench \
-    >"$out/roundtable/$scenario-$run.server.log" 2>&1 &
+  target/release/roundtable --data-dir "$data" --admin-token bench --media-plane "$plane" \
+    >"$out/$dir/$scenario-$run.server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do
     curl -sf http://127.0.0.1:8080/healthz >/dev/null && break
     sleep 0.1
   done
   target/release/roundtable-loadgen --server http://127.0.0.1:8080 --admin-token bench \
-    --scenario "$scenario" --server-pid "$server" --json "$out/roundtable/$scenario-$run.json" \
-    ${extra[@]+"${extra[@]}"} >"$out/roundtable/$scenario-$run.txt" 2>"$out/roundtable/$scenario-$run.progress.log"
+    --scenario "$scenario" --server-pid "$server" --json "$out/$dir/$scenario-$run.json" \
+    ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
   kill "$server"
   wait "$server" 2>/dev/null || true
   rm -rf "$data"
+}
+# The webrtc-rs plane (`--media-plane webrtc`), for comparing our two planes.
+run_roundtable-webrtc() {
+  run_roundtable "$1" "$2" roundtable-webrtc webrtc
 }
 run_janus() {
   local scenario=$1 run=$2 janus
@@ -80,7 +85,7 @@ import json, statistics, sys
 from pathlib import Path
 
 out, targets, scenarios = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
-NAMES = {"roundtable": "Roundtable", "janus": "Janus"}
+NAMES = {"roundtable": "Roundtable", "roundtable-webrtc": "Roundtable, webrtc-rs plane", "janus": "Janus"}
 
 def runs(target, name):
     return [json.loads(p.read_text()) for p in sorted((out / target).glob(f"{name}-*.json"))]
