@@ -377,7 +377,7 @@ async fn garbage_on_the_media_port_harms_no_one() -> anyhow::Result<()> {
     use roundtable_loadgen::client::Client;
     use signaling::wire::MediaKind;
 
-    use crate::room_flow::{VIDEO_PACKETS, check_contiguous};
+    use crate::room_flow::{VIDEO_PACKETS, check_contiguous, wait_to_end};
 
     let server = TestServer::sqlite_with(|c| c.media_plane = MediaPlaneKind::Rtc).await?;
     let media = server
@@ -417,13 +417,7 @@ async fn garbage_on_the_media_port_harms_no_one() -> anyhow::Result<()> {
         noise.send_to(d, media).await?;
     }
 
-    bo.media
-        .wait_for("Ann's video to the end", |log| {
-            log.from(&ann.id, MediaKind::Video)
-                .last()
-                .is_some_and(|r| r.seq == VIDEO_PACKETS - 1)
-        })
-        .await?;
+    wait_to_end(&bo, &ann.id, MediaKind::Video, VIDEO_PACKETS - 1).await?;
     check_contiguous(&bo.media, &ann.id, MediaKind::Video, VIDEO_PACKETS - 1)?;
     // Every datagram the plane read went nowhere. The empty and the oversized ones may never
     // reach it (the socket layer discards them), so count the rest.

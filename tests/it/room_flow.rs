@@ -40,22 +40,8 @@ pub async fn room_flow(server: &TestServer) -> anyhow::Result<()> {
     // subscription went live arrives, in order, intact.
     for receiver in &clients {
         for publisher in ids.iter().filter(|p| **p != receiver.id) {
-            for (kind, last) in [
-                (MediaKind::Video, VIDEO_PACKETS - 1),
-                (MediaKind::Audio, VIDEO_PACKETS / 2 - 1),
-            ] {
-                let what = format!(
-                    "{} receiving {publisher}'s {kind:?} to the end",
-                    receiver.id
-                );
-                receiver
-                    .media
-                    .wait_for(&what, |log| {
-                        log.from(publisher, kind)
-                            .last()
-                            .is_some_and(|r| r.seq == last)
-                    })
-                    .await?;
+            for (kind, last) in LAST_PACKETS {
+                wait_to_end(receiver, publisher, kind, last).await?;
                 check_contiguous(&receiver.media, publisher, kind, last)?;
             }
         }
@@ -162,6 +148,33 @@ pub async fn room_flow(server: &TestServer) -> anyhow::Result<()> {
     let occupancy = server.state.registry_occupancy(&room);
     assert_eq!(occupancy, 2, "Ann and Dee remain");
     Ok(())
+}
+
+/// The last sequence number of each kind that [`VIDEO_PACKETS`] sends.
+const LAST_PACKETS: [(MediaKind, u16); 2] = [
+    (MediaKind::Video, VIDEO_PACKETS - 1),
+    (MediaKind::Audio, VIDEO_PACKETS / 2 - 1),
+];
+
+/// Wait until `receiver` has `publisher`'s packet `last` of `kind`.
+pub(crate) async fn wait_to_end(
+    receiver: &Client,
+    publisher: &str,
+    kind: MediaKind,
+    last: u16,
+) -> anyhow::Result<()> {
+    let what = format!(
+        "{} receiving {publisher}'s {kind:?} to the end",
+        receiver.id
+    );
+    receiver
+        .media
+        .wait_for(&what, |log| {
+            log.from(publisher, kind)
+                .last()
+                .is_some_and(|r| r.seq == last)
+        })
+        .await
 }
 
 /// From the first packet received to `last`, every sequence number arrived exactly once, in
@@ -282,37 +295,17 @@ async fn rooms_never_share_media() -> anyhow::Result<()> {
     }
     for (ann, bo) in &pairs {
         for (receiver, publisher) in [(bo, &ann.id), (ann, &bo.id)] {
-            for (kind, last) in [
-                (MediaKind::Video, VIDEO_PACKETS - 1),
-                (MediaKind::Audio, VIDEO_PACKETS / 2 - 1),
-            ] {
-                let what = format!("{}: {publisher}'s {kind:?} to the end", receiver.id);
-                receiver
-                    .media
-                    .wait_for(&what, |log| {
-                        log.from(publisher, kind)
-                            .last()
-                            .is_some_and(|r| r.seq == last)
-                    })
-                    .await?;
+            for (kind, last) in LAST_PACKETS {
+                wait_to_end(receiver, publisher, kind, last).await?;
             }
         }
     }
     // Everything has arrived; now nothing may have come twice.
     for (ann, bo) in &pairs {
         for (receiver, publisher) in [(bo, &ann.id), (ann, &bo.id)] {
-            check_contiguous(
-                &receiver.media,
-                publisher,
-                MediaKind::Video,
-                VIDEO_PACKETS - 1,
-            )?;
-            check_contiguous(
-                &receiver.media,
-                publisher,
-                MediaKind::Audio,
-                VIDEO_PACKETS / 2 - 1,
-            )?;
+            for (kind, last) in LAST_PACKETS {
+                check_contiguous(&receiver.media, publisher, kind, last)?;
+            }
             let streams = receiver.media.streams();
             assert_eq!(
                 streams.len(),

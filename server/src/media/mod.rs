@@ -66,6 +66,49 @@ pub enum Signal {
     },
 }
 
+/// A negotiation message that fits the two-connection protocol: the client offers on
+/// `publish` and answers on `subscribe`, and trickles candidates on either.
+#[derive(Debug)]
+pub(crate) enum Negotiation {
+    /// An offer on `publish`.
+    PublishOffer(String),
+    /// An answer on `subscribe`.
+    SubscribeAnswer(String),
+    /// A candidate for one of the two.
+    Candidate(PcRole, IceCandidate),
+}
+
+impl Signal {
+    /// Refuse what the protocol never allows (`wrong_negotiation_state`), whatever the plane.
+    pub(crate) fn validate(self) -> Result<Negotiation, Reject> {
+        match self {
+            Signal::Offer {
+                pc: PcRole::Publish,
+                sdp,
+            } => Ok(Negotiation::PublishOffer(sdp)),
+            Signal::Answer {
+                pc: PcRole::Subscribe,
+                sdp,
+            } => Ok(Negotiation::SubscribeAnswer(sdp)),
+            Signal::Offer {
+                pc: PcRole::Subscribe,
+                ..
+            } => Err(Reject::new(
+                ErrorCode::WrongNegotiationState,
+                "the server is the only offerer on `subscribe`",
+            )),
+            Signal::Answer {
+                pc: PcRole::Publish,
+                ..
+            } => Err(Reject::new(
+                ErrorCode::WrongNegotiationState,
+                "the server never offers on `publish`; send an offer",
+            )),
+            Signal::Candidate { pc, candidate } => Ok(Negotiation::Candidate(pc, candidate)),
+        }
+    }
+}
+
 /// Everything a new session needs to talk back.
 pub struct SessionCtx {
     /// The participant id.

@@ -32,8 +32,8 @@ use super::fanout::{Consumer, Producer};
 use super::gauge::{Count, Gauge, PlaneStats};
 use super::peer::{self, PeerNet};
 use super::{
-    MediaEvent, MediaPlane, MediaSession, SessionCtx, Signal, pick_payload_type, queue_full,
-    rtp_kind, strip_extensions,
+    MediaEvent, MediaPlane, MediaSession, Negotiation, SessionCtx, Signal, pick_payload_type,
+    queue_full, rtp_kind, strip_extensions,
 };
 
 /// Commands a session task handles, in order.
@@ -241,30 +241,10 @@ impl Session {
     }
 
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), Reject> {
-        match signal {
-            Signal::Offer {
-                pc: PcRole::Publish,
-                sdp,
-            } => self.answer_publish(sdp).await,
-            Signal::Answer {
-                pc: PcRole::Subscribe,
-                sdp,
-            } => self.apply_subscribe_answer(sdp).await,
-            Signal::Offer {
-                pc: PcRole::Subscribe,
-                ..
-            } => Err(Reject::new(
-                ErrorCode::WrongNegotiationState,
-                "the server is the only offerer on `subscribe`",
-            )),
-            Signal::Answer {
-                pc: PcRole::Publish,
-                ..
-            } => Err(Reject::new(
-                ErrorCode::WrongNegotiationState,
-                "the server never offers on `publish`; send an offer",
-            )),
-            Signal::Candidate { pc, candidate } => self.add_candidate(pc, candidate).await,
+        match signal.validate()? {
+            Negotiation::PublishOffer(sdp) => self.answer_publish(sdp).await,
+            Negotiation::SubscribeAnswer(sdp) => self.apply_subscribe_answer(sdp).await,
+            Negotiation::Candidate(pc, candidate) => self.add_candidate(pc, candidate).await,
         }
     }
 

@@ -36,7 +36,9 @@ use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, Server
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::super::fanout::Producer;
-use super::super::{MediaEvent, SessionCtx, Signal, pick_payload_type, rtp_kind, strip_extensions};
+use super::super::{
+    MediaEvent, Negotiation, SessionCtx, Signal, pick_payload_type, rtp_kind, strip_extensions,
+};
 use super::{Counters, PcFactory};
 
 /// A session's id in the engine.
@@ -522,30 +524,10 @@ impl Engine {
     }
 
     fn signal(&mut self, now: Instant, id: SessionId, signal: Signal) -> Result<(), Reject> {
-        match signal {
-            Signal::Offer {
-                pc: PcRole::Publish,
-                sdp,
-            } => self.answer_publish(now, id, sdp),
-            Signal::Answer {
-                pc: PcRole::Subscribe,
-                sdp,
-            } => self.apply_subscribe_answer(now, id, sdp),
-            Signal::Offer {
-                pc: PcRole::Subscribe,
-                ..
-            } => Err(Reject::new(
-                ErrorCode::WrongNegotiationState,
-                "the server is the only offerer on `subscribe`",
-            )),
-            Signal::Answer {
-                pc: PcRole::Publish,
-                ..
-            } => Err(Reject::new(
-                ErrorCode::WrongNegotiationState,
-                "the server never offers on `publish`; send an offer",
-            )),
-            Signal::Candidate { pc, candidate } => self.add_candidate(id, pc, candidate),
+        match signal.validate()? {
+            Negotiation::PublishOffer(sdp) => self.answer_publish(now, id, sdp),
+            Negotiation::SubscribeAnswer(sdp) => self.apply_subscribe_answer(now, id, sdp),
+            Negotiation::Candidate(pc, candidate) => self.add_candidate(id, pc, candidate),
         }
     }
 
