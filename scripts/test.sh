@@ -37,4 +37,5 @@ unshare --net sh -c '
   # plane (the default) has proved itself in production.
   ROUNDTABLE_TEST_MEDIA_PLANE=webrtc cargo test --offline -p roundtable-tests --test it
   ROUNDTABLE_BIN="$PWD/target/debug/roundtable" node --test tests/browser/
+  ROUNDTABLE_MEDIA_PLANE=webrtc ROUNDTABLE_BIN="$PWD/target/debug/roundtable" node --test tests/browser/
 '

@@ -75,7 +75,7 @@ function startServer(bin, dataDir) {
   mkdirSync(LOGS, { recursive: true });
   const logPath = path.join(LOGS, 'server.log');
   const log = createWriteStream(logPath);
-  const child = spawn(bin, ['--data-dir', dataDir, '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['--data-dir', dataDir, '--bind', '127.0.0.1:0', '--media-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   env.server = child;
   // Should the runner itself die (a timeout, Ctrl-C), leave no server behind.
   process.once('exit', () => child.kill('SIGKILL'));

@@ -30,6 +30,10 @@ pub struct PlaneStats {
     /// Datagrams that reached the shared media socket from no known connection, since start
     /// (dropped; the single-socket plane only).
     pub unrouted: u64,
+    /// Datagrams dropped since start because the media socket's send buffer was full.
+    pub send_dropped: u64,
+    /// Datagrams the kernel refused since start for another reason (an unreachable peer).
+    pub send_failed: u64,
 }
 
 impl PlaneStats {
@@ -90,6 +94,8 @@ impl Gauge {
             producers: self.producers.load(Ordering::Relaxed),
             consumers: self.consumers.load(Ordering::Relaxed),
             unrouted: 0,
+            send_dropped: 0,
+            send_failed: 0,
         }
     }
 }

@@ -162,15 +162,6 @@ impl RtcPlane {
         })
     }
 
-    /// The address every connection's host candidate advertises.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The loop's counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
 }
 
 impl MediaPlane for RtcPlane {
@@ -196,6 +187,8 @@ impl MediaPlane for RtcPlane {
             producers: self.counters.producers.load(Ordering::Relaxed),
             consumers: self.counters.consumers.load(Ordering::Relaxed),
             unrouted: self.counters.unrouted.load(Ordering::Relaxed),
+            send_dropped: self.counters.send_dropped.load(Ordering::Relaxed),
+            send_failed: self.counters.send_failed.load(Ordering::Relaxed),
         }
     }
 
