@@ -161,7 +161,6 @@ impl RtcPlane {
             local_addr,
         })
     }
-
 }
 
 impl MediaPlane for RtcPlane {
