@@ -121,6 +121,7 @@ async fn websocket(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> 
     upgrade
         .max_message_size(ws::MAX_FRAME_BYTES)
         .max_frame_size(ws::MAX_FRAME_BYTES)
+        .read_buffer_size(ws::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| ws::serve(socket, state))
 }
 

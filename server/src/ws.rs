@@ -41,6 +41,10 @@ impl Default for Keepalive {
 
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Bytes the WebSocket reads at a time; larger frames are assembled over several reads.
+/// tungstenite's default (128 KiB) was the largest allocation per participant after media.
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Messages queued for one connection; a client this far behind is disconnected.
 const OUTBOUND_QUEUE: usize = 1024;
 /// Sustained client messages per second (trickle ICE bursts fit in the burst).
