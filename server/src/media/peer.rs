@@ -73,7 +73,8 @@ fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Re
                 Slot::NackResponder,
                 NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
             )
-            .with(Slot::SenderReport, SenderReportBuilder::new().build());
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            .with(Slot::from(SLOT), KeyframeRequestForwarder::default());
     }
     if receiving {
         registry = registry
@@ -84,9 +85,6 @@ fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Re
                     .build(),
             )
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
-    }
-    if sending {
-        registry = registry.with(Slot::from(SLOT), KeyframeRequestForwarder::default());
     }
     Ok(registry)
 }

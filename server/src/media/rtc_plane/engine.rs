@@ -44,12 +44,8 @@ use super::{Counters, PcFactory};
 /// A session's id in the engine.
 pub type SessionId = u64;
 type PcId = u64;
-/// A producer's key: its serial. Track ids will not do: they are unique only in their room.
+/// A producer's key: its `serial`. Track ids will not do: they are unique only in their room.
 type ProducerKey = u64;
-
-fn producer_key(producer: &Producer) -> ProducerKey {
-    producer.serial
-}
 
 /// Remote addresses remembered per connection: ICE tries a few (a candidate per interface and
 /// family, reflexive and relayed ones); the map must not grow without bound.
@@ -118,7 +114,6 @@ struct ConsumerRef {
 struct Down {
     producer: ProducerKey,
     sender: RTCRtpSenderId,
-    ssrc: u32,
     active: bool,
 }
 
@@ -623,7 +618,7 @@ impl Engine {
         let Some(session) = self.sessions.get(&id) else {
             return Ok(());
         };
-        let key = producer_key(&producer);
+        let key = producer.serial;
         if session.downstream.contains_key(&track_id) || !self.producers.contains_key(&key) {
             return Ok(()); // already forwarded, or its publisher has gone meanwhile
         }
@@ -675,7 +670,6 @@ impl Engine {
                 Down {
                     producer: key,
                     sender: RTCRtpSenderId::from(transceiver),
-                    ssrc,
                     active: false,
                 },
             );
@@ -766,7 +760,6 @@ impl Engine {
             down.active = true;
             for c in published.consumers.iter_mut().filter(|c| c.pc == pc_id) {
                 c.payload_type = pt;
-                c.ssrc = down.ssrc;
             }
             if published.producer.info.kind == MediaKind::Video {
                 keyframes.push(down.producer);
@@ -1025,7 +1018,7 @@ impl Engine {
         // The producer's own queue machinery is unused here: the engine forwards directly.
         let (producer, _keyframes) = Producer::new(info, codec);
         let producer = Arc::new(producer);
-        let key = producer_key(&producer);
+        let key = producer.serial;
         self.producers.insert(
             key,
             Published {
