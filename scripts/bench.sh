@@ -117,7 +117,8 @@ FIGURES = [
     ("signaling p50 ms", lambda r: field(r, "publish_answer_ms", "p50"), "{:.1f}"),
     ("server CPU % of a core", lambda r: field(r, "server", "cpu_percent"), "{:.0f}"),
     ("server us/pkt", lambda r: field(r, "server", "cpu_us_per_packet"), "{:.1f}"),
-    ("server KiB/participant", lambda r: field(r, "server", "rss_per_participant_kib"), "{:.0f}"),
+    ("server KiB/participant (anonymous)", lambda r: field(r, "server", "anon_per_participant_kib"), "{:.0f}"),
+    ("server KiB/participant (VmRSS)", lambda r: field(r, "server", "rss_per_participant_kib"), "{:.0f}"),
     ("loadgen CPU %", lambda r: field(r, "loadgen", "cpu_percent"), "{:.0f}"),
     ("joined / failed / incomplete", None, None),
 ]
@@ -140,7 +141,7 @@ def median(target, name, read):
 for target in targets:
     print(f"### {NAMES.get(target, target)}")
     print()
-    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant | loadgen CPU % |")
+    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant anonymous / VmRSS | loadgen CPU % |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in scenarios:
         rs = runs(target, name)
@@ -150,7 +151,8 @@ for target in targets:
         print(f"| {name} | {len(rs)} | {col('forwarded_per_s')} | {cell([loss(r) for r in rs], '{:.3f}')} "
               f"| {latency} | {join} "
               f"| {col('server', 'cpu_percent')} | {col('server', 'cpu_us_per_packet', fmt='{:.1f}')} "
-              f"| {col('server', 'rss_per_participant_kib')} | {col('loadgen', 'cpu_percent')} |")
+              f"| {col('server', 'anon_per_participant_kib')} / {col('server', 'rss_per_participant_kib')} "
+              f"| {col('loadgen', 'cpu_percent')} |")
     print()
 
 if "roundtable" in targets and "janus" in targets:
@@ -178,7 +180,9 @@ if "roundtable" in targets:
         ("server CPU per forwarded packet (goal 5 us)", lambda r: us_per_packet(r) / 5),
         ("join to first media, p50 (goal 150 ms)", lambda r: field(r, "join_ms", "p50") / 150),
         ("join to first media, p99 (goal 400 ms)", lambda r: field(r, "join_ms", "p99") / 400),
-        ("server memory per participant (goal 1 MiB)",
+        ("server memory per participant, anonymous (goal 1 MiB)",
+         lambda r: field(r, "server", "anon_per_participant_kib") / 1024),
+        ("server memory per participant, VmRSS (goal 1 MiB)",
          lambda r: field(r, "server", "rss_per_participant_kib") / 1024),
         ("server CPU per packet / LiveKit's (~18 us)", lambda r: us_per_packet(r) / 18),
         ("loadgen CPU / server CPU",

@@ -11,6 +11,9 @@ pub struct Sample {
     pub cpu_s: f64,
     /// Resident set size, KiB.
     pub rss_kib: u64,
+    /// The anonymous part of it (`RssAnon`: heap, stacks), KiB: what the process allocated,
+    /// without the pages of its executable and libraries it has touched so far.
+    pub anon_kib: u64,
 }
 
 /// Read `/proc/{pid}` (`self` for this process).
@@ -23,7 +26,8 @@ pub fn sample(pid: Option<u32>) -> anyhow::Result<Sample> {
     let ticks = cpu_ticks(&stat).context("parsing stat")?;
     Ok(Sample {
         cpu_s: ticks as f64 / clock_ticks_per_s(),
-        rss_kib: rss_kib(&status).context("no VmRSS in status")?,
+        rss_kib: status_kib(&status, "VmRSS:").context("no VmRSS in status")?,
+        anon_kib: status_kib(&status, "RssAnon:").context("no RssAnon in status")?,
     })
 }
 
@@ -38,9 +42,9 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// `VmRSS` from `/proc/PID/status`, in KiB.
-fn rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+/// A field of `/proc/PID/status` given in kB, such as `VmRSS:`.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -62,15 +66,19 @@ mod tests {
     }
 
     #[test]
-    fn parses_vm_rss() {
-        let status = "Name:\troundtable\nVmPeak:\t  99 kB\nVmRSS:\t   51234 kB\nThreads:\t9\n";
-        assert_eq!(rss_kib(status), Some(51234));
+    fn parses_vm_rss_and_rss_anon() {
+        let status = "Name:\troundtable\nVmPeak:\t  99 kB\nVmRSS:\t   51234 kB\n\
+                      RssAnon:\t    4321 kB\nRssFile:\t   46913 kB\nThreads:\t9\n";
+        assert_eq!(status_kib(status, "VmRSS:"), Some(51234));
+        assert_eq!(status_kib(status, "RssAnon:"), Some(4321));
+        assert_eq!(status_kib(status, "VmSwap:"), None);
     }
 
     #[test]
     fn reads_this_process() {
         let s = sample(None).unwrap();
         assert!(s.rss_kib > 0);
+        assert!(s.anon_kib > 0 && s.anon_kib <= s.rss_kib);
         assert!(sample(Some(std::process::id())).unwrap().rss_kib > 0);
     }
 }

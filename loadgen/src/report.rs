@@ -115,6 +115,15 @@ pub struct ProcessUse {
     pub rss_end_kib: u64,
     /// Growth above the base per joined participant, KiB.
     pub rss_per_participant_kib: f64,
+    /// Anonymous resident memory (`RssAnon`) before the first join, KiB.
+    pub anon_base_kib: u64,
+    /// Anonymous resident memory at the end of the window, KiB.
+    pub anon_end_kib: u64,
+    /// Growth of the anonymous part per joined participant, KiB: the figure for "memory per
+    /// participant". `VmRSS` also counts the pages of the executable that the first joins
+    /// touch (several MiB of the WebRTC stack's code), which are shared, file-backed, and
+    /// paid once, not per participant.
+    pub anon_per_participant_kib: f64,
 }
 
 /// What a run collected, before it is summarised.
@@ -249,6 +258,10 @@ fn process_use(
         rss_end_kib: end.rss_kib,
         rss_per_participant_kib: end.rss_kib.saturating_sub(base.rss_kib) as f64
             / participants.max(1) as f64,
+        anon_base_kib: base.anon_kib,
+        anon_end_kib: end.anon_kib,
+        anon_per_participant_kib: end.anon_kib.saturating_sub(base.anon_kib) as f64
+            / participants.max(1) as f64,
     }
 }
 
@@ -298,6 +311,12 @@ mod tests {
         let sample = Sample {
             cpu_s: 1.0,
             rss_kib: 1000,
+            anon_kib: 400,
+        };
+        let end = Sample {
+            cpu_s: 1.5,
+            rss_kib: 1600,
+            anon_kib: 500,
         };
         let report = Collected {
             scenario: Scenario::new("t", 1, 2, 0),
@@ -310,7 +329,7 @@ mod tests {
             sent_packets: 103,
             streams: vec![(id("b"), b), (id("a"), a)],
             server: None,
-            loadgen: [sample; 3],
+            loadgen: [sample, sample, end],
         }
         .report();
         let totals = Counts {
@@ -329,7 +348,10 @@ mod tests {
         );
         assert_eq!(report.join_ms.unwrap().p50, 10.0);
         assert_eq!(report.forwarded_per_s, 51.0);
-        assert_eq!(report.loadgen.cpu_percent, 0.0);
+        assert_eq!(report.loadgen.cpu_percent, 25.0);
+        // 600 KiB more resident, 100 of it anonymous, over 2 participants.
+        assert_eq!(report.loadgen.rss_per_participant_kib, 300.0);
+        assert_eq!(report.loadgen.anon_per_participant_kib, 50.0);
     }
 
     #[test]

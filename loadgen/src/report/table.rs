@@ -97,7 +97,11 @@ fn cpu(p: &ProcessUse) -> String {
 
 fn memory(p: &ProcessUse) -> String {
     format!(
-        "{:.1} MiB at start, {:.1} MiB at end, {:.0} KiB per participant",
+        "{:.0} KiB anonymous per participant ({:.1} to {:.1} MiB); \
+         resident {:.1} to {:.1} MiB, {:.0} KiB per participant",
+        p.anon_per_participant_kib,
+        p.anon_base_kib as f64 / 1024.0,
+        p.anon_end_kib as f64 / 1024.0,
         p.rss_base_kib as f64 / 1024.0,
         p.rss_end_kib as f64 / 1024.0,
         p.rss_per_participant_kib
@@ -114,6 +118,7 @@ mod tests {
         let sample = crate::process::Sample {
             cpu_s: 0.0,
             rss_kib: 0,
+            anon_kib: 0,
         };
         let report = Collected {
             scenario: Scenario::new("empty", 1, 1, 0),

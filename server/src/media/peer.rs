@@ -10,8 +10,13 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot,
 };
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9,
+};
 use rtc::peer_connection::transport::RTCDtlsRole;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind, TYPE_RTCP_FB_NACK};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer, Registry, SettingEngineBuilder,
@@ -26,11 +31,12 @@ use super::rtcp_forward::{KeyframeRequestForwarder, SLOT};
 /// Time between ICE connectivity checks.
 pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 
-/// Packets of history per outgoing stream kept to answer NACKs: 1 s of 1.2 Mbit/s video, half a
-/// second at 2.5 Mbit/s. A retransmission is useful only within a round trip or two of the
-/// loss (Janus keeps 200 ms by default). Each kept packet holds its payload, so this is most
-/// of the memory of a busy room: webrtc-rs's default of 1024 cost about 2 MiB a publisher.
-pub const NACK_HISTORY: u16 = 128;
+/// Packets of history per outgoing video stream kept to answer NACKs: half a second of
+/// 1.2 Mbit/s video, a quarter at 2.5 Mbit/s. A retransmission is useful only within a round
+/// trip or two of the loss (Janus keeps 200 ms by default). Each kept packet holds its
+/// payload, so this is most of the memory of a busy room: webrtc-rs's default of 1024 cost
+/// about 2 MiB a publisher, and 128 was still a fifth of room10's memory.
+pub const NACK_HISTORY: u16 = 64;
 
 /// Times one lost packet is asked for before it is given up (webrtc-rs: without limit, which
 /// turns a burst of loss on a saturated host into seconds of retransmissions).
@@ -51,16 +57,76 @@ pub enum Flow {
     Both,
 }
 
-/// The codecs and feedback we negotiate (NACK, PLI, TWCC, simulcast header extensions), and
-/// the interceptors `flow` needs, with NACK bounded as above.
-fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Registry> {
-    for parameter in ["", "pli"] {
-        let feedback = RTCPFeedback {
-            typ: TYPE_RTCP_FB_NACK.into(),
-            parameter: parameter.into(),
+/// The codecs we negotiate: Opus; VP8, VP9 (profile 0) and H.264 (baseline and constrained
+/// baseline, packetization mode 1), each video codec with its RTX. That is every codec a
+/// browser publishes unless told otherwise: Chrome and Firefox put VP8 first, Safari H.264.
+/// The server forwards and never transcodes, so a codec only some subscribers can decode is
+/// worse than none. webrtc-rs's defaults add G.722, PCMU, PCMA, VP9 profile 1, four more
+/// H.264 variants, AV1 and H.265: every one of them is written into every media section of
+/// every SDP and kept in each transceiver, and in a room of 10 that was about 200 KiB per
+/// participant.
+fn register_codecs(media: &mut MediaEngine) -> webrtc::error::Result<()> {
+    let codec =
+        |mime: &str, clock_rate, channels, fmtp: &str, feedback: &[(&str, &str)]| RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: feedback
+                .iter()
+                .map(|(typ, parameter)| RTCPFeedback {
+                    typ: (*typ).to_owned(),
+                    parameter: (*parameter).to_owned(),
+                })
+                .collect(),
         };
-        media.register_feedback(feedback, RtpCodecKind::Video);
+    let opus = codec(MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", &[]);
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus,
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    // What webrtc-rs's defaults give every video codec; TWCC is added with its interceptor.
+    let feedback = [
+        ("goog-remb", ""),
+        ("ccm", "fir"),
+        ("nack", ""),
+        ("nack", "pli"),
+    ];
+    let h264 = |profile| {
+        format!("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}")
+    };
+    // (payload type, its RTX payload type, MIME type, format parameters): webrtc-rs's numbers.
+    let video = [
+        (96, 97, MIME_TYPE_VP8, String::new()),
+        (98, 99, MIME_TYPE_VP9, "profile-id=0".to_owned()),
+        (102, 103, MIME_TYPE_H264, h264("42001f")),
+        (125, 105, MIME_TYPE_H264, h264("42e01f")),
+    ];
+    for (payload_type, rtx, mime, fmtp) in video {
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec(mime, 90000, 0, &fmtp, &feedback),
+                payload_type,
+            },
+            RtpCodecKind::Video,
+        )?;
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec(MIME_TYPE_RTX, 90000, 0, &format!("apt={payload_type}"), &[]),
+                payload_type: rtx,
+            },
+            RtpCodecKind::Video,
+        )?;
     }
+    Ok(())
+}
+
+/// The feedback and header extensions we negotiate (TWCC, simulcast), and the interceptors
+/// `flow` needs, with NACK bounded as above.
+fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Registry> {
     configure_simulcast_extension_headers(media)?;
     // Registers TWCC feedback and its header extension with the codecs, and its interceptor.
     let twcc = configure_twcc_receiver_only(Registry::new(), media)?;
@@ -111,7 +177,7 @@ impl PeerNet {
     }
 }
 
-/// Build a peer connection with the default codecs and interceptors (NACK, RTCP reports,
+/// Build a peer connection with our codecs and interceptors (NACK, RTCP reports,
 /// TWCC), mDNS off (it needs multicast, which a loopback-only host lacks), bound to one IP.
 /// With `forward_keyframe_requests`, inbound PLI/FIR reach the application through
 /// `TrackLocal::poll` (an SFU's subscriber side needs that).
@@ -133,12 +199,12 @@ pub async fn build(
     Ok(Arc::new(pc))
 }
 
-/// The default codecs and the interceptors `flow` needs. Shared by both media planes.
+/// Our codecs and the interceptors `flow` needs. Shared by both media planes.
 pub(crate) fn codecs_and_interceptors(
     flow: Flow,
 ) -> webrtc::error::Result<(MediaEngine, Registry)> {
     let mut media = MediaEngine::default();
-    media.register_default_codecs()?;
+    register_codecs(&mut media)?;
     let registry = interceptors(&mut media, flow)?;
     Ok((media, registry))
 }

@@ -91,7 +91,15 @@ struct Pc {
     timer_stale: bool,
     /// Listed in `to_flush`: its datagrams are collected at the end of the turn.
     flush_pending: bool,
+    /// Packets written into its pipeline since it was last flushed.
+    unflushed: u8,
 }
+
+/// Packets a connection takes into its pipeline before they are pumped through, even in the
+/// middle of a turn. webrtc-rs's handlers keep a queue each and never shrink it, so a
+/// keyframe burst (20 packets in one read batch) left every subscriber with seven queues sized
+/// for it; pumping every 8 packets keeps them small, and costs nothing in a turn of fewer.
+const MAX_UNFLUSHED: u8 = 8;
 
 /// One published track as the engine forwards it.
 struct Published {
@@ -444,6 +452,7 @@ impl Engine {
                 deadline: None,
                 timer_stale: true,
                 flush_pending: false,
+                unflushed: 0,
             },
         );
         self.stale_timers.push(id);
@@ -854,6 +863,7 @@ impl Engine {
         let Some(pc) = self.pcs.get_mut(&pc_id) else {
             return;
         };
+        pc.unflushed = 0;
         let mut learned = None;
         while let Some(out) = pc.rtc.poll_write() {
             let to = out.transport.peer_addr;
@@ -975,6 +985,11 @@ impl Engine {
             if let Err(e) = pc.rtc.handle_write(msg) {
                 tracing::trace!(%e, "forward");
                 continue;
+            }
+            pc.unflushed += 1;
+            if pc.unflushed >= MAX_UNFLUSHED {
+                let session = pc.session;
+                self.guarded(session, |engine| engine.flush_writes(c.pc));
             }
             self.mark_flush(c.pc);
         }

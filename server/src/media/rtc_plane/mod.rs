@@ -321,3 +321,54 @@ async fn run(
     socket.send_batch(&mut out);
     tracing::debug!("media loop stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+    use super::*;
+
+    /// The codec names in an SDP's `a=rtpmap` lines, sorted, once each.
+    fn rtpmap_names(sdp: &str) -> Vec<String> {
+        let mut names: Vec<String> = sdp
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter_map(|codec| codec.split('/').next())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn a_subscribe_offer_lists_only_the_codecs_browsers_publish() {
+        let factory = PcFactory {
+            net: PeerNet::loopback(),
+        };
+        let local = SocketAddr::from(([127, 0, 0, 1], 7882));
+        let mut pc = factory
+            .build(Instant::now(), PcRole::Subscribe, "abcdefgh", local)
+            .unwrap();
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            pc.add_transceiver_from_kind(kind, None).unwrap();
+        }
+        let offer = pc.create_offer(None).unwrap();
+        assert_eq!(
+            rtpmap_names(&offer.sdp),
+            ["H264", "VP8", "VP9", "opus", "rtx"],
+            "{}",
+            offer.sdp
+        );
+        // One RTX per video codec, and H.264 only in packetization mode 1.
+        assert_eq!(offer.sdp.matches(" rtx/90000").count(), 4, "{}", offer.sdp);
+        assert!(!offer.sdp.contains("packetization-mode=0"), "{}", offer.sdp);
+        // The server's one host candidate, on the shared port.
+        assert!(
+            offer.sdp.contains("127.0.0.1 7882 typ host"),
+            "{}",
+            offer.sdp
+        );
+    }
+}
