@@ -63,8 +63,7 @@ pub enum Flow {
 /// The server forwards and never transcodes, so a codec only some subscribers can decode is
 /// worse than none. webrtc-rs's defaults add G.722, PCMU, PCMA, VP9 profile 1, four more
 /// H.264 variants, AV1 and H.265: every one of them is written into every media section of
-/// every SDP and kept in each transceiver, and in a room of 10 that was about 200 KiB per
-/// participant.
+/// every SDP and kept in each transceiver (in a room of 10, about 50 KiB per participant).
 fn register_codecs(media: &mut MediaEngine) -> webrtc::error::Result<()> {
     let codec =
         |mime: &str, clock_rate, channels, fmtp: &str, feedback: &[(&str, &str)]| RTCRtpCodec {
