@@ -1,10 +1,12 @@
-//! The server's address from `--server`, and the one admin call the generator makes
-//! (`POST /api/rooms`). HTTP/1.1 by hand over one short-lived connection: a single plain-text
-//! request does not justify an HTTP client crate and its build time on 2 cores.
+//! The server's address from `--server`, and the two admin calls the generator makes
+//! (`POST /api/rooms`, `GET /api/admin/media`). HTTP/1.1 by hand over one short-lived
+//! connection each: two plain-text requests do not justify an HTTP client crate and its build
+//! time on 2 cores.
 
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
+use roundtable::media::DelaySnapshot;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -35,10 +37,54 @@ pub async fn create_room(
     capacity: usize,
 ) -> anyhow::Result<String> {
     let body = serde_json::json!({ "title": title, "capacity": capacity }).to_string();
+    let (status, body) = request(addr, admin_token, "POST", "/api/rooms", Some(&body)).await?;
+    if status != "201" {
+        bail!("creating a room: HTTP {status}: {body}");
+    }
+    let created: Created =
+        serde_json::from_str(&body).with_context(|| format!("unexpected reply: {body}"))?;
+    Ok(created.id)
+}
+
+#[derive(Deserialize)]
+struct MediaReport {
+    forward_delay: Option<DelaySnapshot>,
+}
+
+/// The server's forwarding delays since it started (`GET /api/admin/media`); `None` if its
+/// media plane does not measure them.
+pub async fn forward_delay(
+    addr: SocketAddr,
+    admin_token: &str,
+) -> anyhow::Result<Option<DelaySnapshot>> {
+    let (status, body) = request(addr, admin_token, "GET", "/api/admin/media", None).await?;
+    if status != "200" {
+        bail!("reading media statistics: HTTP {status}: {body}");
+    }
+    let report: MediaReport =
+        serde_json::from_str(&body).with_context(|| format!("unexpected reply: {body}"))?;
+    Ok(report.forward_delay)
+}
+
+/// One request with the admin token; the response's status code and body.
+async fn request(
+    addr: SocketAddr,
+    admin_token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    // The rest of the head, the blank line, and the body if there is one.
+    let rest = match body {
+        Some(body) => format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        None => "\r\n".to_string(),
+    };
     let request = format!(
-        "POST /api/rooms HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin_token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin_token}\r\n\
+         Connection: close\r\n{rest}"
     );
     let mut stream = TcpStream::connect(addr)
         .await
@@ -51,11 +97,6 @@ pub async fn create_room(
     let (head, body) = response
         .split_once("\r\n\r\n")
         .context("truncated HTTP response")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("?");
-    if status != "201" {
-        bail!("creating a room: HTTP {status}: {body}");
-    }
-    let created: Created =
-        serde_json::from_str(body).with_context(|| format!("unexpected reply: {body}"))?;
-    Ok(created.id)
+    let status = head.split_whitespace().nth(1).unwrap_or("?").to_string();
+    Ok((status, body.to_string()))
 }

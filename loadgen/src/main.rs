@@ -42,6 +42,10 @@ struct Cli {
     /// Video bitrate in kbit/s [default: 1200].
     #[arg(long)]
     video_kbps: Option<u64>,
+    /// Extra packets a keyframe adds in one tick, back to back [default: 20]. 0: no bursts,
+    /// as a browser's pacer would spread a keyframe's packets out.
+    #[arg(long)]
+    keyframe_packets: Option<u64>,
     /// The server's pid, to read its CPU and memory from /proc (same host only).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -65,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(kbps) = cli.video_kbps {
         scenario.video.bitrate_bps = kbps * 1000;
+    }
+    if let Some(packets) = cli.keyframe_packets {
+        scenario.video.keyframe_extra_packets = packets;
     }
     let sfu = if cli.target == "janus" {
         let media_ip = match cli.media_ip {
@@ -166,6 +173,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.duration, Some(Duration::from_secs(2)));
+        let bursts = Cli::try_parse_from(["x", "--scenario", "room10", "--keyframe-packets", "0"]);
+        assert_eq!(bursts.unwrap().keyframe_packets, Some(0));
         assert!(Cli::try_parse_from(["x", "--admin-token", "T", "--scenario", "nope"]).is_err());
         // Our server needs the admin token (checked once the target is known); Janus does not.
         let janus = Cli::try_parse_from([

@@ -4,6 +4,7 @@
 mod table;
 
 use hdrhistogram::Histogram;
+use roundtable::media::DelaySnapshot;
 use serde::{Deserialize, Serialize};
 use signaling::wire::MediaKind;
 
@@ -38,6 +39,12 @@ pub struct Report {
     pub forwarded_per_s: f64,
     /// One-way latency, publisher to subscriber through the server, over the window, in ms.
     pub latency_ms: Option<Percentiles>,
+    /// What the server itself added, as it measures it (`GET /api/admin/media`: from the
+    /// kernel's receive timestamp of a publisher's packet to the send of its copies), over the
+    /// window to the nearest second, in ms. `None` for a server that does not measure it
+    /// (Janus, our webrtc-rs plane).
+    #[serde(default)]
+    pub server_delay_ms: Option<Percentiles>,
     /// The server process, if its pid was given.
     pub server: Option<ProcessUse>,
     /// The generator itself.
@@ -146,6 +153,8 @@ pub struct Collected {
     pub sent_packets: u64,
     /// Every stream's identity and statistics.
     pub streams: Vec<(StreamId, StreamStats)>,
+    /// The server's own forwarding delays over the window, if it measures them.
+    pub server_delay: Option<DelaySnapshot>,
     /// The server before joins, at the window's start and at its end.
     pub server: Option<[Sample; 3]>,
     /// The generator, likewise.
@@ -161,6 +170,7 @@ impl Collected {
             join_ms: percentiles_ms(&self.join_ms),
             publish_answer_ms: percentiles_ms(&self.publish_answer_ms),
             latency_ms: latency_percentiles_ms(&latency),
+            server_delay_ms: self.server_delay.as_ref().and_then(delay_percentiles_ms),
             forwarded_per_s: per_s(totals.received as f64, self.window_s),
             server: self.server.map(use_of),
             loadgen: use_of(self.loadgen),
@@ -232,6 +242,17 @@ fn latency_percentiles_ms(latency_us: &Histogram<u64>) -> Option<Percentiles> {
         p99: ms(latency_us.value_at_quantile(0.99)),
         p999: ms(latency_us.value_at_quantile(0.999)),
         max: ms(latency_us.max()),
+    })
+}
+
+fn delay_percentiles_ms(delay_us: &DelaySnapshot) -> Option<Percentiles> {
+    let ms = |us: u64| us as f64 / 1000.0;
+    (delay_us.count > 0).then(|| Percentiles {
+        count: delay_us.count,
+        p50: ms(delay_us.p50_us),
+        p99: ms(delay_us.p99_us),
+        p999: ms(delay_us.p999_us),
+        max: ms(delay_us.max_us),
     })
 }
 
@@ -328,6 +349,7 @@ mod tests {
             window_s: 2.0,
             sent_packets: 103,
             streams: vec![(id("b"), b), (id("a"), a)],
+            server_delay: None,
             server: None,
             loadgen: [sample, sample, end],
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use roundtable::media::DelaySnapshot;
 use roundtable::media::peer::PeerNet;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -129,11 +130,16 @@ pub async fn run(
     let sent_before: u64 = participants.iter().map(|p| p.sent_packets()).sum();
     let server_start = sample_server(target)?;
     let loadgen_start = process::sample(None)?;
+    let delay_start = server_delay(target).await;
     let started = Instant::now();
     measure(&participants, target, scenario, options).await;
     let window_s = started.elapsed().as_secs_f64();
     let server_end = sample_server(target)?;
     let loadgen_end = process::sample(None)?;
+    let delay_end = server_delay(target).await;
+    let server_delay = delay_start
+        .zip(delay_end)
+        .map(|(start, end)| end.since(&start));
     let sent_after: u64 = participants.iter().map(|p| p.sent_packets()).sum();
 
     let collected = Collected {
@@ -146,6 +152,7 @@ pub async fn run(
         window_s,
         sent_packets: sent_after - sent_before,
         streams: collect_streams(&participants, &rooms),
+        server_delay,
         server: zip3(server_base, server_start, server_end),
         loadgen: [loadgen_base, loadgen_start, loadgen_end],
     };
@@ -197,6 +204,21 @@ fn publish_answer_times(participants: &[Participant]) -> Vec<f64> {
         .iter()
         .filter_map(|p| p.answered_at_ns.map(|at| since_open(p, at)))
         .collect()
+}
+
+/// The server's forwarding delays so far, if it is ours and measures them. A failure is
+/// reported and leaves the figure out; it does not fail the run.
+async fn server_delay(target: &Target) -> Option<DelaySnapshot> {
+    let Sfu::Roundtable { addr, admin_token } = &target.sfu else {
+        return None;
+    };
+    match admin::forward_delay(*addr, admin_token).await {
+        Ok(delay) => delay,
+        Err(e) => {
+            eprintln!("server forwarding delay not read: {e:#}");
+            None
+        }
+    }
 }
 
 fn sample_server(target: &Target) -> anyhow::Result<Option<Sample>> {

@@ -98,6 +98,12 @@ fn check_counts(report: &Report, streams: usize) -> anyhow::Result<()> {
     let latencies = report.latency_ms.map(|p| p.count);
     assert_eq!(latencies, Some(report.totals.received));
     assert!(report.server.is_some());
+    // The server's own measure of what it added: present, and over packets it forwarded.
+    let delay = report
+        .server_delay_ms
+        .expect("the server's forwarding delay");
+    assert!(delay.count > 0, "{delay:?}");
+    assert!(delay.p50 <= delay.p99 && delay.p99 <= delay.p999 && delay.p999 <= delay.max);
     assert!(report.sent_packets > 0);
     let json = serde_json::to_string(report)?;
     assert_eq!(&serde_json::from_str::<Report>(&json)?, report);

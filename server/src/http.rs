@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::media::{DelaySnapshot, PlaneStats};
 use crate::store::StoreError;
 use crate::{AppState, DEFAULT_CAPACITY, MAX_CAPACITY, new_room, ws};
 
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(websocket))
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{room}", get(room_info))
+        .route("/api/admin/media", get(media_report))
         .fallback(|| async { AppError::NotFound("not_found", "no such page".into()) })
         .with_state(state)
 }
@@ -207,4 +209,25 @@ async fn list_rooms(
         })
         .collect();
     Ok(Json(json!({ "rooms": rooms })))
+}
+
+/// `GET /api/admin/media`: what the media plane holds and has done since it started.
+#[derive(Serialize)]
+struct MediaReport {
+    #[serde(flatten)]
+    stats: PlaneStats,
+    /// How long forwarded packets stayed in the server (µs), where the plane measures it.
+    forward_delay: Option<DelaySnapshot>,
+}
+
+async fn media_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    require_admin(&state, &headers)?;
+    let plane = state.registry.plane();
+    Ok(Json(MediaReport {
+        stats: plane.stats(),
+        forward_delay: plane.forward_delay(),
+    }))
 }

@@ -141,3 +141,87 @@ async fn the_web_client_is_served_from_the_binary() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+/// `GET /api/admin/media` is admin-only, counts the connections and consumers of a room with
+/// media flowing, and on the single-socket plane reports how long the server held the packets
+/// it forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_report_shows_what_is_forwarded() -> anyhow::Result<()> {
+    use roundtable_loadgen::client::Client;
+    use signaling::wire::MediaKind;
+
+    let server = TestServer::sqlite().await?;
+    let report = |token: Option<&str>| {
+        let mut req = Request::get("/api/admin/media");
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    for token in [None, Some("wrong")] {
+        let (status, body) = call(&server, report(token)).await?;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+            "token {token:?}"
+        );
+    }
+
+    let room = server.room("Report", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let mut bo = Client::join(server.addr, &room, "Bo").await?;
+    ann.publish(crate::room_flow::VIDEO_PACKETS).await?;
+    bo.publish(crate::room_flow::VIDEO_PACKETS).await?;
+    for (receiver, publisher) in [(&ann, &bo.id), (&bo, &ann.id)] {
+        crate::room_flow::wait_to_end(receiver, publisher, MediaKind::Audio, 10).await?;
+    }
+    let (status, body) = call(&server, report(Some(ADMIN_TOKEN))).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Two participants, a publish and a subscribe connection each; each forwards its audio
+    // and video to the other.
+    assert_eq!(
+        (body["connections"].as_u64(), body["consumers"].as_u64()),
+        (Some(4), Some(4)),
+        "{body}"
+    );
+    assert_eq!(body["producers"].as_u64(), Some(4), "{body}");
+
+    if server.state.media_addr().is_none() {
+        // The webrtc-rs plane does not measure forwarding delay.
+        assert!(body["forward_delay"].is_null(), "{body}");
+        return Ok(());
+    }
+    // The loop publishes its counts once a second: wait for them while media flows.
+    let delay = tokio::time::timeout(roundtable_loadgen::client::WAIT, async {
+        loop {
+            let (_, body) = call(&server, report(Some(ADMIN_TOKEN))).await?;
+            if body["forward_delay"]["count"].as_u64().unwrap_or(0) > 0 {
+                return anyhow::Ok(body["forward_delay"].clone());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await??;
+    let field = |name: &str| delay[name].as_u64().unwrap_or(u64::MAX);
+    assert!(field("p50_us") <= field("p99_us"), "{delay}");
+    assert!(field("p99_us") <= field("p999_us"), "{delay}");
+    assert!(field("p999_us") <= field("max_us"), "{delay}");
+    let buckets = delay["buckets"].as_array().expect("buckets");
+    let counted: u64 = buckets.iter().filter_map(|b| b[1].as_u64()).sum();
+    assert_eq!(counted, field("count"), "{delay}");
+    // Every forwarded copy was counted once: never more than the two clients received, once
+    // all of it has arrived.
+    for (receiver, publisher) in [(&ann, &bo.id), (&bo, &ann.id)] {
+        for (kind, last) in crate::room_flow::LAST_PACKETS {
+            crate::room_flow::wait_to_end(receiver, publisher, kind, last).await?;
+        }
+    }
+    let received: u64 = [(&ann, &bo.id), (&bo, &ann.id)]
+        .iter()
+        .flat_map(|(r, p)| [MediaKind::Audio, MediaKind::Video].map(|k| r.media.from(p, k).len()))
+        .map(|n| n as u64)
+        .sum();
+    assert!(field("count") <= received, "{delay}, {received} received");
+    drop((ann, bo));
+    Ok(())
+}

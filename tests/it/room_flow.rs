@@ -151,7 +151,7 @@ pub async fn room_flow(server: &TestServer) -> anyhow::Result<()> {
 }
 
 /// The last sequence number of each kind that [`VIDEO_PACKETS`] sends.
-const LAST_PACKETS: [(MediaKind, u16); 2] = [
+pub(crate) const LAST_PACKETS: [(MediaKind, u16); 2] = [
     (MediaKind::Video, VIDEO_PACKETS - 1),
     (MediaKind::Audio, VIDEO_PACKETS / 2 - 1),
 ];

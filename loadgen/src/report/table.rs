@@ -59,6 +59,7 @@ impl Report {
                 ),
             ),
             ("latency (ms)", percentiles(self.latency_ms)),
+            ("  added by the server", percentiles(self.server_delay_ms)),
         ]
     }
 
@@ -130,12 +131,13 @@ mod tests {
             window_s: 0.0,
             sent_packets: 0,
             streams: vec![],
+            server_delay: None,
             server: None,
             loadgen: [sample; 3],
         }
         .report();
         let table = report.table();
-        assert_eq!(table.lines().count(), 11, "{table}");
+        assert_eq!(table.lines().count(), 12, "{table}");
         assert!(table.contains("0 of 1 (1 failed"), "{table}");
         assert!(table.contains("not measured"), "{table}");
     }

@@ -16,7 +16,7 @@ pub struct Gauge {
 }
 
 /// What a plane holds right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct PlaneStats {
     /// Open peer connections (each with its socket).
     pub connections: usize,

@@ -1,11 +1,13 @@
 //! The media plane: everything that touches RTP. The room task talks to it only through
-//! [`MediaPlane`] and [`MediaSession`], so the webrtc-rs plane can be measured and replaced
-//! (a single-socket plane on the sans-IO `rtc` core is the planned successor).
+//! [`MediaPlane`] and [`MediaSession`], behind which two planes stand: the single-socket plane
+//! on webrtc-rs's sans-IO `rtc` core (the default) and the webrtc-rs plane, one task and socket
+//! per connection.
 //!
 //! Architecture invariant: nothing here waits on the database, the disk, the room task or a
 //! slow subscriber. A producer pushes into each consumer's bounded queue with `try_send` and
 //! counts what it had to drop.
 
+pub mod delay;
 pub mod fanout;
 pub mod gauge;
 pub mod peer;
@@ -20,6 +22,7 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, ServerMsg};
 use tokio::sync::mpsc;
 
+pub use delay::DelaySnapshot;
 pub use fanout::Producer;
 pub use gauge::PlaneStats;
 
@@ -141,6 +144,11 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn stats(&self) -> PlaneStats;
     /// The one UDP address every connection shares, if the plane has one.
     fn media_addr(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    /// How long forwarded packets stayed in the server, since it started, if the plane
+    /// measures it (the single-socket plane does; see [`delay`]).
+    fn forward_delay(&self) -> Option<DelaySnapshot> {
         None
     }
 }

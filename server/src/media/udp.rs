@@ -19,6 +19,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -77,6 +78,10 @@ impl MediaSocket {
         }
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
+        #[cfg(target_os = "linux")]
+        if let Err(e) = linux::enable_receive_timestamps(&socket) {
+            debug!(error = %e, "media socket: no kernel receive timestamps");
+        }
         debug!(
             %addr,
             requested = SOCKET_BUFFER,
@@ -203,7 +208,7 @@ impl MediaSocket {
             match self.socket.try_recv_from(buf) {
                 Ok((len, from)) => {
                     read += 1;
-                    batch.push(slot, len, canonical(from));
+                    batch.push(slot, len, canonical(from), None);
                 }
                 // An error after some datagrams comes again on the next call.
                 Err(e) => return if read > 0 { Ok(read) } else { Err(e) },
@@ -313,6 +318,8 @@ struct Entry {
     slot: usize,
     len: usize,
     from: SocketAddr,
+    /// When the kernel received it (`SO_TIMESTAMPNS`, the system clock), if it said.
+    received: Option<SystemTime>,
 }
 
 const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
@@ -326,6 +333,7 @@ impl RecvBatch {
                 slot: 0,
                 len: 0,
                 from: UNSPECIFIED,
+                received: None,
             }; BATCH],
             count: 0,
         }
@@ -348,10 +356,22 @@ impl RecvBatch {
         }
     }
 
+    /// When the kernel received datagram `i` of the last read, by the system clock: what the
+    /// forwarding delay is measured from. `None` where the platform or kernel gave no
+    /// timestamp, and for an `i` past what was read.
+    pub fn received_at(&self, i: usize) -> Option<SystemTime> {
+        self.entries.get(..self.count)?.get(i)?.received
+    }
+
     /// Records that slot `slot` holds a datagram of `len` bytes from `from`.
-    fn push(&mut self, slot: usize, len: usize, from: SocketAddr) {
+    fn push(&mut self, slot: usize, len: usize, from: SocketAddr, received: Option<SystemTime>) {
         if let Some(entry) = self.entries.get_mut(self.count) {
-            *entry = Entry { slot, len, from };
+            *entry = Entry {
+                slot,
+                len,
+                from,
+                received,
+            };
             self.count += 1;
         }
     }
@@ -415,6 +435,7 @@ mod linux {
     use std::mem;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::RawFd;
+    use std::time::SystemTime;
 
     use bytes::BytesMut;
 
@@ -515,17 +536,74 @@ mod linux {
         }
     }
 
+    /// Room for the control messages of one received datagram: a `SCM_TIMESTAMPNS` (a
+    /// `timespec`, 32 bytes with its header) and slack, aligned as `cmsghdr` must be.
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy)]
+    struct Control([u8; 64]);
+
+    /// Asks the kernel to stamp every datagram it receives on `socket` with the system clock
+    /// (`SO_TIMESTAMPNS`); `recv_mmsg` reads the stamp.
+    pub(super) fn enable_receive_timestamps(socket: &socket2::Socket) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket, and a pointer to a live `c_int` with its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                std::ptr::from_ref(&on).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The `SCM_TIMESTAMPNS` among the control messages of `header`, if any.
+    fn receive_timestamp(header: &libc::msghdr) -> Option<SystemTime> {
+        if header.msg_flags & libc::MSG_CTRUNC != 0 {
+            return None;
+        }
+        // SAFETY: `header` is what `recvmmsg` filled: `msg_control` points at a live `Control`
+        // and `msg_controllen` is the length the kernel wrote, so the CMSG_* walk stays inside
+        // initialised bytes. The timestamp is read unaligned, as CMSG_DATA need not be aligned
+        // for `timespec`.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(header);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                    let secs = u64::try_from(ts.tv_sec).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                    return SystemTime::UNIX_EPOCH
+                        .checked_add(std::time::Duration::new(secs, nanos));
+                }
+                cmsg = libc::CMSG_NXTHDR(header, cmsg);
+            }
+        }
+        None
+    }
+
     /// One nonblocking `recvmmsg` into the slots of `batch`, recording in it every datagram that
-    /// fit its slot and came from an IP address. Returns how many datagrams the kernel
-    /// delivered (recorded or not).
+    /// fit its slot and came from an IP address, with the kernel's receive timestamp if the
+    /// socket has them on. Returns how many datagrams the kernel delivered (recorded or not).
     pub(super) fn recv_mmsg(fd: RawFd, batch: &mut RecvBatch) -> io::Result<usize> {
         let mut names = [ZERO_NAME; BATCH];
         let mut iovecs = [ZERO_IOVEC; BATCH];
+        let mut controls = [Control([0; 64]); BATCH];
         let mut headers = zeroed_headers();
         let slots = batch.buf.chunks_exact_mut(SLOT);
-        for (((slot, iovec), name), header) in slots
+        for ((((slot, iovec), name), control), header) in slots
             .zip(iovecs.iter_mut())
             .zip(names.iter_mut())
+            .zip(controls.iter_mut())
             .zip(headers.iter_mut())
         {
             iovec.iov_base = slot.as_mut_ptr().cast();
@@ -534,6 +612,8 @@ mod linux {
             header.msg_hdr.msg_namelen = NAME_LEN;
             header.msg_hdr.msg_iov = iovec;
             header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = std::ptr::from_mut(control).cast();
+            header.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
         }
         // Only the headers that point at a slot (all of them: `buf` holds BATCH slots).
         let vlen = batch.buf.len() / SLOT;
@@ -541,9 +621,10 @@ mod linux {
 
         // SAFETY: `headers[..vlen]` are valid `mmsghdr`s, each pointing at one `iovec` of
         // `iovecs` (which points at a distinct SLOT-byte slot of `batch.buf`, borrowed mutably
-        // here) and at one `Name` of `names` with `msg_namelen` its size; no control buffer.
-        // All of these outlive the call, and nothing else accesses them during it. The kernel
-        // writes at most `iov_len` bytes per slot and at most `msg_namelen` bytes per name.
+        // here), at one `Name` of `names` with `msg_namelen` its size and at one `Control` of
+        // `controls` with `msg_controllen` its size. All of these outlive the call, and nothing
+        // else accesses them during it. The kernel writes at most `iov_len` bytes per slot,
+        // `msg_namelen` bytes per name and `msg_controllen` bytes per control buffer.
         // MSG_DONTWAIT and a null timeout: it never blocks.
         let n = unsafe {
             libc::recvmmsg(
@@ -567,7 +648,7 @@ mod linux {
                 continue;
             };
             let len = usize::try_from(header.msg_len).unwrap_or(SLOT).min(SLOT);
-            batch.push(slot, len, from);
+            batch.push(slot, len, from, receive_timestamp(&header.msg_hdr));
         }
         Ok(n)
     }
@@ -714,6 +795,36 @@ mod tests {
             }
         }
         got
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn every_datagram_carries_the_kernels_receive_time() {
+        let sender = MediaSocket::bind(localhost()).expect("bind sender");
+        let receiver = MediaSocket::bind(localhost()).expect("bind receiver");
+        let to = receiver.local_addr().expect("addr");
+        let before = SystemTime::now();
+        let mut queue = SendQueue::default();
+        for i in 0..10 {
+            queue.push(to, BytesMut::from(&datagram(i)[..]));
+        }
+        assert_eq!(sender.send_batch(&mut queue).sent, 10);
+        let mut batch = RecvBatch::new();
+        let mut stamps = Vec::new();
+        while stamps.len() < 10 {
+            receiver.readable().await.expect("readable");
+            let n = receiver.try_recv_batch(&mut batch).expect("recv");
+            stamps.extend((0..n).map(|i| batch.received_at(i)));
+        }
+        let after = SystemTime::now();
+        for stamp in stamps {
+            let stamp = stamp.expect("a kernel timestamp");
+            assert!(
+                before <= stamp && stamp <= after,
+                "{stamp:?} outside the send"
+            );
+        }
+        assert_eq!(batch.received_at(BATCH), None);
     }
 
     #[tokio::test]

@@ -164,6 +164,8 @@ pub struct Engine {
     due: Vec<PcId>,
     /// Connections with writes to collect at the end of the turn.
     to_flush: Vec<PcId>,
+    /// RTP packets written to subscribers since the engine started.
+    forwarded: u64,
 }
 
 impl Engine {
@@ -185,7 +187,14 @@ impl Engine {
             scratch: Vec::new(),
             due: Vec::new(),
             to_flush: Vec::new(),
+            forwarded: 0,
         }
+    }
+
+    /// RTP packets written to subscribers so far (one per copy). Each goes out with the
+    /// datagrams of the turn that wrote it.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded
     }
 
     /// Handle one command.
@@ -309,8 +318,9 @@ impl Engine {
         }
     }
 
-    /// Finish a turn of the loop: send the offers that this turn's changes call for, and
-    /// re-read the timers that moved. Call before [`Engine::poll_timeout`].
+    /// Finish a turn of the loop: send the offers that this turn's changes call for, collect
+    /// every connection's output, and re-read the timers that moved. Call before
+    /// [`Engine::poll_timeout`].
     pub fn end_turn(&mut self, now: Instant) {
         while let Some(id) = self.to_negotiate.pop() {
             self.guarded(id, |engine| {
@@ -319,6 +329,19 @@ impl Engine {
                 }
             });
         }
+        self.flush();
+        for id in self.stale_timers.drain(..) {
+            if let Some(pc) = self.pcs.get_mut(&id) {
+                pc.deadline = pc.rtc.poll_timeout();
+                pc.timer_stale = false;
+            }
+        }
+    }
+
+    /// Collect what every connection written to since the last flush has to send, for
+    /// [`Engine::poll_transmit`]. The loop calls it within a long turn too, so that forwarded
+    /// packets go out without waiting for the rest of the turn's work.
+    pub fn flush(&mut self) {
         let mut to_flush = std::mem::take(&mut self.to_flush);
         for &id in &to_flush {
             let Some(pc) = self.pcs.get_mut(&id) else {
@@ -330,12 +353,6 @@ impl Engine {
         }
         to_flush.clear();
         self.to_flush = to_flush;
-        for id in self.stale_timers.drain(..) {
-            if let Some(pc) = self.pcs.get_mut(&id) {
-                pc.deadline = pc.rtc.poll_timeout();
-                pc.timer_stale = false;
-            }
-        }
     }
 
     /// The earliest timer of any connection.
@@ -986,6 +1003,7 @@ impl Engine {
                 tracing::trace!(%e, "forward");
                 continue;
             }
+            self.forwarded += 1;
             pc.unflushed += 1;
             if pc.unflushed >= MAX_UNFLUSHED {
                 let session = pc.session;

@@ -12,7 +12,7 @@ mod engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -20,10 +20,11 @@ use signaling::wire::{PcRole, Reject};
 use tokio::sync::{mpsc, oneshot};
 
 use self::engine::{Cmd, Engine, SessionId};
+use super::delay::{self, DelayReader, DelayRecorder, DelaySnapshot};
 use super::fanout::Producer;
 use super::gauge::PlaneStats;
 use super::peer::{self, PeerNet};
-use super::udp::{MediaSocket, RecvBatch, SendQueue};
+use super::udp::{self, MediaSocket, RecvBatch, SendQueue};
 use super::{MediaPlane, MediaSession, SessionCtx, Signal, queue_full};
 
 /// Negotiation messages a client may have queued before it is told to slow down.
@@ -103,6 +104,7 @@ pub struct RtcPlane {
     counters: Arc<Counters>,
     next_session: AtomicU64,
     local_addr: SocketAddr,
+    delay: DelayReader,
 }
 
 impl RtcPlane {
@@ -114,6 +116,7 @@ impl RtcPlane {
         let (ready_tx, ready_rx) = oneshot::channel();
         let bind = SocketAddr::new(net.bind_ip, port);
         let thread_counters = counters.clone();
+        let (recorder, delay) = delay::forward_delay();
         std::thread::Builder::new()
             .name("rt-media".into())
             .spawn(move || {
@@ -147,7 +150,7 @@ impl RtcPlane {
                     let engine =
                         Engine::new(PcFactory { net }, advertised, thread_counters.clone());
                     let _ = ready_tx.send(Ok(advertised));
-                    run(engine, socket, rx, thread_counters).await;
+                    run(engine, socket, rx, thread_counters, recorder).await;
                 });
             })?;
         let local_addr = ready_rx
@@ -159,6 +162,7 @@ impl RtcPlane {
             counters,
             next_session: AtomicU64::new(1),
             local_addr,
+            delay,
         })
     }
 }
@@ -193,6 +197,10 @@ impl MediaPlane for RtcPlane {
 
     fn media_addr(&self) -> Option<SocketAddr> {
         Some(self.local_addr)
+    }
+
+    fn forward_delay(&self) -> Option<DelaySnapshot> {
+        Some(self.delay.snapshot())
     }
 }
 
@@ -235,15 +243,80 @@ impl Drop for RtcSession {
     }
 }
 
+/// Forwarded copies after which the loop sends what it has, even in the middle of a turn: a
+/// turn can carry 64 datagrams from publishers with 40 subscribers each, and its first
+/// packets' copies should not wait for the last ones' (that was the server's p99 latency).
+/// One `sendmmsg` moves this many, so syscall batching stays whole.
+const SEND_EVERY: u64 = udp::BATCH as u64;
+
+/// What the loop has to send, and when what it forwards arrived.
+struct Outbox {
+    queue: SendQueue,
+    /// (kernel receive time, copies forwarded) of the datagrams forwarded since the last send.
+    held: Vec<(SystemTime, u64)>,
+    delay: DelayRecorder,
+    counters: Arc<Counters>,
+    /// `Engine::forwarded` at the last send.
+    sent_mark: u64,
+}
+
+impl Outbox {
+    /// Note that the datagram received at `received` was forwarded as `copies` packets.
+    fn hold(&mut self, received: Option<SystemTime>, copies: u64) {
+        if let Some(received) = received.filter(|_| copies > 0) {
+            self.held.push((received, copies));
+        }
+    }
+
+    /// Send everything the engine has queued, without waiting, and record how long the
+    /// forwarded packets among it were held (dropped ones are counted apart, in
+    /// `send_dropped`).
+    fn send(&mut self, engine: &mut Engine, socket: &MediaSocket) {
+        while let Some(t) = engine.poll_transmit() {
+            self.queue.push(t.to, t.bytes);
+        }
+        self.sent_mark = engine.forwarded();
+        if self.queue.is_empty() {
+            // Written but nothing to send (the pipeline dropped them): nothing was held.
+            self.held.clear();
+            return;
+        }
+        let sent = socket.send_batch(&mut self.queue);
+        if sent.dropped > 0 {
+            self.counters
+                .send_dropped
+                .fetch_add(sent.dropped as u64, Ordering::Relaxed);
+        }
+        if sent.failed > 0 {
+            self.counters
+                .send_failed
+                .fetch_add(sent.failed as u64, Ordering::Relaxed);
+        }
+        if !self.held.is_empty() {
+            let sent_at = SystemTime::now();
+            for (received, copies) in self.held.drain(..) {
+                self.delay.record(received, sent_at, copies);
+            }
+        }
+    }
+}
+
 /// The loop: commands, datagrams and timers in, datagrams out, until every handle is gone.
 async fn run(
     mut engine: Engine,
     socket: MediaSocket,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     counters: Arc<Counters>,
+    delay: DelayRecorder,
 ) {
     let mut batch = RecvBatch::new();
-    let mut out = SendQueue::default();
+    let mut outbox = Outbox {
+        queue: SendQueue::default(),
+        held: Vec::with_capacity(udp::BATCH),
+        delay,
+        counters,
+        sent_mark: 0,
+    };
     let far = || Instant::now() + Duration::from_secs(3600);
     let sleep = tokio::time::sleep_until(far().into());
     tokio::pin!(sleep);
@@ -269,7 +342,13 @@ async fn run(
                 let now = Instant::now();
                 for i in 0..n {
                     let (bytes, from) = batch.get(i);
+                    let before = engine.forwarded();
                     engine.handle_datagram(now, from, bytes);
+                    outbox.hold(batch.received_at(i), engine.forwarded() - before);
+                    if engine.forwarded() - outbox.sent_mark >= SEND_EVERY {
+                        engine.flush();
+                        outbox.send(&mut engine, &socket);
+                    }
                 }
                 busy |= n > 0;
             }
@@ -277,22 +356,8 @@ async fn run(
         }
         engine.handle_timeout(Instant::now());
         engine.end_turn(Instant::now());
-        while let Some(t) = engine.poll_transmit() {
-            out.push(t.to, t.bytes);
-        }
-        if !out.is_empty() {
-            let sent = socket.send_batch(&mut out);
-            if sent.dropped > 0 {
-                counters
-                    .send_dropped
-                    .fetch_add(sent.dropped as u64, Ordering::Relaxed);
-            }
-            if sent.failed > 0 {
-                counters
-                    .send_failed
-                    .fetch_add(sent.failed as u64, Ordering::Relaxed);
-            }
-        }
+        outbox.send(&mut engine, &socket);
+        outbox.delay.publish(Instant::now());
         if busy {
             // More may be waiting; look again before sleeping, but let the runtime's other
             // work (timers) in.
@@ -315,10 +380,7 @@ async fn run(
         }
     }
     engine.shutdown();
-    while let Some(t) = engine.poll_transmit() {
-        out.push(t.to, t.bytes);
-    }
-    socket.send_batch(&mut out);
+    outbox.send(&mut engine, &socket);
     tracing::debug!("media loop stopped");
 }
 
