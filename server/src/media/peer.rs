@@ -65,6 +65,14 @@ pub enum Flow {
 /// H.264 variants, AV1 and H.265: every one of them is written into every media section of
 /// every SDP and kept in each transceiver (in a room of 10, about 50 KiB per participant).
 fn register_codecs(media: &mut MediaEngine) -> webrtc::error::Result<()> {
+    for (codec, kind) in codecs() {
+        media.register_codec(codec, kind)?;
+    }
+    Ok(())
+}
+
+/// The codecs [`register_codecs`] registers, each video codec followed by its RTX.
+fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     let codec =
         |mime: &str, clock_rate, channels, fmtp: &str, feedback: &[(&str, &str)]| RTCRtpCodec {
             mime_type: mime.to_owned(),
@@ -80,13 +88,13 @@ fn register_codecs(media: &mut MediaEngine) -> webrtc::error::Result<()> {
                 .collect(),
         };
     let opus = codec(MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", &[]);
-    media.register_codec(
+    let mut codecs = vec![(
         RTCRtpCodecParameters {
             rtp_codec: opus,
             payload_type: 111,
         },
         RtpCodecKind::Audio,
-    )?;
+    )];
     // What webrtc-rs's defaults give every video codec; TWCC is added with its interceptor.
     let feedback = [
         ("goog-remb", ""),
@@ -105,22 +113,33 @@ fn register_codecs(media: &mut MediaEngine) -> webrtc::error::Result<()> {
         (125, 105, MIME_TYPE_H264, h264("42e01f")),
     ];
     for (payload_type, rtx, mime, fmtp) in video {
-        media.register_codec(
+        codecs.push((
             RTCRtpCodecParameters {
                 rtp_codec: codec(mime, 90000, 0, &fmtp, &feedback),
                 payload_type,
             },
             RtpCodecKind::Video,
-        )?;
-        media.register_codec(
+        ));
+        codecs.push((
             RTCRtpCodecParameters {
                 rtp_codec: codec(MIME_TYPE_RTX, 90000, 0, &format!("apt={payload_type}"), &[]),
                 payload_type: rtx,
             },
             RtpCodecKind::Video,
-        )?;
+        ));
     }
-    Ok(())
+    codecs
+}
+
+/// Our registered codec that carries `codec` (a publisher's, as negotiated): the same MIME
+/// type and format parameters, else the first of the same MIME type. What a subscriber's
+/// section for that track offers, alone with its RTX.
+pub(crate) fn registered_codec(codec: &RTCRtpCodec) -> Option<RTCRtpCodecParameters> {
+    let registered: Vec<RTCRtpCodecParameters> = codecs().into_iter().map(|(c, _)| c).collect();
+    let payload_type = super::pick_payload_type(&registered, codec)?;
+    registered
+        .into_iter()
+        .find(|c| c.payload_type == payload_type)
 }
 
 /// The feedback and header extensions we negotiate (TWCC, simulcast), and the interceptors

@@ -36,6 +36,7 @@ use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, Server
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::super::fanout::Producer;
+use super::super::peer;
 use super::super::{
     MediaEvent, Negotiation, SessionCtx, Signal, pick_payload_type, rtp_kind, strip_extensions,
 };
@@ -682,6 +683,15 @@ impl Engine {
                     format!("cannot forward {track_id}: {e}"),
                 )
             })?;
+        // Offer only the publisher's codec (webrtc-rs adds its RTX): the server forwards and
+        // never transcodes, so the other codecs are of no use in this section, and each costs
+        // SDP lines and state in the transceiver, for every subscriber of every track.
+        if let Some(codec) = peer::registered_codec(&producer.codec)
+            && let Some(mut t) = pc.rtc.rtp_transceiver(transceiver)
+            && let Err(e) = t.set_codec_preferences(vec![codec])
+        {
+            tracing::debug!(%e, %track_id, "codec preferences; offering every codec");
+        }
         if let Some(p) = self.producers.get_mut(&key) {
             p.consumers.push(ConsumerRef {
                 pc: pc_id,
