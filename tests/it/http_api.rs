@@ -193,12 +193,13 @@ async fn the_media_report_shows_what_is_forwarded() -> anyhow::Result<()> {
     }
     // The loop publishes its counts once a second: wait for them while media flows.
     let delay = tokio::time::timeout(roundtable_loadgen::client::WAIT, async {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
+            every.tick().await;
             let (_, body) = call(&server, report(Some(ADMIN_TOKEN))).await?;
             if body["forward_delay"]["count"].as_u64().unwrap_or(0) > 0 {
                 return anyhow::Ok(body["forward_delay"].clone());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     })
     .await??;

@@ -98,10 +98,13 @@ impl DelayReader {
 pub struct DelaySnapshot {
     /// Forwarded packets counted.
     pub count: u64,
-    /// Median, 99th and 99.9th percentile, and maximum (µs; 0 when empty).
+    /// Median (µs; 0 when empty).
     pub p50_us: u64,
+    /// 99th percentile (µs).
     pub p99_us: u64,
+    /// 99.9th percentile (µs).
     pub p999_us: u64,
+    /// The largest bucket's upper bound (µs).
     pub max_us: u64,
     /// `[upper bound in µs, count]` of every non-empty bucket, ascending.
     pub buckets: Vec<(u64, u64)>,
