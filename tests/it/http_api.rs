@@ -223,6 +223,5 @@ async fn the_media_report_shows_what_is_forwarded() -> anyhow::Result<()> {
         .map(|n| n as u64)
         .sum();
     assert!(field("count") <= received, "{delay}, {received} received");
-    drop((ann, bo));
     Ok(())
 }

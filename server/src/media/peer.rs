@@ -3,7 +3,7 @@
 //! Public so the integration tests' clients and the load generator build peers the same way.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
@@ -135,11 +135,14 @@ fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
 /// type and format parameters, else the first of the same MIME type. What a subscriber's
 /// section for that track offers, alone with its RTX.
 pub(crate) fn registered_codec(codec: &RTCRtpCodec) -> Option<RTCRtpCodecParameters> {
-    let registered: Vec<RTCRtpCodecParameters> = codecs().into_iter().map(|(c, _)| c).collect();
-    let payload_type = super::pick_payload_type(&registered, codec)?;
-    registered
-        .into_iter()
+    // Built once: the media loop asks for every subscription.
+    static REGISTERED: LazyLock<Vec<RTCRtpCodecParameters>> =
+        LazyLock::new(|| codecs().into_iter().map(|(c, _)| c).collect());
+    let payload_type = super::pick_payload_type(&REGISTERED, codec)?;
+    REGISTERED
+        .iter()
         .find(|c| c.payload_type == payload_type)
+        .cloned()
 }
 
 /// The feedback and header extensions we negotiate (TWCC, simulcast), and the interceptors

@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// RTP packets written to subscribers so far (one per copy). Each goes out with the
-    /// datagrams of the turn that wrote it.
+    /// loop's next send, once [`Engine::flush`] has collected it.
     pub fn forwarded(&self) -> u64 {
         self.forwarded
     }
