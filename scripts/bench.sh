@@ -13,6 +13,7 @@
 #   RUNS=5 scripts/bench.sh room10             # one scenario, 5 runs per target
 #   TARGETS=roundtable scripts/bench.sh        # ours only
 #   TARGETS="roundtable roundtable-webrtc" scripts/bench.sh room10   # our two media planes
+#   TARGETS="roundtable roundtable-sansio" scripts/bench.sh   # the generator's two clients
 #   LOADGEN_ARGS="--duration 3s" RUNS=1 OUT=/tmp/smoke scripts/bench.sh room10   # a smoke test
 #   LOADGEN_NICE=19 LOADGEN_ARGS="--video-kbps 2400" TARGETS=roundtable scripts/bench.sh rooms
 #       # the generator at the lowest priority, so that it never delays the server
@@ -41,7 +42,7 @@ out=$1 runs=$2 targets=$3 nice=$5
 read -ra extra <<<"$4"
 shift 5
 run_roundtable() {
-  local scenario=$1 run=$2 data server dir=${3:-roundtable} plane=${4:-rtc}
+  local scenario=$1 run=$2 data server dir=${3:-roundtable} plane=${4:-rtc} client=${5:-webrtc}
   data=$(mktemp -d)
   target/release/roundtable --data-dir "$data" --admin-token bench --media-plane "$plane" \
     >"$out/$dir/$scenario-$run.server.log" 2>&1 &
@@ -52,7 +53,7 @@ run_roundtable() {
   done
   nice -n "$nice" target/release/roundtable-loadgen --server http://127.0.0.1:8080 --admin-token bench \
     --scenario "$scenario" --server-pid "$server" --json "$out/$dir/$scenario-$run.json" \
-    ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
+    --client "$client" ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
   kill "$server"
   wait "$server" 2>/dev/null || true
   rm -rf "$data"
@@ -60,6 +61,11 @@ run_roundtable() {
 # The webrtc-rs plane (`--media-plane webrtc`), for comparing our two planes.
 run_roundtable-webrtc() {
   run_roundtable "$1" "$2" roundtable-webrtc webrtc
+}
+# Our server (single-socket plane) under the generator's sans-IO client (`--client sansio`),
+# which costs the generator less CPU; Janus can only be loaded with the default client.
+run_roundtable-sansio() {
+  run_roundtable "$1" "$2" roundtable-sansio rtc sansio
 }
 run_janus() {
   local scenario=$1 run=$2 janus
@@ -87,7 +93,8 @@ import json, statistics, sys
 from pathlib import Path
 
 out, targets, scenarios = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
-NAMES = {"roundtable": "Roundtable", "roundtable-webrtc": "Roundtable, webrtc-rs plane", "janus": "Janus"}
+NAMES = {"roundtable": "Roundtable", "roundtable-webrtc": "Roundtable, webrtc-rs plane",
+         "roundtable-sansio": "Roundtable, sans-IO generator client", "janus": "Janus"}
 
 def runs(target, name):
     return [json.loads(p.read_text()) for p in sorted((out / target).glob(f"{name}-*.json"))]
@@ -146,8 +153,8 @@ def median(target, name, read):
 for target in targets:
     print(f"### {NAMES.get(target, target)}")
     print()
-    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | added by the server p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant anonymous / VmRSS | loadgen CPU % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | added by the server p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant anonymous / VmRSS | loadgen CPU % | loadgen us/pkt |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in scenarios:
         rs = runs(target, name)
         col = lambda *path, fmt="{:.0f}": cell([field(r, *path) for r in rs], fmt)
@@ -158,7 +165,8 @@ for target in targets:
               f"| {latency} | {added} | {join} "
               f"| {col('server', 'cpu_percent')} | {col('server', 'cpu_us_per_packet', fmt='{:.1f}')} "
               f"| {col('server', 'anon_per_participant_kib')} / {col('server', 'rss_per_participant_kib')} "
-              f"| {col('loadgen', 'cpu_percent')} |")
+              f"| {col('loadgen', 'cpu_percent')} "
+              f"| {col('loadgen', 'cpu_us_per_packet', fmt='{:.1f}')} |")
     print()
 
 if "roundtable" in targets and "janus" in targets:

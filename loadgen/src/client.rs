@@ -4,8 +4,8 @@
 //! load generator runs many of them at once.
 
 pub(crate) mod media_log;
-mod publisher;
-mod ws;
+pub(crate) mod publisher;
+pub(crate) mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,20 +105,7 @@ impl Client {
         options: JoinOptions,
     ) -> anyhow::Result<Client> {
         let opened_at_ns = now_ns();
-        let mut ws = connect(addr).await?;
-        let join = ClientMsg::Join {
-            v: wire::PROTOCOL_VERSION,
-            room: room.into(),
-            name: name.into(),
-        };
-        ws.send(&join).await?;
-        let joined = ws
-            .recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
-            .await?;
-        let ServerMsg::Joined { you, .. } = &joined else {
-            bail!("join refused: {joined:?}")
-        };
-        let id = you.clone();
+        let (ws, id, joined) = ws::join(addr, room, name).await?;
         let (out, out_rx) = mpsc::unbounded_channel();
         let media = Arc::new(MediaLog::new(options.packet_log));
         let handler = |role| {
@@ -131,13 +118,15 @@ impl Client {
         let publish = peer::build(
             &PeerNet::loopback(),
             handler(PcRole::Publish),
-            peer::Flow::Both,
+            peer::Side::Client,
+            peer::Flow::Send,
         )
         .await?;
         let subscribe = peer::build(
             &PeerNet::loopback(),
             handler(PcRole::Subscribe),
-            peer::Flow::Both,
+            peer::Side::Client,
+            peer::Flow::Receive,
         )
         .await?;
         let (events_tx, events) = mpsc::unbounded_channel();

@@ -11,5 +11,6 @@ pub mod janus;
 pub mod process;
 pub mod report;
 pub mod run;
+pub mod sansio;
 pub mod scenario;
 pub mod stats;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use roundtable_loadgen::admin;
+use roundtable_loadgen::report::ClientKind;
 use roundtable_loadgen::run::{RunOptions, Sfu, Target, run};
 use roundtable_loadgen::scenario::{NAMES, Scenario};
 
@@ -55,6 +56,10 @@ struct Cli {
     /// Longest wait for everyone to receive everyone before measuring anyway.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     join_timeout: Duration,
+    /// The generator's client: webrtc (webrtc-rs's async peers; the one that also speaks to
+    /// Janus) or sansio (one task per participant on the sans-IO core; our server only).
+    #[arg(long, value_enum, default_value_t = ClientKind::Webrtc)]
+    client: ClientKind,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -74,6 +79,9 @@ async fn main() -> anyhow::Result<()> {
         scenario.video.keyframe_extra_packets = packets;
     }
     let sfu = if cli.target == "janus" {
+        if cli.client == ClientKind::Sansio {
+            anyhow::bail!("--client sansio speaks only Roundtable's protocol; use --client webrtc");
+        }
         let media_ip = match cli.media_ip {
             Some(ip) => ip,
             None => local_ip_towards(&cli.janus_url).await?,
@@ -95,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let options = RunOptions {
         progress: !cli.quiet,
         join_timeout: cli.join_timeout,
+        client: cli.client,
     };
     let report = run(&target, &scenario, &options).await?;
     print!("{}", report.table());

@@ -49,6 +49,9 @@ pub struct Report {
     pub server: Option<ProcessUse>,
     /// The generator itself.
     pub loadgen: ProcessUse,
+    /// The generator's client: its CPU per packet depends on it.
+    #[serde(default)]
+    pub client: ClientKind,
     /// Every (receiver, publisher, kind) stream.
     pub streams: Vec<StreamCounts>,
 }
@@ -159,6 +162,21 @@ pub struct Collected {
     pub server: Option<[Sample; 3]>,
     /// The generator, likewise.
     pub loadgen: [Sample; 3],
+    /// The generator's client.
+    pub client: ClientKind,
+}
+
+/// Which client the generator runs its participants on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// [`crate::client`]: webrtc-rs's async peer connections, tasks per connection and
+    /// track. Speaks our protocol and (through the adapter) Janus's.
+    #[default]
+    Webrtc,
+    /// [`crate::sansio`]: one task per participant on webrtc-rs's sans-IO core; about half
+    /// the CPU per received packet. Our protocol only.
+    Sansio,
 }
 
 impl Collected {
@@ -174,6 +192,7 @@ impl Collected {
             forwarded_per_s: per_s(totals.received as f64, self.window_s),
             server: self.server.map(use_of),
             loadgen: use_of(self.loadgen),
+            client: self.client,
             scenario: self.scenario,
             joined: self.joined,
             failed_joins: self.failed_joins,
@@ -341,6 +360,7 @@ mod tests {
         };
         let report = Collected {
             scenario: Scenario::new("t", 1, 2, 0),
+            client: ClientKind::Sansio,
             joined: 2,
             failed_joins: 0,
             incomplete: 0,

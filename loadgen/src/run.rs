@@ -16,7 +16,8 @@ use crate::admin;
 use crate::client::{Client, JoinOptions, MediaLog};
 use crate::janus;
 use crate::process::{self, Sample};
-use crate::report::{Collected, Report, StreamId};
+use crate::report::{ClientKind, Collected, Report, StreamId};
+use crate::sansio::SansioClient;
 use crate::scenario::{Joins, Scenario};
 use crate::stats::StreamStats;
 
@@ -55,6 +56,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// How long to wait for everyone to receive everyone before measuring anyway.
     pub join_timeout: Duration,
+    /// The client the participants run on.
+    pub client: ClientKind,
 }
 
 /// A joined participant, whichever the SFU.
@@ -71,6 +74,7 @@ struct Participant {
 
 enum Connection {
     Roundtable(Client),
+    Sansio(SansioClient),
     Janus(janus::Participant),
 }
 
@@ -84,6 +88,18 @@ impl Participant {
             answered_at_ns: client.answered_at_ns,
             sent: client.sent.clone(),
             connection: Connection::Roundtable(client),
+        }
+    }
+
+    fn sansio(room: usize, client: SansioClient) -> Self {
+        Participant {
+            room,
+            id: client.id.clone(),
+            media: client.media.clone(),
+            opened_at_ns: client.opened_at_ns,
+            answered_at_ns: client.answered_at_ns,
+            sent: client.sent.clone(),
+            connection: Connection::Sansio(client),
         }
     }
 
@@ -106,6 +122,11 @@ impl Participant {
     async fn drop_connection(self) {
         match self.connection {
             Connection::Roundtable(c) => c.drop_connection().await,
+            Connection::Sansio(c) => {
+                if let Err(e) = c.drop_connection().await {
+                    eprintln!("a participant stopped early: {e:#}");
+                }
+            }
             Connection::Janus(p) => p.drop_connection().await,
         }
     }
@@ -120,7 +141,8 @@ pub async fn run(
     let server_base = sample_server(target)?;
     let loadgen_base = process::sample(None)?;
     let rooms = create_rooms(target, scenario).await?;
-    let (participants, failed_joins) = join_everyone(&target.sfu, scenario, &rooms).await;
+    let (participants, failed_joins) =
+        join_everyone(&target.sfu, options.client, scenario, &rooms).await;
     wait_for_media(&participants, options).await;
     let (join_ms, incomplete) = join_times(&participants);
 
@@ -155,6 +177,7 @@ pub async fn run(
         server_delay,
         server: zip3(server_base, server_start, server_end),
         loadgen: [loadgen_base, loadgen_start, loadgen_end],
+        client: options.client,
     };
     for p in participants {
         p.drop_connection().await;
@@ -236,6 +259,7 @@ fn zip3(a: Option<Sample>, b: Option<Sample>, c: Option<Sample>) -> Option<[Samp
 /// Rooms fill in turn (one participant in each, then a second in each, ...).
 async fn join_everyone(
     sfu: &Sfu,
+    client: ClientKind,
     scenario: &Scenario,
     rooms: &[String],
 ) -> (Vec<Participant>, usize) {
@@ -256,6 +280,10 @@ async fn join_everyone(
             let sfu = sfu.clone();
             joins.spawn(async move {
                 match sfu {
+                    Sfu::Roundtable { addr, .. } if client == ClientKind::Sansio => {
+                        let c = SansioClient::join(addr, &room_id, &name, plan).await?;
+                        anyhow::Ok(Participant::sansio(room, c))
+                    }
                     Sfu::Roundtable { addr, .. } => {
                         let options = JoinOptions { packet_log: false };
                         let mut client = Client::join_with(addr, &room_id, &name, options).await?;

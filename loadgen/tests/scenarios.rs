@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use roundtable::Server;
 use roundtable::config::Config;
-use roundtable_loadgen::report::Report;
+use roundtable_loadgen::report::{ClientKind, Report};
 use roundtable_loadgen::run::{RunOptions, Sfu, Target, run};
 use roundtable_loadgen::scenario::{Joins, Scenario, VideoProfile};
 use signaling::wire::MediaKind;
@@ -60,11 +60,12 @@ fn small(rooms: usize, participants: usize, video: usize, joins: Joins) -> Scena
     }
 }
 
-async fn run_small(scenario: &Scenario) -> anyhow::Result<Report> {
+async fn run_small(scenario: &Scenario, client: ClientKind) -> anyhow::Result<Report> {
     let server = start_server().await?;
     let options = RunOptions {
         progress: false,
         join_timeout: Duration::from_secs(30),
+        client,
     };
     run(&server.target, scenario, &options).await
 }
@@ -112,14 +113,26 @@ fn check_counts(report: &Report, streams: usize) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_room_of_three_with_video_receives_everything() -> anyhow::Result<()> {
-    let report = run_small(&small(1, 3, 3, Joins::Staggered { gap_ms: 100 })).await?;
-    // Each of 3 receives audio and video from 2 others.
-    check_counts(&report, 3 * 2 * 2)
+    let scenario = small(1, 3, 3, Joins::Staggered { gap_ms: 100 });
+    for client in [ClientKind::Webrtc, ClientKind::Sansio] {
+        let report = run_small(&scenario, client).await?;
+        assert_eq!(report.client, client);
+        // Each of 3 receives audio and video from 2 others.
+        check_counts(&report, 3 * 2 * 2)?;
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rooms_of_two_joining_at_once_stay_apart() -> anyhow::Result<()> {
-    let report = run_small(&small(2, 2, 1, Joins::AllAtOnce)).await?;
+    for client in [ClientKind::Webrtc, ClientKind::Sansio] {
+        two_rooms_of_two(client).await?;
+    }
+    Ok(())
+}
+
+async fn two_rooms_of_two(client: ClientKind) -> anyhow::Result<()> {
+    let report = run_small(&small(2, 2, 1, Joins::AllAtOnce), client).await?;
     // Per room: the video publisher gets the other's audio; the other gets audio and video.
     check_counts(&report, 2 * 3)?;
     let mut audio_streams = std::collections::BTreeMap::new();

@@ -30,7 +30,7 @@ pub struct Received {
 /// Everything about one incoming stream. Each stream has its own lock, taken by its one
 /// receiving task per packet and by readers about once a second, so it is never contended.
 #[derive(Default)]
-struct Stream {
+pub(crate) struct Stream {
     stats: Mutex<StreamStats>,
     log: Option<Mutex<Vec<Received>>>,
 }
@@ -56,7 +56,7 @@ impl MediaLog {
         }
     }
 
-    fn stream(&self, publisher: &str, kind: MediaKind) -> Arc<Stream> {
+    pub(crate) fn stream(&self, publisher: &str, kind: MediaKind) -> Arc<Stream> {
         let mut streams = self.streams.lock().unwrap();
         let stream = streams
             .entry((publisher.to_string(), kind))
@@ -118,6 +118,17 @@ impl MediaLog {
         for stream in self.streams.lock().unwrap().values() {
             stream.stats.lock().unwrap().start_window();
         }
+    }
+
+    /// Count a keyframe request (PLI/FIR) received for this client's track of `kind`.
+    pub(crate) fn keyframe_requested(&self, kind: MediaKind) {
+        *self
+            .keyframe_requests
+            .lock()
+            .unwrap()
+            .entry(kind)
+            .or_default() += 1;
+        self.changed.notify_waiters();
     }
 
     /// Keyframe requests received for this client's track of `kind`.
@@ -207,24 +218,31 @@ pub(crate) async fn receive(media: Arc<MediaLog>, track: Arc<dyn TrackRemote>, p
         let TrackRemoteEvent::OnRtpPacket(p) = event else {
             continue;
         };
+        stream.record(&media, p.header.sequence_number, &p.payload);
+    }
+}
+
+impl Stream {
+    /// Account for one packet of this stream, received now.
+    pub(crate) fn record(&self, media: &MediaLog, seq: u16, payload: &[u8]) {
         let now = now_ns();
-        let decoded = decode_payload(&p.payload);
+        let decoded = decode_payload(payload);
         let first = {
-            let mut stats = stream.stats.lock().unwrap();
+            let mut stats = self.stats.lock().unwrap();
             let first = stats.first_at_ns.is_none();
             if let Some((counter, sent_ns)) = decoded {
                 stats.record(counter, sent_ns, now);
             }
             first
         };
-        if let Some(log) = &stream.log {
+        if let Some(log) = &self.log {
             log.lock().unwrap().push(Received {
-                seq: p.header.sequence_number,
+                seq,
                 counter: decoded.map_or(u64::MAX, |(c, _)| c),
             });
         }
         // Waking waiters costs a lock; the load generator only waits for first arrivals.
-        if first || stream.log.is_some() {
+        if first || self.log.is_some() {
             media.changed.notify_waiters();
         }
     }

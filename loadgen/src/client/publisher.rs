@@ -127,30 +127,24 @@ impl Tracks {
         stream_id: &str,
         plan: PublishPlan,
     ) -> anyhow::Result<Tracks> {
-        let (video_mime, video_fmtp) = plan.video_codec.mime_and_fmtp();
-        let tracks = [
-            (plan.audio, MediaKind::Audio, "audio/opus", "", 0x1000_0001),
-            (
-                plan.video,
-                MediaKind::Video,
-                video_mime,
-                video_fmtp,
-                0x2000_0002,
-            ),
-        ];
         let mut added = Vec::new();
-        for (plan, kind, mime, fmtp, ssrc) in tracks {
-            if let Some(plan) = plan {
-                let (track, sender) = add_track(pc, stream_id, kind, (mime, fmtp), ssrc).await?;
-                added.push(Added {
-                    plan,
-                    kind,
-                    mime,
-                    ssrc,
-                    track,
-                    sender,
-                });
-            }
+        for spec in TrackSpec::all(stream_id, plan) {
+            let track = Arc::new(TrackLocalStaticRTP::new(spec.track));
+            let transceiver = pc
+                .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(spec.init))
+                .await?;
+            let sender = transceiver
+                .sender()
+                .await?
+                .context("transceiver without sender")?;
+            added.push(Added {
+                plan: spec.plan,
+                kind: spec.kind,
+                mime: spec.mime,
+                ssrc: spec.ssrc,
+                track,
+                sender,
+            });
         }
         Ok(Tracks { added })
     }
@@ -183,13 +177,54 @@ impl Tracks {
     }
 }
 
-async fn add_track(
-    pc: &Arc<dyn PeerConnection>,
+/// One send-only track of a [`PublishPlan`], before it is added to a peer connection.
+pub(crate) struct TrackSpec {
+    pub(crate) plan: TrackPlan,
+    pub(crate) kind: MediaKind,
+    pub(crate) mime: &'static str,
+    pub(crate) ssrc: u32,
+    pub(crate) track: MediaStreamTrack,
+    pub(crate) init: RTCRtpTransceiverInit,
+}
+
+impl TrackSpec {
+    /// The Opus and/or video track `plan` names, in media stream `stream_id`.
+    pub(crate) fn all(stream_id: &str, plan: PublishPlan) -> Vec<TrackSpec> {
+        let (video_mime, video_fmtp) = plan.video_codec.mime_and_fmtp();
+        let tracks = [
+            (plan.audio, MediaKind::Audio, "audio/opus", "", 0x1000_0001),
+            (
+                plan.video,
+                MediaKind::Video,
+                video_mime,
+                video_fmtp,
+                0x2000_0002,
+            ),
+        ];
+        tracks
+            .into_iter()
+            .filter_map(|(plan, kind, mime, fmtp, ssrc)| {
+                let plan = plan?;
+                let (track, init) = track_and_init(stream_id, kind, (mime, fmtp), ssrc);
+                Some(TrackSpec {
+                    plan,
+                    kind,
+                    mime,
+                    ssrc,
+                    track,
+                    init,
+                })
+            })
+            .collect()
+    }
+}
+
+fn track_and_init(
     stream_id: &str,
     kind: MediaKind,
     (mime, fmtp): (&str, &str),
     ssrc: u32,
-) -> anyhow::Result<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>)> {
+) -> (MediaStreamTrack, RTCRtpTransceiverInit) {
     let codec = RTCRtpCodec {
         mime_type: mime.into(),
         sdp_fmtp_line: fmtp.into(),
@@ -209,29 +244,22 @@ async fn add_track(
         MediaKind::Audio => RtpCodecKind::Audio,
         MediaKind::Video => RtpCodecKind::Video,
     };
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+    let track = MediaStreamTrack::new(
         stream_id.into(),
         format!("{stream_id}-{mime}"),
         mime.into(),
         rtp_kind,
         vec![coding],
-    )));
+    );
     let init = RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Sendonly,
         streams: vec![stream_id.into()],
         send_encodings: vec![],
     };
-    let transceiver = pc
-        .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
-        .await?;
-    let sender = transceiver
-        .sender()
-        .await?
-        .context("transceiver without sender")?;
-    Ok((track, sender))
+    (track, init)
 }
 
-fn clock_rate(kind: MediaKind) -> u32 {
+pub(crate) fn clock_rate(kind: MediaKind) -> u32 {
     match kind {
         MediaKind::Audio => 48_000,
         MediaKind::Video => 90_000,
@@ -255,41 +283,94 @@ struct Output {
 async fn send_paced(out: Output, plan: TrackPlan) {
     let mut tick = tokio::time::interval(plan.period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let start = Instant::now();
-    let mut next_keyframe = plan.keyframes.map(|k| start + k.every);
-    let mut counter = 0u64;
-    let limit = plan.packets.unwrap_or(u64::MAX);
-    while counter < limit {
-        let now = tick.tick().await;
-        let mut burst = 1;
-        if let Some(k) = plan.keyframes {
-            let due = next_keyframe.is_some_and(|at| now >= at);
-            if due || out.keyframe_wanted.swap(false, Ordering::Relaxed) {
-                burst += k.extra_packets;
-                next_keyframe = Some(now + k.every);
-            }
-        }
-        let media_time = now.duration_since(start).as_micros() as u64;
-        let timestamp = (media_time * u64::from(out.clock_rate) / 1_000_000) as u32;
-        for _ in 0..burst.min(limit - counter) {
-            let size =
-                plan.min_bytes + (counter as usize * 37) % (plan.max_bytes - plan.min_bytes + 1);
-            let packet = packet(&out, counter, timestamp, size);
+    let mut schedule = Schedule::new(plan, out.clock_rate, Instant::now().into_std());
+    while !schedule.done() {
+        let now = tick.tick().await.into_std();
+        let wanted = out.keyframe_wanted.swap(false, Ordering::Relaxed);
+        for (counter, timestamp, size) in schedule.tick(now, wanted) {
+            let packet = rtp_packet(out.ssrc, out.payload_type, counter, timestamp, size);
             // A write fails only once the connection is closing; the run is ending then.
             if out.track.write_rtp(packet).await.is_err() {
                 return;
             }
             out.sent.fetch_add(1, Ordering::Relaxed);
-            counter += 1;
         }
     }
 }
 
-fn packet(out: &Output, counter: u64, timestamp: u32, size: usize) -> rtp::Packet {
+/// What one track sends at each tick of its period, with no clock of its own: both clients
+/// (this one's tasks and [`crate::sansio`]'s loop) drive it, so they load a server alike.
+pub(crate) struct Schedule {
+    plan: TrackPlan,
+    clock_rate: u32,
+    start: std::time::Instant,
+    next_keyframe: Option<std::time::Instant>,
+    counter: u64,
+}
+
+impl Schedule {
+    pub(crate) fn new(plan: TrackPlan, clock_rate: u32, start: std::time::Instant) -> Self {
+        let next_keyframe = plan.keyframes.map(|k| start + k.every);
+        Schedule {
+            plan,
+            clock_rate,
+            start,
+            next_keyframe,
+            counter: 0,
+        }
+    }
+
+    /// The time between ticks.
+    pub(crate) fn period(&self) -> Duration {
+        self.plan.period
+    }
+
+    /// Whether the plan's packet count has been sent.
+    pub(crate) fn done(&self) -> bool {
+        self.plan.packets.is_some_and(|limit| self.counter >= limit)
+    }
+
+    /// The packets of the tick at `now`, as (counter, RTP timestamp, payload size): one, or a
+    /// keyframe's burst when one is due or `keyframe_wanted` (a request arrived).
+    pub(crate) fn tick(
+        &mut self,
+        now: std::time::Instant,
+        keyframe_wanted: bool,
+    ) -> impl Iterator<Item = (u64, u32, usize)> + use<> {
+        let mut burst = 1;
+        if let Some(k) = self.plan.keyframes {
+            let due = self.next_keyframe.is_some_and(|at| now >= at);
+            if due || keyframe_wanted {
+                burst += k.extra_packets;
+                self.next_keyframe = Some(now + k.every);
+            }
+        }
+        let media_time = now.duration_since(self.start).as_micros() as u64;
+        let timestamp = (media_time * u64::from(self.clock_rate) / 1_000_000) as u32;
+        let limit = self.plan.packets.unwrap_or(u64::MAX);
+        let first = self.counter;
+        let last = first.saturating_add(burst).min(limit);
+        self.counter = last;
+        let (min, max) = (self.plan.min_bytes, self.plan.max_bytes);
+        (first..last).map(move |counter| {
+            let size = min + (counter as usize * 37) % (max - min + 1);
+            (counter, timestamp, size)
+        })
+    }
+}
+
+/// A synthetic RTP packet: the payload carries `counter` and the send time.
+pub(crate) fn rtp_packet(
+    ssrc: u32,
+    payload_type: u8,
+    counter: u64,
+    timestamp: u32,
+    size: usize,
+) -> rtp::Packet {
     let mut p = rtp::Packet::default();
     p.header.version = 2;
-    p.header.ssrc = out.ssrc;
-    p.header.payload_type = out.payload_type;
+    p.header.ssrc = ssrc;
+    p.header.payload_type = payload_type;
     // The low bits of the counter, so tests can check one against the other.
     p.header.sequence_number = counter as u16;
     p.header.timestamp = timestamp;
@@ -307,14 +388,8 @@ async fn answer_keyframe_requests(
 ) {
     while let Some(event) = track.poll().await {
         if let TrackLocalEvent::OnRtcpPacket(_) = event {
-            *media
-                .keyframe_requests
-                .lock()
-                .unwrap()
-                .entry(kind)
-                .or_default() += 1;
             keyframe_wanted.store(true, Ordering::Relaxed);
-            media.changed.notify_waiters();
+            media.keyframe_requested(kind);
         }
     }
 }

@@ -16,6 +16,29 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
     Ok(Ws { socket })
 }
 
+/// Connect and join `room` as `name`: the socket, this participant's id, and the `joined`
+/// message.
+pub async fn join(
+    addr: SocketAddr,
+    room: &str,
+    name: &str,
+) -> anyhow::Result<(Ws, String, ServerMsg)> {
+    let mut ws = connect(addr).await?;
+    let join = ClientMsg::Join {
+        v: wire::PROTOCOL_VERSION,
+        room: room.into(),
+        name: name.into(),
+    };
+    ws.send(&join).await?;
+    let joined = ws
+        .recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
+        .await?;
+    let ServerMsg::Joined { you, .. } = &joined else {
+        bail!("join refused: {joined:?}")
+    };
+    Ok((ws, you.clone(), joined))
+}
+
 /// A raw protocol connection.
 pub struct Ws {
     /// The socket.

@@ -112,8 +112,20 @@ impl Participant {
         };
         let publisher = session.attach().await?;
         let subscriber = session.attach().await?;
-        let publish = peer::build(net, handler(publisher.id), peer::Flow::Both).await?;
-        let subscribe = peer::build(net, handler(subscriber.id), peer::Flow::Both).await?;
+        let publish = peer::build(
+            net,
+            handler(publisher.id),
+            peer::Side::Client,
+            peer::Flow::Send,
+        )
+        .await?;
+        let subscribe = peer::build(
+            net,
+            handler(subscriber.id),
+            peer::Side::Client,
+            peer::Flow::Receive,
+        )
+        .await?;
 
         let requester = session.requester();
         let (joined, _) = requester

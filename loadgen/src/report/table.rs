@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Percentiles, ProcessUse, Report};
+use super::{ClientKind, Percentiles, ProcessUse, Report};
 use crate::scenario::Joins;
 
 impl Report {
@@ -71,6 +71,11 @@ impl Report {
             ],
             None => vec![("server", "not measured (no --server-pid)".into())],
         };
+        let client = match self.client {
+            ClientKind::Webrtc => "webrtc-rs peers, tasks per connection",
+            ClientKind::Sansio => "sans-IO peers, one task per participant",
+        };
+        rows.push(("loadgen client", client.into()));
         rows.push(("loadgen CPU", cpu(&self.loadgen)));
         rows.push(("loadgen memory", memory(&self.loadgen)));
         rows
@@ -111,7 +116,7 @@ fn memory(p: &ProcessUse) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Collected;
+    use crate::report::{ClientKind, Collected};
     use crate::scenario::Scenario;
 
     #[test]
@@ -123,6 +128,7 @@ mod tests {
         };
         let report = Collected {
             scenario: Scenario::new("empty", 1, 1, 0),
+            client: ClientKind::Webrtc,
             joined: 0,
             failed_joins: 1,
             incomplete: 0,
@@ -137,7 +143,11 @@ mod tests {
         }
         .report();
         let table = report.table();
-        assert_eq!(table.lines().count(), 12, "{table}");
+        assert_eq!(table.lines().count(), 13, "{table}");
+        assert!(
+            table.contains("loadgen client          webrtc-rs peers"),
+            "{table}"
+        );
         assert!(table.contains("0 of 1 (1 failed"), "{table}");
         assert!(table.contains("not measured"), "{table}");
     }

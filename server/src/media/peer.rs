@@ -13,7 +13,10 @@ use rtc::interceptor::{
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
-use rtc::peer_connection::transport::RTCDtlsRole;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate as SansioCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -44,17 +47,27 @@ pub const NACK_RETRIES: u16 = 10;
 
 /// Which way media flows on a peer connection, which decides its interceptors. Every stage of
 /// webrtc-rs's interceptor chain handles every packet (a copy in, a copy out), so a connection
-/// gets only the stages its direction uses; the SDP is the same for all three.
+/// gets only the stages its direction uses; the SDP is the same for both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
-    /// Media arrives (the server's `publish`): NACK generator, TWCC feedback, receiver reports.
+    /// Media arrives (the server's `publish`, a client's `subscribe`): NACK generator, TWCC
+    /// feedback, receiver reports.
     Receive,
-    /// Media leaves (the server's `subscribe`): NACK responder, sender reports, and inbound
-    /// PLI/FIR handed to the application, which relays them to the publisher.
+    /// Media leaves (the server's `subscribe`, a client's `publish`): NACK responder, sender
+    /// reports, and inbound PLI/FIR handed to the application (the server relays them to the
+    /// publisher; a client sends a keyframe).
     Send,
-    /// Both (clients, which send on one connection and receive on the other; the keyframe
-    /// requests reach the application too).
-    Both,
+}
+
+/// Which end of our protocol a peer is on. The server answers its clients' `publish` offers as
+/// the DTLS server (see [`settings`]); clients (the load generator's, the tests') keep
+/// webrtc-rs's default, the DTLS client, as browsers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The server's own connections.
+    Server,
+    /// A client's.
+    Client,
 }
 
 /// The codecs we negotiate: Opus; VP8, VP9 (profile 0) and H.264 (baseline and constrained
@@ -205,19 +218,61 @@ impl PeerNet {
 pub async fn build(
     net: &PeerNet,
     handler: Arc<dyn PeerConnectionEventHandler>,
+    side: Side,
     flow: Flow,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let (media, registry) = codecs_and_interceptors(flow)?;
     let pc = PeerConnectionBuilder::new()
         .with_configuration(configuration(net))
         .with_media_engine(media)
-        .with_setting_engine(settings(net, flow).build())
+        .with_setting_engine(settings(net, side).build())
         .with_interceptor_registry(registry)
         .with_handler(handler)
         .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0)])
         .build()
         .await?;
     Ok(Arc::new(pc))
+}
+
+/// A sans-IO peer connection (webrtc-rs's `rtc` core) with the same codecs, interceptors and
+/// settings as [`build`], whose one host candidate is `local`: the caller owns the socket and
+/// feeds it datagrams. `credentials` fixes the ICE ufrag and password (the single-socket plane
+/// routes by ufrag); `None` lets webrtc-rs choose them. Gathering is complete on return, so a
+/// description made next carries the candidate and there is nothing to trickle.
+pub fn build_sansio(
+    now: std::time::Instant,
+    net: &PeerNet,
+    side: Side,
+    flow: Flow,
+    local: SocketAddr,
+    credentials: Option<(String, String)>,
+) -> rtc::shared::error::Result<RTCPeerConnection> {
+    let (media, registry) = codecs_and_interceptors(flow)?;
+    let mut settings = settings(net, side);
+    if let Some((ufrag, password)) = credentials {
+        settings = settings.with_ice_credentials(ufrag, password);
+    }
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(configuration(net))
+        .with_media_engine(media)
+        .with_setting_engine(settings.build())
+        .with_interceptor_registry(registry)
+        .build(now)?;
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: local.ip().to_string(),
+            port: local.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(SansioCandidate::from(&host).to_json()?)?;
+    // End of gathering: there is nothing else to find.
+    pc.add_local_candidate(Default::default())?;
+    Ok(pc)
 }
 
 /// Our codecs and the interceptors `flow` needs. Shared by both media planes.
@@ -238,7 +293,7 @@ pub(crate) fn configuration(net: &PeerNet) -> webrtc::peer_connection::RTCConfig
 }
 
 /// The settings every peer of ours needs here. Shared by both media planes.
-pub(crate) fn settings(net: &PeerNet, flow: Flow) -> SettingEngineBuilder {
+pub(crate) fn settings(net: &PeerNet, side: Side) -> SettingEngineBuilder {
     // A browser's checks often reach us before its trickled candidate does, so its address is
     // first learned as peer-reflexive. webrtc-rs waits 1 s before nominating such a pair
     // (500 ms for server-reflexive); a server with a known address gains nothing by waiting.
@@ -253,9 +308,9 @@ pub(crate) fn settings(net: &PeerNet, flow: Flow) -> SettingEngineBuilder {
     if let Some(ip) = net.advertise_ip.filter(|ip| *ip != net.bind_ip) {
         settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }
-    if flow == Flow::Receive {
-        // Answering the client's `publish` offer, be the DTLS server: the client starts the
-        // handshake when it is ready. As DTLS client (webrtc-rs's default) we sent our
+    if side == Side::Server {
+        // Answering the client's `publish` offer (the server's only answer), be the DTLS
+        // server: the client starts the handshake when it is ready. As DTLS client (webrtc-rs's default) we sent our
         // ClientHello the moment ICE connected on our side, which can be before the client
         // listens; a lost hello costs the 1 s retransmission timer, and that was most of the
         // slow joins in a busy room.

@@ -172,11 +172,24 @@ impl Session {
                 cmd: cmd.clone(),
             }) as Arc<dyn PeerConnectionEventHandler>
         };
-        let publish = match peer::build(&net, handler(PcRole::Publish), peer::Flow::Receive).await {
+        let publish = match peer::build(
+            &net,
+            handler(PcRole::Publish),
+            peer::Side::Server,
+            peer::Flow::Receive,
+        )
+        .await
+        {
             Ok(pc) => pc,
             Err(e) => return Err((ctx, e)),
         };
-        let subscribe = match peer::build(&net, handler(PcRole::Subscribe), peer::Flow::Send).await
+        let subscribe = match peer::build(
+            &net,
+            handler(PcRole::Subscribe),
+            peer::Side::Server,
+            peer::Flow::Send,
+        )
+        .await
         {
             Ok(pc) => pc,
             Err(e) => {

@@ -22,7 +22,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -94,7 +94,19 @@ struct Pc {
     flush_pending: bool,
     /// Packets written into its pipeline since it was last flushed.
     unflushed: u8,
+    /// ICE has connected: webrtc-rs passes DTLS on from then on.
+    ice_connected: bool,
+    /// DTLS datagrams that arrived before that, replayed when it happens (see
+    /// [`MAX_EARLY_DTLS`]).
+    early_dtls: Vec<TaggedBytesMut>,
 }
+
+/// DTLS datagrams kept per connection until its ICE connects. The client, ICE's controlling
+/// side, connects first and sends its ClientHello at once; webrtc-rs drops any DTLS that
+/// arrives before its own side has connected, and the client resends only after its
+/// retransmission timer (Chrome's starts at 50 ms, webrtc-rs's at 1 s). A hello fits in a datagram or
+/// two; a few more allow for retransmissions.
+const MAX_EARLY_DTLS: usize = 4;
 
 /// Packets a connection takes into its pipeline before they are pumped through, even in the
 /// middle of a turn. webrtc-rs's handlers keep a queue each and never shrink it, so a
@@ -261,6 +273,13 @@ impl Engine {
             },
             message: BytesMut::from(bytes),
         };
+        // RFC 7983: a first byte of 20 to 63 is DTLS.
+        if !pc.ice_connected && bytes.first().is_some_and(|b| (20..=63).contains(b)) {
+            if pc.early_dtls.len() < MAX_EARLY_DTLS {
+                pc.early_dtls.push(msg);
+            }
+            return;
+        }
         if let Err(e) = pc.rtc.handle_read(msg) {
             tracing::trace!(%e, %from, "datagram refused");
         }
@@ -471,6 +490,8 @@ impl Engine {
                 timer_stale: true,
                 flush_pending: false,
                 unflushed: 0,
+                ice_connected: false,
+                early_dtls: Vec::new(),
             },
         );
         self.stale_timers.push(id);
@@ -843,6 +864,12 @@ impl Engine {
             let mut progressed = false;
             while let Some(event) = self.pcs.get_mut(&pc_id).and_then(|pc| pc.rtc.poll_event()) {
                 progressed = true;
+                if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
+                    RTCIceConnectionState::Connected,
+                ) = event
+                {
+                    self.ice_connected(pc_id);
+                }
                 self.handle_event(now, session_id, role, event);
             }
             while let Some(TaggedRTCMessage { message, now: at }) =
@@ -871,6 +898,19 @@ impl Engine {
             self.mark_flush(pc_id);
             if !progressed {
                 return;
+            }
+        }
+    }
+
+    /// From now on webrtc-rs takes DTLS on `pc_id`: hand it what came early.
+    fn ice_connected(&mut self, pc_id: PcId) {
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return;
+        };
+        pc.ice_connected = true;
+        for msg in std::mem::take(&mut pc.early_dtls) {
+            if let Err(e) = pc.rtc.handle_read(msg) {
+                tracing::trace!(%e, "early DTLS refused");
             }
         }
     }

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::RTCPeerConnection;
 use signaling::wire::{PcRole, Reject};
 use tokio::sync::{mpsc, oneshot};
 
@@ -69,32 +68,15 @@ impl PcFactory {
             PcRole::Publish => peer::Flow::Receive,
             PcRole::Subscribe => peer::Flow::Send,
         };
-        let (media, registry) = peer::codecs_and_interceptors(flow)?;
         let password = format!("{ufrag}{:032x}", rand::random::<u128>());
-        let settings = peer::settings(&self.net, flow)
-            .with_ice_credentials(ufrag.to_string(), password)
-            .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(peer::configuration(&self.net))
-            .with_media_engine(media)
-            .with_setting_engine(settings)
-            .with_interceptor_registry(registry)
-            .build(now)?;
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
-        // End of gathering: there is nothing else to find.
-        pc.add_local_candidate(Default::default())?;
-        Ok(pc)
+        peer::build_sansio(
+            now,
+            &self.net,
+            peer::Side::Server,
+            flow,
+            local,
+            Some((ufrag.to_string(), password)),
+        )
     }
 }
 
@@ -431,6 +413,288 @@ mod tests {
             offer.sdp.contains("127.0.0.1 7882 typ host"),
             "{}",
             offer.sdp
+        );
+    }
+
+    /// The engine and sans-IO clients, joined by a network and a clock simulated here: the
+    /// order of events is the same on every run, and no wall-clock time is measured.
+    mod sim {
+        use rtc::peer_connection::event::RTCPeerConnectionEvent;
+        use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
+        use rtc::sansio::Protocol;
+        use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+        use signaling::wire::ServerMsg;
+
+        use super::super::engine::{Cmd, Engine};
+        use super::super::{PcFactory, Signal};
+        use super::*;
+        use crate::media::{MediaEvent, SessionCtx};
+
+        pub(super) const SERVER: SocketAddr =
+            SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7882);
+
+        pub(super) struct Client {
+            pub(super) addr: SocketAddr,
+            pub(super) pc: RTCPeerConnection,
+            pub(super) from_server: mpsc::Receiver<ServerMsg>,
+            pub(super) connected_at: Option<Instant>,
+        }
+
+        pub(super) struct Net {
+            pub(super) start: Instant,
+            pub(super) now: Instant,
+            pub(super) engine: Engine,
+            pub(super) clients: Vec<Client>,
+            pub(super) room: mpsc::UnboundedReceiver<MediaEvent>,
+            to_room: mpsc::UnboundedSender<MediaEvent>,
+        }
+
+        impl Net {
+            pub(super) fn new() -> Self {
+                let now = Instant::now();
+                let factory = PcFactory {
+                    net: PeerNet::loopback(),
+                };
+                let (to_room, room) = mpsc::unbounded_channel();
+                Net {
+                    start: now,
+                    now,
+                    engine: Engine::new(factory, SERVER, Arc::default()),
+                    clients: Vec::new(),
+                    room,
+                    to_room,
+                }
+            }
+
+            /// A participant (session `i + 1`) whose client connection has `flow`.
+            pub(super) fn join(&mut self, flow: peer::Flow) -> usize {
+                let i = self.clients.len();
+                let addr = SocketAddr::from(([127, 0, 0, 1], 40000 + i as u16));
+                let (to_client, from_server) = mpsc::channel(64);
+                let ctx = SessionCtx {
+                    participant: format!("p{}", i + 1),
+                    to_client,
+                    to_room: self.to_room.clone(),
+                };
+                let in_flight = Arc::new(AtomicUsize::new(0));
+                let id = i as u64 + 1;
+                self.engine
+                    .handle_cmd(self.now, Cmd::Open { id, ctx, in_flight });
+                let net = PeerNet::loopback();
+                let pc = peer::build_sansio(self.now, &net, peer::Side::Client, flow, addr, None)
+                    .unwrap();
+                self.clients.push(Client {
+                    addr,
+                    pc,
+                    from_server,
+                    connected_at: None,
+                });
+                i
+            }
+
+            pub(super) fn signal(&mut self, i: usize, signal: Signal) {
+                self.engine
+                    .handle_cmd(self.now, Cmd::Signal(i as u64 + 1, signal));
+                self.engine.end_turn(self.now);
+            }
+
+            /// The next message the server sent client `i` that `want` picks.
+            pub(super) fn expect<T>(
+                &mut self,
+                i: usize,
+                want: impl Fn(ServerMsg) -> Option<T>,
+            ) -> T {
+                loop {
+                    let msg = self.clients[i].from_server.try_recv().expect("a message");
+                    if let Some(t) = want(msg) {
+                        return t;
+                    }
+                }
+            }
+
+            /// Deliver datagrams one at a time, each answered before the next is delivered;
+            /// when none is in flight, move the clock to the next timer. Clients send their
+            /// DTLS ClientHello the moment their side of ICE connects, as browsers do.
+            pub(super) fn run_until(&mut self, done: impl Fn(&Net) -> bool, limit: Duration) {
+                while !done(self) && self.now < self.start + limit {
+                    let mut quiet = true;
+                    for c in &mut self.clients {
+                        while let Some(out) = c.pc.poll_write() {
+                            quiet = false;
+                            self.engine.handle_datagram(self.now, c.addr, &out.message);
+                            self.engine.end_turn(self.now);
+                        }
+                    }
+                    if let Some(t) = self.engine.poll_transmit() {
+                        quiet = false;
+                        let now = self.now;
+                        let c = self.clients.iter_mut().find(|c| c.addr == t.to).unwrap();
+                        let msg = TaggedBytesMut {
+                            now,
+                            transport: TransportContext {
+                                local_addr: c.addr,
+                                peer_addr: SERVER,
+                                transport_protocol: TransportProtocol::UDP,
+                                ecn: None,
+                            },
+                            message: t.bytes,
+                        };
+                        let _ = c.pc.handle_read(msg);
+                        while let Some(event) = c.pc.poll_event() {
+                            match event {
+                                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
+                                    RTCIceConnectionState::Connected,
+                                ) => c.pc.handle_timeout(now).unwrap(),
+                                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                                    RTCPeerConnectionState::Connected,
+                                ) => c.connected_at = Some(now),
+                                _ => {}
+                            }
+                        }
+                    }
+                    if quiet {
+                        let next = self
+                            .clients
+                            .iter_mut()
+                            .filter_map(|c| c.pc.poll_timeout())
+                            .chain(self.engine.poll_timeout())
+                            .min()
+                            .expect("a timer");
+                        self.now = self.now.max(next);
+                        let now = self.now;
+                        for c in &mut self.clients {
+                            if c.pc.poll_timeout().is_some_and(|t| t <= now) {
+                                c.pc.handle_timeout(now).unwrap();
+                            }
+                        }
+                        self.engine.handle_timeout(now);
+                        self.engine.end_turn(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A subscriber's client, ICE's controlled side there, connects first and sends its DTLS
+    /// ClientHello at once, as browsers do; webrtc-rs drops DTLS that comes before its own
+    /// side has connected. The server keeps the hello until then, so the handshake does not
+    /// wait for the client's retransmission (1 s in webrtc-rs).
+    #[test]
+    fn a_dtls_hello_that_comes_before_ice_connects_is_kept() {
+        use rtc::media_stream::MediaStreamTrack;
+        use rtc::peer_connection::sdp::RTCSessionDescription;
+        use rtc::rtp_transceiver::rtp_sender::{
+            RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+        };
+        use rtc::rtp_transceiver::{
+            RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+        };
+        use signaling::wire::ServerMsg;
+
+        use crate::media::MediaEvent;
+
+        let mut net = sim::Net::new();
+        // A publisher of one Opus track.
+        let publisher = net.join(peer::Flow::Send);
+        let opus = RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            ..Default::default()
+        };
+        let coding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(1111),
+                ..Default::default()
+            },
+            codec: opus,
+            ..Default::default()
+        };
+        let track = MediaStreamTrack::new(
+            "p1".into(),
+            "p1-audio".into(),
+            "audio".into(),
+            RtpCodecKind::Audio,
+            vec![coding],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec!["p1".into()],
+            send_encodings: vec![],
+        };
+        let now = net.now;
+        let pc = &mut net.clients[publisher].pc;
+        let sender =
+            RTCRtpSenderId::from(pc.add_transceiver_from_track(track, Some(init)).unwrap());
+        let offer = pc.create_offer(None).unwrap();
+        pc.set_local_description(now, offer.clone()).unwrap();
+        net.signal(
+            publisher,
+            Signal::Offer {
+                pc: PcRole::Publish,
+                sdp: offer.sdp,
+            },
+        );
+        let answer = net.expect(publisher, |m| match m {
+            ServerMsg::Answer { sdp, .. } => Some(sdp),
+            _ => None,
+        });
+        let answer = RTCSessionDescription::answer(answer).unwrap();
+        net.clients[publisher]
+            .pc
+            .set_remote_description(now, answer)
+            .unwrap();
+        net.run_until(
+            |n| n.clients[0].connected_at.is_some(),
+            Duration::from_secs(5),
+        );
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.version = 2;
+        packet.header.ssrc = 1111;
+        packet.header.payload_type = 111;
+        packet.payload = vec![0; 80].into();
+        let now = net.now;
+        let mut s = net.clients[publisher].pc.rtp_sender(sender).unwrap();
+        s.write_rtp(now, packet).unwrap();
+        net.run_until(
+            |_| false,
+            Duration::from_millis(net.now.duration_since(net.start).as_millis() as u64 + 10),
+        );
+        let Ok(MediaEvent::TrackPublished { producer, .. }) = net.room.try_recv() else {
+            panic!("the track was not published");
+        };
+
+        // A subscriber: the server offers, the client answers and is ICE's controlled side.
+        let subscriber = net.join(peer::Flow::Receive);
+        let began = net.now;
+        net.engine.handle_cmd(began, Cmd::Subscribe(2, producer));
+        net.engine.end_turn(began);
+        let offer = net.expect(subscriber, |m| match m {
+            ServerMsg::Offer { sdp, .. } => Some(sdp),
+            _ => None,
+        });
+        let pc = &mut net.clients[subscriber].pc;
+        pc.set_remote_description(began, RTCSessionDescription::offer(offer).unwrap())
+            .unwrap();
+        let answer = pc.create_answer(None).unwrap();
+        pc.set_local_description(began, answer.clone()).unwrap();
+        net.signal(
+            subscriber,
+            Signal::Answer {
+                pc: PcRole::Subscribe,
+                sdp: answer.sdp,
+            },
+        );
+        let limit = net.now.duration_since(net.start) + Duration::from_secs(5);
+        net.run_until(|n| n.clients[1].connected_at.is_some(), limit);
+        let took = net.clients[subscriber]
+            .connected_at
+            .expect("DTLS connected")
+            - began;
+        // Simulated time: without the kept hello, the client's 1 s retransmission decides it.
+        assert!(
+            took < Duration::from_millis(500),
+            "connected after {took:?}"
         );
     }
 }
