@@ -2,7 +2,8 @@
 //! real protocol with real WebRTC, measuring join time, forwarding rate, loss, one-way latency,
 //! and the server's CPU per forwarded packet and memory (issue #3).
 //!
-//! [`client`] is the one webrtc-rs client of our protocol; the integration tests use it too.
+//! [`client`] is a client of our protocol on webrtc-rs's async peers; the integration tests and
+//! the Janus adapter use it too. [`sansio`] is a lighter one for load runs (`--client sansio`).
 //! [`run::run`] drives a [`scenario::Scenario`] and returns a [`report::Report`].
 
 pub mod admin;

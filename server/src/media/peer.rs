@@ -310,10 +310,10 @@ pub(crate) fn settings(net: &PeerNet, side: Side) -> SettingEngineBuilder {
     }
     if side == Side::Server {
         // Answering the client's `publish` offer (the server's only answer), be the DTLS
-        // server: the client starts the handshake when it is ready. As DTLS client (webrtc-rs's default) we sent our
-        // ClientHello the moment ICE connected on our side, which can be before the client
-        // listens; a lost hello costs the 1 s retransmission timer, and that was most of the
-        // slow joins in a busy room.
+        // server: the client starts the handshake when it is ready. As DTLS client
+        // (webrtc-rs's default) we sent our ClientHello the moment ICE connected on our side,
+        // which can be before the client listens; a lost hello costs the 1 s retransmission
+        // timer, and that was most of the slow joins in a busy room.
         settings = settings.with_answering_dtls_role(RTCDtlsRole::Server);
     }
     settings

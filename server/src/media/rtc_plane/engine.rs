@@ -101,11 +101,12 @@ struct Pc {
     early_dtls: Vec<TaggedBytesMut>,
 }
 
-/// DTLS datagrams kept per connection until its ICE connects. The client, ICE's controlling
-/// side, connects first and sends its ClientHello at once; webrtc-rs drops any DTLS that
-/// arrives before its own side has connected, and the client resends only after its
-/// retransmission timer (Chrome's starts at 50 ms, webrtc-rs's at 1 s). A hello fits in a datagram or
-/// two; a few more allow for retransmissions.
+/// DTLS datagrams kept per connection until its ICE connects. On `subscribe` the client is
+/// ICE's controlled side: it connects when our nominating check reaches it, before its answer
+/// reaches us, and sends its ClientHello at once. webrtc-rs drops DTLS that arrives before its
+/// own side has connected, and the client resends only after its retransmission timer
+/// (Chrome's starts at 50 ms, webrtc-rs's at 1 s). A hello fits in a datagram or two; a few
+/// more allow for retransmissions.
 const MAX_EARLY_DTLS: usize = 4;
 
 /// Packets a connection takes into its pipeline before they are pumped through, even in the
