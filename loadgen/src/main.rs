@@ -65,9 +65,20 @@ struct Cli {
     quiet: bool,
 }
 
+impl Cli {
+    /// What the parser cannot check alone.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.target == "janus" && self.client == ClientKind::Sansio {
+            anyhow::bail!("--client sansio speaks only Roundtable's protocol; use --client webrtc");
+        }
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli.check()?;
     let mut scenario = Scenario::named(&cli.scenario).context("unknown scenario")?;
     if let Some(d) = cli.duration {
         scenario.duration_s = d.as_secs_f64();
@@ -79,9 +90,6 @@ async fn main() -> anyhow::Result<()> {
         scenario.video.keyframe_extra_packets = packets;
     }
     let sfu = if cli.target == "janus" {
-        if cli.client == ClientKind::Sansio {
-            anyhow::bail!("--client sansio speaks only Roundtable's protocol; use --client webrtc");
-        }
         let media_ip = match cli.media_ip {
             Some(ip) => ip,
             None => local_ip_towards(&cli.janus_url).await?,
@@ -196,7 +204,20 @@ mod tests {
             "room10",
         ])
         .unwrap();
-        assert_eq!((janus.target.as_str(), janus.admin_token), ("janus", None));
+        assert_eq!(
+            (janus.target.as_str(), &janus.admin_token),
+            ("janus", &None)
+        );
+        assert_eq!(janus.client, ClientKind::Webrtc);
+        janus.check().unwrap();
+        // The sans-IO client speaks only our protocol.
+        let sansio = ["x", "--scenario", "room10", "--client", "sansio"];
+        let ours = Cli::try_parse_from(sansio).unwrap();
+        assert_eq!(ours.client, ClientKind::Sansio);
+        ours.check().unwrap();
+        let with_janus = Cli::try_parse_from(sansio.into_iter().chain(["--target", "janus"]));
+        let refused = with_janus.unwrap().check().unwrap_err().to_string();
+        assert!(refused.contains("--client webrtc"), "{refused}");
         assert!(
             Cli::try_parse_from(["x", "--target", "mediasoup", "--scenario", "room10"]).is_err()
         );
