@@ -174,8 +174,8 @@ pub enum ClientKind {
     /// track. Speaks our protocol and (through the adapter) Janus's.
     #[default]
     Webrtc,
-    /// [`crate::sansio`]: one task per participant on webrtc-rs's sans-IO core; about half
-    /// the CPU per received packet. Our protocol only.
+    /// [`crate::sansio`]: one task per participant on webrtc-rs's sans-IO core; 0.74 to 0.90
+    /// of the other's CPU per packet in BENCHMARKS.md's run. Our protocol only.
     Sansio,
 }
 
