@@ -441,7 +441,6 @@ mod tests {
         }
 
         pub(super) struct Net {
-            pub(super) start: Instant,
             pub(super) now: Instant,
             pub(super) engine: Engine,
             pub(super) clients: Vec<Client>,
@@ -457,7 +456,6 @@ mod tests {
                 };
                 let (to_room, room) = mpsc::unbounded_channel();
                 Net {
-                    start: now,
                     now,
                     engine: Engine::new(factory, SERVER, Arc::default()),
                     clients: Vec::new(),
@@ -512,11 +510,13 @@ mod tests {
                 }
             }
 
-            /// Deliver datagrams one at a time, each answered before the next is delivered;
-            /// when none is in flight, move the clock to the next timer. Clients send their
-            /// DTLS ClientHello the moment their side of ICE connects, as browsers do.
+            /// For at most `limit` of simulated time from now, until `done`: deliver datagrams
+            /// one at a time, each answered before the next is delivered; when none is in
+            /// flight, move the clock to the next timer. Clients send their DTLS ClientHello
+            /// the moment their side of ICE connects, as browsers do.
             pub(super) fn run_until(&mut self, done: impl Fn(&Net) -> bool, limit: Duration) {
-                while !done(self) && self.now < self.start + limit {
+                let end = self.now + limit;
+                while !done(self) && self.now < end {
                     let mut quiet = true;
                     for c in &mut self.clients {
                         while let Some(out) = c.pc.poll_write() {
@@ -644,10 +644,8 @@ mod tests {
             .pc
             .set_remote_description(now, answer)
             .unwrap();
-        net.run_until(
-            |n| n.clients[0].connected_at.is_some(),
-            Duration::from_secs(5),
-        );
+        let connected = |i: usize| move |n: &sim::Net| n.clients[i].connected_at.is_some();
+        net.run_until(connected(publisher), Duration::from_secs(5));
         let mut packet = rtc::rtp::Packet::default();
         packet.header.version = 2;
         packet.header.ssrc = 1111;
@@ -656,10 +654,7 @@ mod tests {
         let now = net.now;
         let mut s = net.clients[publisher].pc.rtp_sender(sender).unwrap();
         s.write_rtp(now, packet).unwrap();
-        net.run_until(
-            |_| false,
-            Duration::from_millis(net.now.duration_since(net.start).as_millis() as u64 + 10),
-        );
+        net.run_until(|n| !n.room.is_empty(), Duration::from_secs(1));
         let Ok(MediaEvent::TrackPublished { producer, .. }) = net.room.try_recv() else {
             panic!("the track was not published");
         };
@@ -685,8 +680,7 @@ mod tests {
                 sdp: answer.sdp,
             },
         );
-        let limit = net.now.duration_since(net.start) + Duration::from_secs(5);
-        net.run_until(|n| n.clients[1].connected_at.is_some(), limit);
+        net.run_until(connected(subscriber), Duration::from_secs(5));
         let took = net.clients[subscriber]
             .connected_at
             .expect("DTLS connected")
