@@ -45,6 +45,10 @@ pub struct Report {
     /// (Janus, our webrtc-rs plane).
     #[serde(default)]
     pub server_delay_ms: Option<Percentiles>,
+    /// The same, from the first join until everyone received everyone: what people already in
+    /// a room hear while others join (offers and answers run in the server's media loop).
+    #[serde(default)]
+    pub server_delay_joining_ms: Option<Percentiles>,
     /// The server process, if its pid was given.
     pub server: Option<ProcessUse>,
     /// The generator itself.
@@ -158,6 +162,8 @@ pub struct Collected {
     pub streams: Vec<(StreamId, StreamStats)>,
     /// The server's own forwarding delays over the window, if it measures them.
     pub server_delay: Option<DelaySnapshot>,
+    /// The same, from the first join to the window's start.
+    pub server_delay_joining: Option<DelaySnapshot>,
     /// The server before joins, at the window's start and at its end.
     pub server: Option<[Sample; 3]>,
     /// The generator, likewise.
@@ -189,6 +195,10 @@ impl Collected {
             publish_answer_ms: percentiles_ms(&self.publish_answer_ms),
             latency_ms: latency_percentiles_ms(&latency),
             server_delay_ms: self.server_delay.as_ref().and_then(delay_percentiles_ms),
+            server_delay_joining_ms: self
+                .server_delay_joining
+                .as_ref()
+                .and_then(delay_percentiles_ms),
             forwarded_per_s: per_s(totals.received as f64, self.window_s),
             server: self.server.map(use_of),
             loadgen: use_of(self.loadgen),
@@ -332,6 +342,18 @@ mod tests {
         (a - b).abs() <= b * 0.01
     }
 
+    /// A histogram of `count` delays whose p50 and p99 (and p99.9 and max) are as given, µs.
+    fn delay(count: u64, p50_us: u64, p99_us: u64) -> DelaySnapshot {
+        DelaySnapshot {
+            count,
+            p50_us,
+            p99_us,
+            p999_us: p99_us,
+            max_us: p99_us,
+            buckets: vec![(p50_us, count - 1), (p99_us, 1)],
+        }
+    }
+
     #[test]
     fn totals_and_latencies_come_from_the_streams() {
         let mut a = StreamStats::default();
@@ -369,7 +391,8 @@ mod tests {
             window_s: 2.0,
             sent_packets: 103,
             streams: vec![(id("b"), b), (id("a"), a)],
-            server_delay: None,
+            server_delay: Some(delay(102, 1_500, 4_000)),
+            server_delay_joining: Some(delay(7, 2_000, 40_000)),
             server: None,
             loadgen: [sample, sample, end],
         }
@@ -389,6 +412,11 @@ mod tests {
             "{l:?}"
         );
         assert_eq!(report.join_ms.unwrap().p50, 10.0);
+        // The server's own histograms: the window's, and the joins' apart.
+        let window = report.server_delay_ms.unwrap();
+        assert_eq!((window.count, window.p50, window.p99), (102, 1.5, 4.0));
+        let joining = report.server_delay_joining_ms.unwrap();
+        assert_eq!((joining.count, joining.p50, joining.p99), (7, 2.0, 40.0));
         assert_eq!(report.forwarded_per_s, 51.0);
         assert_eq!(report.loadgen.cpu_percent, 25.0);
         // 600 KiB more resident, 100 of it anonymous, over 2 participants.
@@ -403,5 +431,7 @@ mod tests {
         assert_eq!((p.p50, p.p99, p.p999, p.max), (50.0, 99.0, 100.0, 100.0));
         assert_eq!(percentiles_ms(&[7.0]).unwrap().p50, 7.0);
         assert!(percentiles_ms(&[]).is_none());
+        // A histogram with nothing in it (a window under the server's one second) has none.
+        assert!(delay_percentiles_ms(&DelaySnapshot::default()).is_none());
     }
 }

@@ -141,6 +141,7 @@ pub async fn run(
     let server_base = sample_server(target)?;
     let loadgen_base = process::sample(None)?;
     let rooms = create_rooms(target, scenario).await?;
+    let delay_joining = server_delay(target).await;
     let (participants, failed_joins) =
         join_everyone(&target.sfu, options.client, scenario, &rooms).await;
     wait_for_media(&participants, options).await;
@@ -159,9 +160,14 @@ pub async fn run(
     let server_end = sample_server(target)?;
     let loadgen_end = process::sample(None)?;
     let delay_end = server_delay(target).await;
-    let server_delay = delay_start
-        .zip(delay_end)
-        .map(|(start, end)| end.since(&start));
+    let since = |start: &Option<DelaySnapshot>, end: &Option<DelaySnapshot>| {
+        start
+            .as_ref()
+            .zip(end.as_ref())
+            .map(|(start, end)| end.since(start))
+    };
+    let server_delay = since(&delay_start, &delay_end);
+    let server_delay_joining = since(&delay_joining, &delay_start);
     let sent_after: u64 = participants.iter().map(|p| p.sent_packets()).sum();
 
     let collected = Collected {
@@ -175,6 +181,7 @@ pub async fn run(
         sent_packets: sent_after - sent_before,
         streams: collect_streams(&participants, &rooms),
         server_delay,
+        server_delay_joining,
         server: zip3(server_base, server_start, server_end),
         loadgen: [loadgen_base, loadgen_start, loadgen_end],
         client: options.client,

@@ -60,6 +60,10 @@ impl Report {
             ),
             ("latency (ms)", percentiles(self.latency_ms)),
             ("  added by the server", percentiles(self.server_delay_ms)),
+            (
+                "  added while joining",
+                percentiles(self.server_delay_joining_ms),
+            ),
         ]
     }
 
@@ -138,12 +142,13 @@ mod tests {
             sent_packets: 0,
             streams: vec![],
             server_delay: None,
+            server_delay_joining: None,
             server: None,
             loadgen: [sample; 3],
         }
         .report();
         let table = report.table();
-        assert_eq!(table.lines().count(), 13, "{table}");
+        assert_eq!(table.lines().count(), 14, "{table}");
         assert!(
             table.contains("loadgen client          webrtc-rs peers"),
             "{table}"

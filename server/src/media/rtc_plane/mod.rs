@@ -32,6 +32,12 @@ const SESSION_QUEUE: usize = 256;
 /// Commands handled per turn of the loop before it looks at the socket again.
 const COMMANDS_PER_TURN: usize = 64;
 
+/// How long a turn may spend on commands, and then on offers, before it reads the socket
+/// again (at least one of each is done per turn). Applying an answer or making an offer in a
+/// room of 40 costs about a millisecond, and when someone joins, every other subscriber needs
+/// both: done at once, they held every packet for tens of milliseconds.
+const CONTROL_BUDGET: Duration = Duration::from_millis(1);
+
 /// What the loop holds and has done, readable from outside.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -307,6 +313,9 @@ async fn run(
         let now = Instant::now();
         let mut busy = false;
         for _ in 0..COMMANDS_PER_TURN {
+            if busy && now.elapsed() >= CONTROL_BUDGET {
+                break;
+            }
             match cmds.try_recv() {
                 Ok(cmd) => {
                     engine.handle_cmd(now, cmd);
@@ -337,10 +346,12 @@ async fn run(
             Err(e) => tracing::debug!(%e, "media socket receive"),
         }
         engine.handle_timeout(Instant::now());
-        engine.end_turn(Instant::now());
+        let offers = Instant::now();
+        while engine.negotiate_one(offers) && offers.elapsed() < CONTROL_BUDGET {}
+        engine.end_turn();
         outbox.send(&mut engine, &socket);
         outbox.delay.publish(Instant::now());
-        if busy {
+        if busy || engine.negotiations_pending() {
             // More may be waiting; look again before sleeping, but let the runtime's other
             // work (timers) in.
             tokio::task::yield_now().await;
@@ -369,6 +380,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use signaling::wire::{ErrorCode, ServerMsg};
 
     use super::*;
 
@@ -419,8 +431,16 @@ mod tests {
     /// The engine and sans-IO clients, joined by a network and a clock simulated here: the
     /// order of events is the same on every run, and no wall-clock time is measured.
     mod sim {
+        use rtc::media_stream::MediaStreamTrack;
         use rtc::peer_connection::event::RTCPeerConnectionEvent;
+        use rtc::peer_connection::sdp::RTCSessionDescription;
         use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
+        use rtc::rtp_transceiver::rtp_sender::{
+            RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+        };
+        use rtc::rtp_transceiver::{
+            RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+        };
         use rtc::sansio::Protocol;
         use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
         use signaling::wire::ServerMsg;
@@ -446,6 +466,26 @@ mod tests {
             pub(super) clients: Vec<Client>,
             pub(super) room: mpsc::UnboundedReceiver<MediaEvent>,
             to_room: mpsc::UnboundedSender<MediaEvent>,
+        }
+
+        /// The SDP of an offer.
+        pub(super) fn offer(msg: ServerMsg) -> Option<String> {
+            match msg {
+                ServerMsg::Offer { sdp, .. } => Some(sdp),
+                _ => None,
+            }
+        }
+
+        /// Whether client `i`'s connection is up (DTLS done).
+        pub(super) fn connected(i: usize) -> impl Fn(&Net) -> bool {
+            move |n: &Net| n.clients[i].connected_at.is_some()
+        }
+
+        /// What the loop does at the end of a turn, with no budget: every offer due, then
+        /// every connection's output.
+        pub(super) fn turn(engine: &mut Engine, now: Instant) {
+            while engine.negotiate_one(now) {}
+            engine.end_turn();
         }
 
         impl Net {
@@ -490,10 +530,117 @@ mod tests {
                 i
             }
 
+            /// A new client publishes one Opus track and sends one packet; returns the
+            /// server's producer of it.
+            pub(super) fn publish_opus(&mut self) -> Arc<Producer> {
+                let publisher = self.join(peer::Flow::Send);
+                let opus = RTCRtpCodec {
+                    mime_type: "audio/opus".into(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    ..Default::default()
+                };
+                let coding = RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(1111),
+                        ..Default::default()
+                    },
+                    codec: opus,
+                    ..Default::default()
+                };
+                let name = format!("p{}", publisher + 1);
+                let track = MediaStreamTrack::new(
+                    name.clone(),
+                    format!("{name}-audio"),
+                    "audio".into(),
+                    RtpCodecKind::Audio,
+                    vec![coding],
+                );
+                let init = RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![name],
+                    send_encodings: vec![],
+                };
+                let now = self.now;
+                let pc = &mut self.clients[publisher].pc;
+                let sender =
+                    RTCRtpSenderId::from(pc.add_transceiver_from_track(track, Some(init)).unwrap());
+                let offer = pc.create_offer(None).unwrap();
+                pc.set_local_description(now, offer.clone()).unwrap();
+                self.signal(
+                    publisher,
+                    Signal::Offer {
+                        pc: PcRole::Publish,
+                        sdp: offer.sdp,
+                    },
+                );
+                let answer = self.expect(publisher, |m| match m {
+                    ServerMsg::Answer { sdp, .. } => Some(sdp),
+                    _ => None,
+                });
+                let answer = RTCSessionDescription::answer(answer).unwrap();
+                self.clients[publisher]
+                    .pc
+                    .set_remote_description(now, answer)
+                    .unwrap();
+                self.run_until(connected(publisher), Duration::from_secs(5));
+                let mut packet = rtc::rtp::Packet::default();
+                packet.header.version = 2;
+                packet.header.ssrc = 1111;
+                packet.header.payload_type = 111;
+                packet.payload = vec![0; 80].into();
+                let now = self.now;
+                let mut s = self.clients[publisher].pc.rtp_sender(sender).unwrap();
+                s.write_rtp(now, packet).unwrap();
+                self.run_until(|n| !n.room.is_empty(), Duration::from_secs(1));
+                let Ok(MediaEvent::TrackPublished { producer, .. }) = self.room.try_recv() else {
+                    panic!("the track was not published");
+                };
+                producer
+            }
+
+            /// Whether the server has sent client `i` an offer it has not read yet (the
+            /// messages before it are dropped).
+            pub(super) fn has_offer(&mut self, i: usize) -> bool {
+                while let Ok(msg) = self.clients[i].from_server.try_recv() {
+                    if offer(msg).is_some() {
+                        return true;
+                    }
+                }
+                false
+            }
+
+            /// Session `i + 1` is subscribed to `producer`, and the turn ends: the server
+            /// offers on client `i`'s `subscribe`.
+            pub(super) fn subscribe(&mut self, i: usize, producer: Arc<Producer>) {
+                let session = i as u64 + 1;
+                self.engine
+                    .handle_cmd(self.now, Cmd::Subscribe(session, producer));
+                turn(&mut self.engine, self.now);
+            }
+
+            /// Client `i` answers the server's next offer on `subscribe`.
+            pub(super) fn answer_offer(&mut self, i: usize) {
+                let now = self.now;
+                let offer = self.expect(i, offer);
+                let pc = &mut self.clients[i].pc;
+                pc.set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+                    .unwrap();
+                let answer = pc.create_answer(None).unwrap();
+                pc.set_local_description(now, answer.clone()).unwrap();
+                self.signal(
+                    i,
+                    Signal::Answer {
+                        pc: PcRole::Subscribe,
+                        sdp: answer.sdp,
+                    },
+                );
+            }
+
             pub(super) fn signal(&mut self, i: usize, signal: Signal) {
                 self.engine
                     .handle_cmd(self.now, Cmd::Signal(i as u64 + 1, signal));
-                self.engine.end_turn(self.now);
+                turn(&mut self.engine, self.now);
             }
 
             /// The next message the server sent client `i` that `want` picks.
@@ -522,7 +669,7 @@ mod tests {
                         while let Some(out) = c.pc.poll_write() {
                             quiet = false;
                             self.engine.handle_datagram(self.now, c.addr, &out.message);
-                            self.engine.end_turn(self.now);
+                            turn(&mut self.engine, self.now);
                         }
                     }
                     if let Some(t) = self.engine.poll_transmit() {
@@ -568,7 +715,7 @@ mod tests {
                             }
                         }
                         self.engine.handle_timeout(now);
-                        self.engine.end_turn(now);
+                        turn(&mut self.engine, now);
                     }
                 }
             }
@@ -581,106 +728,15 @@ mod tests {
     /// wait for the client's retransmission (1 s in webrtc-rs).
     #[test]
     fn a_dtls_hello_that_comes_before_ice_connects_is_kept() {
-        use rtc::media_stream::MediaStreamTrack;
-        use rtc::peer_connection::sdp::RTCSessionDescription;
-        use rtc::rtp_transceiver::rtp_sender::{
-            RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-        };
-        use rtc::rtp_transceiver::{
-            RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
-        };
-        use signaling::wire::ServerMsg;
-
-        use crate::media::MediaEvent;
-
         let mut net = sim::Net::new();
-        // A publisher of one Opus track.
-        let publisher = net.join(peer::Flow::Send);
-        let opus = RTCRtpCodec {
-            mime_type: "audio/opus".into(),
-            clock_rate: 48000,
-            channels: 2,
-            ..Default::default()
-        };
-        let coding = RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(1111),
-                ..Default::default()
-            },
-            codec: opus,
-            ..Default::default()
-        };
-        let track = MediaStreamTrack::new(
-            "p1".into(),
-            "p1-audio".into(),
-            "audio".into(),
-            RtpCodecKind::Audio,
-            vec![coding],
-        );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec!["p1".into()],
-            send_encodings: vec![],
-        };
-        let now = net.now;
-        let pc = &mut net.clients[publisher].pc;
-        let sender =
-            RTCRtpSenderId::from(pc.add_transceiver_from_track(track, Some(init)).unwrap());
-        let offer = pc.create_offer(None).unwrap();
-        pc.set_local_description(now, offer.clone()).unwrap();
-        net.signal(
-            publisher,
-            Signal::Offer {
-                pc: PcRole::Publish,
-                sdp: offer.sdp,
-            },
-        );
-        let answer = net.expect(publisher, |m| match m {
-            ServerMsg::Answer { sdp, .. } => Some(sdp),
-            _ => None,
-        });
-        let answer = RTCSessionDescription::answer(answer).unwrap();
-        net.clients[publisher]
-            .pc
-            .set_remote_description(now, answer)
-            .unwrap();
-        let connected = |i: usize| move |n: &sim::Net| n.clients[i].connected_at.is_some();
-        net.run_until(connected(publisher), Duration::from_secs(5));
-        let mut packet = rtc::rtp::Packet::default();
-        packet.header.version = 2;
-        packet.header.ssrc = 1111;
-        packet.header.payload_type = 111;
-        packet.payload = vec![0; 80].into();
-        let now = net.now;
-        let mut s = net.clients[publisher].pc.rtp_sender(sender).unwrap();
-        s.write_rtp(now, packet).unwrap();
-        net.run_until(|n| !n.room.is_empty(), Duration::from_secs(1));
-        let Ok(MediaEvent::TrackPublished { producer, .. }) = net.room.try_recv() else {
-            panic!("the track was not published");
-        };
+        let producer = net.publish_opus();
 
         // A subscriber: the server offers, the client answers and is ICE's controlled side.
         let subscriber = net.join(peer::Flow::Receive);
         let began = net.now;
-        net.engine.handle_cmd(began, Cmd::Subscribe(2, producer));
-        net.engine.end_turn(began);
-        let offer = net.expect(subscriber, |m| match m {
-            ServerMsg::Offer { sdp, .. } => Some(sdp),
-            _ => None,
-        });
-        let pc = &mut net.clients[subscriber].pc;
-        pc.set_remote_description(began, RTCSessionDescription::offer(offer).unwrap())
-            .unwrap();
-        let answer = pc.create_answer(None).unwrap();
-        pc.set_local_description(began, answer.clone()).unwrap();
-        net.signal(
-            subscriber,
-            Signal::Answer {
-                pc: PcRole::Subscribe,
-                sdp: answer.sdp,
-            },
-        );
-        net.run_until(connected(subscriber), Duration::from_secs(5));
+        net.subscribe(subscriber, producer);
+        net.answer_offer(subscriber);
+        net.run_until(sim::connected(subscriber), Duration::from_secs(5));
         let took = net.clients[subscriber]
             .connected_at
             .expect("DTLS connected")
@@ -690,5 +746,64 @@ mod tests {
             took < Duration::from_millis(500),
             "connected after {took:?}"
         );
+    }
+
+    /// When someone publishes, every subscriber needs an offer, and each costs the loop about a
+    /// millisecond in a big room. The engine sends them one at a time, oldest first, so the
+    /// loop can read the socket between two.
+    #[test]
+    fn offers_go_out_one_at_a_time_oldest_first() {
+        let mut net = sim::Net::new();
+        let producer = net.publish_opus();
+        let track = producer.info.id.clone();
+        let subscribers: Vec<usize> = (0..3).map(|_| net.join(peer::Flow::Receive)).collect();
+        let now = net.now;
+        // Sessions 4, 2, 3 (clients 3, 1, 2) are subscribed, in that order.
+        for session in [4, 2, 3] {
+            net.engine
+                .handle_cmd(now, Cmd::Subscribe(session, producer.clone()));
+        }
+        assert!(net.engine.negotiations_pending());
+        let mut order = Vec::new();
+        while net.engine.negotiate_one(now) {
+            let offered: Vec<usize> = subscribers
+                .iter()
+                .copied()
+                .filter(|&i| net.has_offer(i))
+                .collect();
+            assert_eq!(offered.len(), 1, "one offer per call, got {offered:?}");
+            order.push(offered[0]);
+        }
+        assert_eq!(order, [3, 1, 2]);
+        assert!(!net.engine.negotiations_pending());
+        // A change for a session whose offer is still unanswered waits for its answer.
+        net.engine.handle_cmd(now, Cmd::Unsubscribe(2, track));
+        assert!(!net.engine.negotiate_one(now));
+    }
+
+    /// An answer on `subscribe` that does not parse is refused with `bad_sdp`, and the server
+    /// offers again; the client's next answer connects.
+    #[test]
+    fn an_unparsable_subscribe_answer_is_refused_and_offered_again() {
+        let mut net = sim::Net::new();
+        let producer = net.publish_opus();
+        let subscriber = net.join(peer::Flow::Receive);
+        net.subscribe(subscriber, producer);
+        let _first = net.expect(subscriber, sim::offer);
+        net.signal(
+            subscriber,
+            Signal::Answer {
+                pc: PcRole::Subscribe,
+                sdp: "this is not sdp".into(),
+            },
+        );
+        let code = net.expect(subscriber, |m| match m {
+            ServerMsg::Error { code, .. } => Some(code),
+            _ => None,
+        });
+        assert_eq!(code, ErrorCode::BadSdp);
+        net.answer_offer(subscriber);
+        net.run_until(sim::connected(subscriber), Duration::from_secs(5));
+        assert!(net.clients[subscriber].connected_at.is_some());
     }
 }
