@@ -41,7 +41,7 @@ pub struct Report {
     pub latency_ms: Option<Percentiles>,
     /// What the server itself added, as it measures it (`GET /api/admin/media`: from the
     /// kernel's receive timestamp of a publisher's packet to the send of its copies), over the
-    /// window to the nearest second, in ms. `None` for a server that does not measure it
+    /// window to the nearest 100 ms, in ms. `None` for a server that does not measure it
     /// (Janus, our webrtc-rs plane).
     #[serde(default)]
     pub server_delay_ms: Option<Percentiles>,
@@ -431,7 +431,7 @@ mod tests {
         assert_eq!((p.p50, p.p99, p.p999, p.max), (50.0, 99.0, 100.0, 100.0));
         assert_eq!(percentiles_ms(&[7.0]).unwrap().p50, 7.0);
         assert!(percentiles_ms(&[]).is_none());
-        // A histogram with nothing in it (a window under the server's one second) has none.
+        // A histogram with nothing in it (a window with no forwarded packet) has none.
         assert!(delay_percentiles_ms(&DelaySnapshot::default()).is_none());
     }
 }

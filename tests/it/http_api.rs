@@ -197,7 +197,7 @@ async fn the_media_report_shows_what_is_forwarded() -> anyhow::Result<()> {
         assert!(body["forward_delay"].is_null(), "{body}");
         return Ok(());
     }
-    // The loop publishes its counts once a second: wait for them while media flows.
+    // The loop publishes its counts every 100 ms: wait for them while media flows.
     let delay = tokio::time::timeout(roundtable_loadgen::client::WAIT, async {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
