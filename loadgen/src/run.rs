@@ -78,43 +78,25 @@ enum Connection {
     Janus(janus::Participant),
 }
 
+/// A [`Participant`] in `$room` from any client kind: each has the same public `id`, `media`,
+/// `opened_at_ns`, `answered_at_ns` and `sent`, read before it moves into
+/// `Connection::$kind`.
+macro_rules! participant {
+    ($room:expr, $kind:ident($client:expr)) => {{
+        let c = $client;
+        Participant {
+            room: $room,
+            id: c.id.clone(),
+            media: c.media.clone(),
+            opened_at_ns: c.opened_at_ns,
+            answered_at_ns: c.answered_at_ns,
+            sent: c.sent.clone(),
+            connection: Connection::$kind(c),
+        }
+    }};
+}
+
 impl Participant {
-    fn roundtable(room: usize, client: Client) -> Self {
-        Participant {
-            room,
-            id: client.id.clone(),
-            media: client.media.clone(),
-            opened_at_ns: client.opened_at_ns,
-            answered_at_ns: client.answered_at_ns,
-            sent: client.sent.clone(),
-            connection: Connection::Roundtable(client),
-        }
-    }
-
-    fn sansio(room: usize, client: SansioClient) -> Self {
-        Participant {
-            room,
-            id: client.id.clone(),
-            media: client.media.clone(),
-            opened_at_ns: client.opened_at_ns,
-            answered_at_ns: client.answered_at_ns,
-            sent: client.sent.clone(),
-            connection: Connection::Sansio(client),
-        }
-    }
-
-    fn janus(room: usize, p: janus::Participant) -> Self {
-        Participant {
-            room,
-            id: p.id.clone(),
-            media: p.media.clone(),
-            opened_at_ns: p.opened_at_ns,
-            answered_at_ns: p.answered_at_ns,
-            sent: p.sent.clone(),
-            connection: Connection::Janus(p),
-        }
-    }
-
     fn sent_packets(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -289,14 +271,14 @@ async fn join_everyone(
                 match sfu {
                     Sfu::Roundtable { addr, .. } if client == ClientKind::Sansio => {
                         let c = SansioClient::join(addr, &room_id, &name, plan).await?;
-                        anyhow::Ok(Participant::sansio(room, c))
+                        anyhow::Ok(participant!(room, Sansio(c)))
                     }
                     Sfu::Roundtable { addr, .. } => {
                         let options = JoinOptions { packet_log: false };
                         let mut client = Client::join_with(addr, &room_id, &name, options).await?;
                         client.publish_plan(plan).await?;
                         client.ignore_events();
-                        anyhow::Ok(Participant::roundtable(room, client))
+                        anyhow::Ok(participant!(room, Roundtable(client)))
                     }
                     Sfu::Janus { url, media_ip } => {
                         let room_id: u64 = room_id.parse()?;
@@ -305,7 +287,7 @@ async fn join_everyone(
                             ..PeerNet::loopback()
                         };
                         let p = janus::Participant::join(&url, room_id, &name, plan, &net).await?;
-                        anyhow::Ok(Participant::janus(room, p))
+                        anyhow::Ok(participant!(room, Janus(p)))
                     }
                 }
             });
