@@ -110,7 +110,9 @@ async function stopServer() {
 /**
  * Runs in the page before any of its scripts: remember every RTCPeerConnection it creates, and
  * offer `__roundtableDecodedMedia()`, which counts the distinct inbound-rtp entries that decoded
- * video frames or received audio packets. `getStats()` is asynchronous and `waitForFunction`
+ * video frames or received audio packets, and the remote-outbound-rtp entries of each kind: the
+ * sender reports that reached the browser about the streams it receives, which it needs to play
+ * a person's audio and video in sync. `getStats()` is asynchronous and `waitForFunction`
  * wants a synchronous answer, so a watcher keeps the latest count in `__roundtableMedia`.
  */
 function recordPeerConnections() {
@@ -125,18 +127,26 @@ function recordPeerConnections() {
   window.__roundtableDecodedMedia = async () => {
     const video = new Set();
     const audio = new Set();
+    const reported = { video: new Set(), audio: new Set() };
     for (const pc of created) {
       if (pc.connectionState === 'closed') continue;
       const report = await pc.getStats();
       report.forEach((s) => {
+        if (s.type === 'remote-outbound-rtp' && s.remoteTimestamp > 0) reported[s.kind]?.add(s.id);
         if (s.type !== 'inbound-rtp') return;
         if (s.kind === 'video' && s.framesDecoded > 0) video.add(s.id);
         if (s.kind === 'audio' && s.packetsReceived > 0) audio.add(s.id);
       });
     }
-    return { video: video.size, audio: audio.size, peerConnections: created.length };
+    return {
+      video: video.size,
+      audio: audio.size,
+      reportedVideo: reported.video.size,
+      reportedAudio: reported.audio.size,
+      peerConnections: created.length,
+    };
   };
-  window.__roundtableMedia = { video: 0, audio: 0, peerConnections: 0 };
+  window.__roundtableMedia = { video: 0, audio: 0, reportedVideo: 0, reportedAudio: 0, peerConnections: 0 };
   const watch = async () => {
     window.__roundtableMedia = await window.__roundtableDecodedMedia().catch(() => window.__roundtableMedia);
     setTimeout(watch, 200);
@@ -169,6 +179,18 @@ async function joinAs(page, name) {
 }
 
 const tiles = (page) => page.locator('[data-participant-id]');
+
+/** Wait until the page has sender reports about the audio and the video of `n` others. */
+async function expectSenderReportsFrom(page, n, label) {
+  await page.waitForFunction(
+    (want) => window.__roundtableMedia.reportedVideo >= want && window.__roundtableMedia.reportedAudio >= want,
+    n,
+    { timeout: WAIT },
+  ).catch(async (e) => {
+    const have = await page.evaluate(() => window.__roundtableDecodedMedia());
+    throw new Error(`${label}: no sender reports about ${n} others' audio and video in ${WAIT} ms (have ${JSON.stringify(have)}): ${e.message}`);
+  });
+}
 
 /** Wait until the page decoded media from `n` others, then require exactly `n` of each kind. */
 async function expectMediaFrom(page, n, label) {
@@ -232,6 +254,8 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
       assert.equal(await tiles(page).count(), 3, `${name} sees three tiles`);
     }
     for (const [name, page] of Object.entries(pages)) await expectMediaFrom(page, 2, name);
+    // The server passes each publisher's sender reports on, so a browser can sync lips and voice.
+    for (const [name, page] of Object.entries(pages)) await expectSenderReportsFrom(page, 2, name);
   });
 
   it('delivers a chat message to everyone', { timeout: TEST_TIMEOUT }, async () => {

@@ -9,7 +9,9 @@
 //!
 //! Forwarding: RTP read from a publisher's connection is rewritten (SSRC, payload type) and
 //! written straight into each subscriber's connection, whose encrypted output joins the send
-//! queue. Nothing is queued per consumer and nothing waits: a full socket buffer drops.
+//! queue. Nothing is queued per consumer and nothing waits: a full socket buffer drops. A
+//! publisher's sender reports go the same way, each subscriber's with its SSRC and counts;
+//! subscribers' connections make none of their own (`peer::Flow::Relay`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -122,6 +125,39 @@ struct Published {
     receiver: RTCRtpReceiverId,
     media_ssrc: u32,
     consumers: Vec<ConsumerRef>,
+    /// Packets and payload octets forwarded from this track so far (each packet once,
+    /// whatever the number of subscribers), for the subscribers' sender reports.
+    sent: Sent,
+    /// The publisher's last sender report: its clock mapping, sent to each new subscriber.
+    report: Option<ClockMapping>,
+}
+
+impl Published {
+    /// Into `into` (cleared first): the consumers that receive the track now, their answer
+    /// applied.
+    fn active_consumers(&self, into: &mut Vec<ConsumerRef>) {
+        into.clear();
+        into.extend(
+            self.consumers
+                .iter()
+                .filter(|c| c.payload_type != 0)
+                .copied(),
+        );
+    }
+}
+
+/// RTP packets and payload octets, wrapping as RTCP's 32-bit counts do.
+#[derive(Clone, Copy, Default)]
+struct Sent {
+    packets: u32,
+    octets: u32,
+}
+
+/// A sender report's mapping of the publisher's wall clock to its RTP clock.
+#[derive(Clone, Copy)]
+struct ClockMapping {
+    ntp_time: u64,
+    rtp_time: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -130,6 +166,25 @@ struct ConsumerRef {
     ssrc: u32,
     /// 0 until the subscriber's answer (and connection) make the payload type known.
     payload_type: u8,
+    /// The track's [`Sent`] when this subscriber started to receive it: its own counts are
+    /// what came since.
+    base: Sent,
+}
+
+impl ConsumerRef {
+    /// The sender report this subscriber gets for `mapping`: the publisher's clock, in this
+    /// subscriber's SSRC, with what was sent to it.
+    fn report(&self, sent: Sent, mapping: ClockMapping) -> SenderReport {
+        SenderReport {
+            ssrc: self.ssrc,
+            ntp_time: mapping.ntp_time,
+            rtp_time: mapping.rtp_time,
+            packet_count: sent.packets.wrapping_sub(self.base.packets),
+            octet_count: sent.octets.wrapping_sub(self.base.octets),
+            reports: Vec::new(),
+            profile_extensions: Default::default(),
+        }
+    }
 }
 
 /// A producer forwarded to this session.
@@ -734,6 +789,7 @@ impl Engine {
                 pc: pc_id,
                 ssrc,
                 payload_type: 0,
+                base: Sent::default(),
             });
         }
         self.counters.consumers.fetch_add(1, Ordering::Relaxed);
@@ -818,6 +874,7 @@ impl Engine {
             return;
         };
         let mut keyframes = Vec::new();
+        let mut reports = Vec::new();
         for (track_id, down) in session.downstream.iter_mut().filter(|(_, d)| !d.active) {
             let Some(published) = self.producers.get_mut(&down.producer) else {
                 continue;
@@ -833,14 +890,74 @@ impl Engine {
             down.active = true;
             for c in published.consumers.iter_mut().filter(|c| c.pc == pc_id) {
                 c.payload_type = pt;
+                c.base = published.sent;
+                // The publisher's clock mapping now, rather than at its next report (every
+                // 1 to 5 s): until it has one, a receiver cannot play the track in sync.
+                if let Some(mapping) = published.report {
+                    reports.push(c.report(published.sent, mapping));
+                }
             }
             if published.producer.info.kind == MediaKind::Video {
                 keyframes.push(down.producer);
             }
         }
+        for report in reports {
+            self.write_report(now, pc_id, report);
+        }
         for key in keyframes {
             self.request_keyframe(now, key);
         }
+    }
+
+    /// A publisher's sender report about `track` (webrtc's id on its `publish`): keep its clock
+    /// mapping, and pass it on to every subscriber of the track in the subscriber's terms.
+    fn relay_report(
+        &mut self,
+        now: Instant,
+        session_id: SessionId,
+        track: &str,
+        sr: &SenderReport,
+    ) {
+        let Some(key) = self
+            .sessions
+            .get(&session_id)
+            .and_then(|s| s.published.get(track))
+        else {
+            return; // no packet of the track yet: nobody receives it
+        };
+        let Some(published) = self.producers.get_mut(key) else {
+            return;
+        };
+        if sr.ssrc != published.media_ssrc {
+            return; // about the track's retransmission stream, which we do not forward
+        }
+        let mapping = ClockMapping {
+            ntp_time: sr.ntp_time,
+            rtp_time: sr.rtp_time,
+        };
+        published.report = Some(mapping);
+        let sent = published.sent;
+        published.active_consumers(&mut self.scratch);
+        let consumers = std::mem::take(&mut self.scratch);
+        for c in &consumers {
+            self.write_report(now, c.pc, c.report(sent, mapping));
+        }
+        self.scratch = consumers;
+    }
+
+    fn write_report(&mut self, now: Instant, pc_id: PcId, report: SenderReport) {
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return;
+        };
+        let msg = TaggedRTCMessage {
+            now,
+            message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(report)]),
+        };
+        if let Err(e) = pc.rtc.handle_write(msg) {
+            tracing::trace!(%e, "sender report");
+            return;
+        }
+        self.mark_flush(pc_id);
     }
 
     fn request_keyframe(&mut self, now: Instant, key: ProducerKey) {
@@ -895,6 +1012,15 @@ impl Engine {
                 match message {
                     RTCMessage::RtpPacket(track, packet) => {
                         self.on_rtp(at, session_id, pc_id, &track, packet);
+                    }
+                    RTCMessage::RtcpPacket(track, packets) if role == PcRole::Publish => {
+                        // Only sender reports reach us here (see `rtcp_forward`), one each.
+                        for sr in packets
+                            .iter()
+                            .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+                        {
+                            self.relay_report(at, session_id, &track, sr);
+                        }
                     }
                     RTCMessage::RtcpPacket(track, _) if role == PcRole::Subscribe => {
                         // Only keyframe requests reach us (see `rtcp_forward`), each about
@@ -1036,21 +1162,19 @@ impl Engine {
                 }
             }
         };
-        let Some(published) = self.producers.get(&key) else {
+        let Some(published) = self.producers.get_mut(&key) else {
             return;
         };
         published.producer.received.fetch_add(1, Ordering::Relaxed);
+        published.sent.packets = published.sent.packets.wrapping_add(1);
+        published.sent.octets = published
+            .sent
+            .octets
+            .wrapping_add(packet.payload.len() as u32);
         // Extension ids are per connection; the publisher's would mean something else to a
         // subscriber.
         strip_extensions(&mut packet.header);
-        self.scratch.clear();
-        self.scratch.extend(
-            published
-                .consumers
-                .iter()
-                .filter(|c| c.payload_type != 0)
-                .copied(),
-        );
+        published.active_consumers(&mut self.scratch);
         let consumers = std::mem::take(&mut self.scratch);
         for c in &consumers {
             let Some(pc) = self.pcs.get_mut(&c.pc) else {
@@ -1126,6 +1250,8 @@ impl Engine {
                 receiver,
                 media_ssrc,
                 consumers: Vec::new(),
+                sent: Sent::default(),
+                report: None,
             },
         );
         self.counters.producers.fetch_add(1, Ordering::Relaxed);

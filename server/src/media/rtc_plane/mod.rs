@@ -71,8 +71,8 @@ impl PcFactory {
         local: SocketAddr,
     ) -> rtc::shared::error::Result<RTCPeerConnection> {
         let flow = match role {
-            PcRole::Publish => peer::Flow::Receive,
-            PcRole::Subscribe => peer::Flow::Send,
+            PcRole::Publish => peer::Flow::Ingest,
+            PcRole::Subscribe => peer::Flow::Relay,
         };
         let password = format!("{ufrag}{:032x}", rand::random::<u128>());
         peer::build_sansio(
@@ -379,6 +379,7 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
+    use rtc::rtcp::sender_report::SenderReport;
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
     use signaling::wire::{ErrorCode, ServerMsg};
 
@@ -433,6 +434,7 @@ mod tests {
     mod sim {
         use rtc::media_stream::MediaStreamTrack;
         use rtc::peer_connection::event::RTCPeerConnectionEvent;
+        use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
         use rtc::peer_connection::sdp::RTCSessionDescription;
         use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
         use rtc::rtp_transceiver::rtp_sender::{
@@ -458,6 +460,10 @@ mod tests {
             pub(super) pc: RTCPeerConnection,
             pub(super) from_server: mpsc::Receiver<ServerMsg>,
             pub(super) connected_at: Option<Instant>,
+            /// The Opus track it publishes, if it does.
+            sender: Option<RTCRtpSenderId>,
+            /// RTP packets it has sent on it.
+            sent: u16,
         }
 
         pub(super) struct Net {
@@ -526,14 +532,21 @@ mod tests {
                     pc,
                     from_server,
                     connected_at: None,
+                    sender: None,
+                    sent: 0,
                 });
                 i
             }
 
-            /// A new client publishes one Opus track and sends one packet; returns the
-            /// server's producer of it.
+            /// A new client publishes one Opus track (SSRC 1111) and sends one packet; returns
+            /// the server's producer of it.
             pub(super) fn publish_opus(&mut self) -> Arc<Producer> {
-                let publisher = self.join(peer::Flow::Send);
+                self.publish_opus_from(peer::Flow::Send)
+            }
+
+            /// [`Net::publish_opus`] from a client whose connection has `flow`.
+            pub(super) fn publish_opus_from(&mut self, flow: peer::Flow) -> Arc<Producer> {
+                let publisher = self.join(flow);
                 let opus = RTCRtpCodec {
                     mime_type: "audio/opus".into(),
                     clock_rate: 48000,
@@ -584,19 +597,60 @@ mod tests {
                     .set_remote_description(now, answer)
                     .unwrap();
                 self.run_until(connected(publisher), Duration::from_secs(5));
-                let mut packet = rtc::rtp::Packet::default();
-                packet.header.version = 2;
-                packet.header.ssrc = 1111;
-                packet.header.payload_type = 111;
-                packet.payload = vec![0; 80].into();
-                let now = self.now;
-                let mut s = self.clients[publisher].pc.rtp_sender(sender).unwrap();
-                s.write_rtp(now, packet).unwrap();
+                self.clients[publisher].sender = Some(sender);
+                self.send_opus(publisher);
                 self.run_until(|n| !n.room.is_empty(), Duration::from_secs(1));
                 let Ok(MediaEvent::TrackPublished { producer, .. }) = self.room.try_recv() else {
                     panic!("the track was not published");
                 };
                 producer
+            }
+
+            /// Publisher `i` sends an Opus packet of 80 bytes.
+            pub(super) fn send_opus(&mut self, i: usize) {
+                let now = self.now;
+                let c = &mut self.clients[i];
+                let mut packet = rtc::rtp::Packet::default();
+                packet.header.version = 2;
+                packet.header.ssrc = 1111;
+                packet.header.payload_type = 111;
+                packet.header.sequence_number = c.sent;
+                packet.header.timestamp = u32::from(c.sent) * 960;
+                packet.payload = vec![0; 80].into();
+                c.sent += 1;
+                let sender = c.sender.expect("a publisher");
+                let mut s = c.pc.rtp_sender(sender).unwrap();
+                s.write_rtp(now, packet).unwrap();
+            }
+
+            /// Client `i` sends `report` (RTCP) on its connection.
+            pub(super) fn send_report(&mut self, i: usize, report: SenderReport) {
+                let msg = TaggedRTCMessage {
+                    now: self.now,
+                    message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(report)]),
+                };
+                self.clients[i].pc.handle_write(msg).unwrap();
+            }
+
+            /// The RTP packets and sender reports client `i` has received since last asked.
+            pub(super) fn received(
+                &mut self,
+                i: usize,
+            ) -> (Vec<rtc::rtp::Packet>, Vec<SenderReport>) {
+                let (mut rtp, mut reports) = (Vec::new(), Vec::new());
+                while let Some(msg) = self.clients[i].pc.poll_read() {
+                    match msg.message {
+                        RTCMessage::RtpPacket(_, packet) => rtp.push(packet),
+                        RTCMessage::RtcpPacket(_, packets) => reports.extend(
+                            packets
+                                .iter()
+                                .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+                                .cloned(),
+                        ),
+                        _ => {}
+                    }
+                }
+                (rtp, reports)
             }
 
             /// Whether the server has sent client `i` an offer it has not read yet (the
@@ -779,6 +833,66 @@ mod tests {
         // A change for a session whose offer is still unanswered waits for its answer.
         net.engine.handle_cmd(now, Cmd::Unsubscribe(2, track));
         assert!(!net.engine.negotiate_one(now));
+    }
+
+    /// A publisher's sender report reaches each subscriber in the subscriber's own terms: the
+    /// publisher's clock mapping (what a receiver plays audio and video in sync by), in the
+    /// subscriber's SSRC, with the counts of what was sent to that subscriber. The server's
+    /// `subscribe` connections make no reports of their own. A subscriber that comes later gets
+    /// the last mapping as soon as it receives the track.
+    #[test]
+    fn a_publishers_sender_report_reaches_each_subscriber_in_its_own_terms() {
+        let mut net = sim::Net::new();
+        // A publisher without a report stage of its own: it sends only the test's report.
+        let producer = net.publish_opus_from(peer::Flow::Relay);
+        let publisher = 0;
+        let first = net.join(peer::Flow::Ingest);
+        net.subscribe(first, producer.clone());
+        net.answer_offer(first);
+        net.run_until(sim::connected(first), Duration::from_secs(5));
+        for _ in 0..3 {
+            net.send_opus(publisher);
+        }
+        let report = SenderReport {
+            ssrc: 1111,
+            ntp_time: 0xDEAD_BEEF_0000_0001,
+            rtp_time: 123_456,
+            packet_count: 1_000,
+            octet_count: 80_000,
+            ..Default::default()
+        };
+        net.send_report(publisher, report);
+        // Two seconds of simulated time: a report stage on the server's side (1 s interval)
+        // would have reported twice by then.
+        net.run_until(|_| false, Duration::from_secs(2));
+        let (rtp, reports) = net.received(first);
+        assert_eq!(rtp.len(), 3, "the packets sent after the subscription");
+        let ssrc = rtp[0].header.ssrc;
+        assert_ne!(ssrc, 1111, "forwarded in the subscriber's SSRC");
+        let want = |ssrc, packets, octets| SenderReport {
+            ssrc,
+            ntp_time: 0xDEAD_BEEF_0000_0001,
+            rtp_time: 123_456,
+            packet_count: packets,
+            octet_count: octets,
+            ..Default::default()
+        };
+        assert_eq!(reports, [want(ssrc, 3, 240)]);
+
+        let second = net.join(peer::Flow::Ingest);
+        net.subscribe(second, producer);
+        net.answer_offer(second);
+        net.run_until(sim::connected(second), Duration::from_secs(5));
+        net.run_until(|_| false, Duration::from_millis(100));
+        let (rtp, reports) = net.received(second);
+        assert!(rtp.is_empty(), "nothing was published since");
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let second_ssrc = reports[0].ssrc;
+        assert!(
+            second_ssrc != 1111 && second_ssrc != ssrc,
+            "each subscriber's own SSRC"
+        );
+        assert_eq!(reports, [want(second_ssrc, 0, 0)]);
     }
 
     /// An answer on `subscribe` that does not parse is refused with `bad_sdp`, and the server
