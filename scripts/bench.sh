@@ -126,6 +126,8 @@ FIGURES = [
     ("added by the server p99.9 ms", lambda r: field(r, "server_delay_ms", "p999"), "{:.2f}"),
     ("join p50 ms", lambda r: field(r, "join_ms", "p50"), "{:.0f}"),
     ("join p99 ms", lambda r: field(r, "join_ms", "p99"), "{:.0f}"),
+    ("join from those already in p50 ms", lambda r: field(r, "join_present_ms", "p50"), "{:.0f}"),
+    ("join from those already in p99 ms", lambda r: field(r, "join_present_ms", "p99"), "{:.0f}"),
     ("signaling p50 ms", lambda r: field(r, "publish_answer_ms", "p50"), "{:.1f}"),
     ("server CPU % of a core", lambda r: field(r, "server", "cpu_percent"), "{:.0f}"),
     ("server us/pkt", lambda r: field(r, "server", "cpu_us_per_packet"), "{:.1f}"),
@@ -153,16 +155,17 @@ def median(target, name, read):
 for target in targets:
     print(f"### {NAMES.get(target, target)}")
     print()
-    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | added by the server p50 / p99 / p99.9 ms | join p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant anonymous / VmRSS | loadgen CPU % | loadgen us/pkt |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | runs | forwarded pkt/s | loss % | latency p50 / p99 / p99.9 ms | added by the server p50 / p99 / p99.9 ms | join p50 / p99 ms | from those already in p50 / p99 ms | server CPU % | server us/pkt | server KiB/participant anonymous / VmRSS | loadgen CPU % | loadgen us/pkt |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in scenarios:
         rs = runs(target, name)
         col = lambda *path, fmt="{:.0f}": cell([field(r, *path) for r in rs], fmt)
         latency = " / ".join(col("latency_ms", q, fmt="{:.1f}") for q in ("p50", "p99", "p999"))
         added = " / ".join(col("server_delay_ms", q, fmt="{:.2f}") for q in ("p50", "p99", "p999"))
         join = " / ".join(col("join_ms", q) for q in ("p50", "p99"))
+        present = " / ".join(col("join_present_ms", q) for q in ("p50", "p99"))
         print(f"| {name} | {len(rs)} | {col('forwarded_per_s')} | {cell([loss(r) for r in rs], '{:.3f}')} "
-              f"| {latency} | {added} | {join} "
+              f"| {latency} | {added} | {join} | {present} "
               f"| {col('server', 'cpu_percent')} | {col('server', 'cpu_us_per_packet', fmt='{:.1f}')} "
               f"| {col('server', 'anon_per_participant_kib')} / {col('server', 'rss_per_participant_kib')} "
               f"| {col('loadgen', 'cpu_percent')} "
@@ -194,6 +197,10 @@ if "roundtable" in targets:
         ("server CPU per forwarded packet (goal 5 us)", lambda r: us_per_packet(r) / 5),
         ("join to first media, p50 (goal 150 ms)", lambda r: field(r, "join_ms", "p50") / 150),
         ("join to first media, p99 (goal 400 ms)", lambda r: field(r, "join_ms", "p99") / 400),
+        ("the same, from those already in, p50 (goal 150 ms)",
+         lambda r: field(r, "join_present_ms", "p50") / 150),
+        ("the same, from those already in, p99 (goal 400 ms)",
+         lambda r: field(r, "join_present_ms", "p99") / 400),
         ("server memory per participant, anonymous (goal 1 MiB)",
          lambda r: field(r, "server", "anon_per_participant_kib") / 1024),
         ("server memory per participant, VmRSS (goal 1 MiB)",

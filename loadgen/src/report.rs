@@ -26,6 +26,11 @@ pub struct Report {
     /// Per participant: WebSocket open to the first media from every other publisher, in ms
     /// (for a publisher that joined later, from that publisher's WebSocket open).
     pub join_ms: Option<Percentiles>,
+    /// Per participant: WebSocket open to the first media from every publisher that was in
+    /// the room before it, in ms: what a newcomer waits. `join_ms` also waits for those who
+    /// come later, so in a room that fills one by one it is set by the last joins, made while
+    /// the room is at its busiest.
+    pub join_present_ms: Option<Percentiles>,
     /// Per participant: WebSocket open to its publish answer, in ms. Signaling alone; the rest
     /// of `join_ms` is ICE, DTLS and the first packets.
     pub publish_answer_ms: Option<Percentiles>,
@@ -152,6 +157,8 @@ pub struct Collected {
     pub incomplete: usize,
     /// One join time per complete participant, ms.
     pub join_ms: Vec<f64>,
+    /// One newcomer's wait per complete participant with someone before it, ms.
+    pub join_present_ms: Vec<f64>,
     /// One publish answer time per participant, ms.
     pub publish_answer_ms: Vec<f64>,
     /// Window length, seconds.
@@ -192,6 +199,7 @@ impl Collected {
         let use_of = |s: [Sample; 3]| process_use(s, self.window_s, totals.received, self.joined);
         Report {
             join_ms: percentiles_ms(&self.join_ms),
+            join_present_ms: percentiles_ms(&self.join_present_ms),
             publish_answer_ms: percentiles_ms(&self.publish_answer_ms),
             latency_ms: latency_percentiles_ms(&latency),
             server_delay_ms: self.server_delay.as_ref().and_then(delay_percentiles_ms),
@@ -387,6 +395,7 @@ mod tests {
             failed_joins: 0,
             incomplete: 0,
             join_ms: vec![10.0, 20.0],
+            join_present_ms: vec![5.0],
             publish_answer_ms: vec![],
             window_s: 2.0,
             sent_packets: 103,
@@ -412,6 +421,7 @@ mod tests {
             "{l:?}"
         );
         assert_eq!(report.join_ms.unwrap().p50, 10.0);
+        assert_eq!(report.join_present_ms.unwrap().max, 5.0);
         // The server's own histograms: the window's, and the joins' apart.
         let window = report.server_delay_ms.unwrap();
         assert_eq!((window.count, window.p50, window.p99), (102, 1.5, 4.0));

@@ -127,7 +127,11 @@ pub async fn run(
     let (participants, failed_joins) =
         join_everyone(&target.sfu, options.client, scenario, &rooms).await;
     wait_for_media(&participants, options).await;
-    let (join_ms, incomplete) = join_times(&participants);
+    let JoinTimes {
+        all: join_ms,
+        present: join_present_ms,
+        incomplete,
+    } = join_times(&participants);
 
     for p in &participants {
         p.media.start_window();
@@ -158,6 +162,7 @@ pub async fn run(
         failed_joins,
         incomplete,
         join_ms,
+        join_present_ms,
         publish_answer_ms: publish_answer_times(&participants),
         window_s,
         sent_packets: sent_after - sent_before,
@@ -350,25 +355,46 @@ async fn wait_for_media(participants: &[Participant], options: &RunOptions) {
     }
 }
 
-/// Per participant, the time from its WebSocket open (or the publisher's, if that came later)
-/// to the first media from its last publisher; and how many never got media from everyone.
-fn join_times(participants: &[Participant]) -> (Vec<f64>, usize) {
-    let mut times = Vec::new();
-    let mut incomplete = 0;
+/// Join times in ms, one per participant that got media from everyone.
+struct JoinTimes {
+    /// From its WebSocket open (or the publisher's, if that came later) to the first media
+    /// from its last publisher.
+    all: Vec<f64>,
+    /// From its WebSocket open to the first media from the last of the publishers that
+    /// opened theirs before it (participants with none are left out).
+    present: Vec<f64>,
+    /// Participants that never got media from everyone.
+    incomplete: usize,
+}
+
+fn join_times(participants: &[Participant]) -> JoinTimes {
+    let mut times = JoinTimes {
+        all: Vec::new(),
+        present: Vec::new(),
+        incomplete: 0,
+    };
     for r in participants {
-        let waits: Option<Vec<u64>> = others(participants, r)
+        // (wait, whether the publisher was there first) per publisher.
+        let waits: Option<Vec<(u64, bool)>> = others(participants, r)
             .map(|p| {
                 let first = r.media.first_media_ns(&p.id)?;
-                Some(first.saturating_sub(r.opened_at_ns.max(p.opened_at_ns)))
+                let wait = first.saturating_sub(r.opened_at_ns.max(p.opened_at_ns));
+                Some((wait, p.opened_at_ns < r.opened_at_ns))
             })
             .collect();
-        match waits {
-            None => incomplete += 1,
-            Some(w) if w.is_empty() => {}
-            Some(w) => times.push(*w.iter().max().unwrap_or(&0) as f64 / 1e6),
+        let Some(waits) = waits else {
+            times.incomplete += 1;
+            continue;
+        };
+        let ms = |ns: u64| ns as f64 / 1e6;
+        if let Some(all) = waits.iter().map(|w| w.0).max() {
+            times.all.push(ms(all));
+        }
+        if let Some(present) = waits.iter().filter(|w| w.1).map(|w| w.0).max() {
+            times.present.push(ms(present));
         }
     }
-    (times, incomplete)
+    times
 }
 
 /// The measurement window, with a progress line every second.

@@ -332,7 +332,7 @@ impl Participant {
                         .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(t.mime))
                         .with_context(|| format!("{} not negotiated", t.mime))?;
                     t.payload_type = Some(codec.payload_type);
-                    t.next_at = Some(now);
+                    t.next_at = Some(t.schedule.first_tick(now));
                 }
             }
             ServerMsg::Offer {

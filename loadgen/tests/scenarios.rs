@@ -96,6 +96,9 @@ fn check_counts(report: &Report, streams: usize) -> anyhow::Result<()> {
     let joins = report.join_ms.map(|p| p.count);
     assert_eq!(joins, Some(report.joined as u64));
     assert_eq!(report.publish_answer_ms.map(|p| p.count), joins);
+    // A newcomer's wait: everyone but the first in each room had someone before it.
+    let newcomers = report.join_present_ms.map(|p| p.count);
+    assert_eq!(newcomers, Some((report.joined - s.rooms) as u64));
     let latencies = report.latency_ms.map(|p| p.count);
     assert_eq!(latencies, Some(report.totals.received));
     assert!(report.server.is_some());

@@ -281,9 +281,10 @@ struct Output {
 /// Send `plan` on `out`, paced by a tokio interval. A late tick is skipped rather than caught
 /// up, so a saturated generator shows as fewer packets sent, never as bursts.
 async fn send_paced(out: Output, plan: TrackPlan) {
-    let mut tick = tokio::time::interval(plan.period);
+    let start = Instant::now().into_std();
+    let mut schedule = Schedule::new(plan, out.clock_rate, start);
+    let mut tick = tokio::time::interval_at(schedule.first_tick(start).into(), schedule.period());
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut schedule = Schedule::new(plan, out.clock_rate, Instant::now().into_std());
     while !schedule.done() {
         let now = tick.tick().await.into_std();
         let wanted = out.keyframe_wanted.swap(false, Ordering::Relaxed);
@@ -323,6 +324,16 @@ impl Schedule {
     /// The time between ticks.
     pub(crate) fn period(&self) -> Duration {
         self.plan.period
+    }
+
+    /// When the first tick is due, for a track that may start sending at `now`: a random
+    /// point within its first period. Each real publisher's capture clock starts when it
+    /// starts, so packets reach the server spread over the period. Without this, the
+    /// scenarios' staggered joins (200 ms apart, a multiple of both periods) had every
+    /// publisher of a room tick within a few milliseconds of the others, and each tick was a
+    /// burst at the server: 40 audio packets at once, 1,560 copies, in skillshare40.
+    pub(crate) fn first_tick(&self, now: std::time::Instant) -> std::time::Instant {
+        now + self.plan.period.mul_f64(rand::random::<f64>())
     }
 
     /// Whether the plan's packet count has been sent.
@@ -405,4 +416,33 @@ async fn payload_type(sender: &Arc<dyn RtpSender>, mime: &str) -> anyhow::Result
     Ok(codec
         .with_context(|| format!("{mime} not negotiated"))?
         .payload_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tracks start at random points of their first period, so publishers that start together
+    /// do not send together.
+    #[test]
+    fn first_ticks_fall_anywhere_in_the_first_period() {
+        let plan = TrackPlan {
+            period: Duration::from_millis(20),
+            min_bytes: 100,
+            max_bytes: 100,
+            keyframes: None,
+            packets: None,
+        };
+        let period = plan.period;
+        let now = std::time::Instant::now();
+        let schedule = Schedule::new(plan, 48_000, now);
+        let offsets: Vec<Duration> = (0..200).map(|_| schedule.first_tick(now) - now).collect();
+        assert!(offsets.iter().all(|o| *o < period), "{offsets:?}");
+        let (min, max) = (offsets.iter().min(), offsets.iter().max());
+        // 200 uniform draws all within half the period: about 2^-199.
+        assert!(
+            *max.unwrap() - *min.unwrap() > period / 2,
+            "{min:?} to {max:?}"
+        );
+    }
 }

@@ -7,12 +7,29 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use signaling::wire::{self, ClientMsg, ServerMsg};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::WAIT;
 
+/// Bytes a WebSocket of the generator reads at a time. tungstenite zero-fills this much of its
+/// buffer on every read attempt, even one that finds nothing; a participant's loop polls its
+/// WebSocket each time a datagram wakes it, so the default (128 KiB) cost the generator 6 % of
+/// its CPU in skillshare40. Larger messages (a 40-track SDP) take several reads.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The generator's WebSocket settings (ours and Janus's alike).
+pub fn config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES)
+}
+
 /// Open a WebSocket to the server and return raw frame channels (for bad-input tests too).
 pub async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
-    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(
+        format!("ws://{addr}/ws"),
+        Some(config()),
+        false,
+    )
+    .await?;
     Ok(Ws { socket })
 }
 

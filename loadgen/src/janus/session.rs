@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::proto::{Incoming, Jsep, Request, SUBPROTOCOL, Transactions, VIDEOROOM};
-use crate::client::WAIT;
+use crate::client::{WAIT, ws};
 
 const KEEPALIVE: Duration = Duration::from_secs(25);
 
@@ -54,10 +54,13 @@ impl Session {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(SUBPROTOCOL),
         );
-        let (socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .context("connecting to Janus timed out")?
-            .with_context(|| format!("connecting to {url}"))?;
+        let (socket, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_with_config(request, Some(ws::config()), false),
+        )
+        .await
+        .context("connecting to Janus timed out")?
+        .with_context(|| format!("connecting to {url}"))?;
         let (mut sink, mut stream) = socket.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
         let transactions = Arc::new(Mutex::new(Transactions::default()));

@@ -39,6 +39,7 @@ impl Report {
                 ),
             ),
             ("join to all media (ms)", percentiles(self.join_ms)),
+            ("  from those already in", percentiles(self.join_present_ms)),
             ("  of which signaling", percentiles(self.publish_answer_ms)),
             (
                 "window",
@@ -137,6 +138,7 @@ mod tests {
             failed_joins: 1,
             incomplete: 0,
             join_ms: vec![],
+            join_present_ms: vec![],
             publish_answer_ms: vec![],
             window_s: 0.0,
             sent_packets: 0,
@@ -148,7 +150,7 @@ mod tests {
         }
         .report();
         let table = report.table();
-        assert_eq!(table.lines().count(), 14, "{table}");
+        assert_eq!(table.lines().count(), 15, "{table}");
         assert!(
             table.contains("loadgen client          webrtc-rs peers"),
             "{table}"
