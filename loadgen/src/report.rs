@@ -187,7 +187,7 @@ pub enum ClientKind {
     /// track. Speaks our protocol and (through the adapter) Janus's.
     #[default]
     Webrtc,
-    /// [`crate::sansio`]: one task per participant on webrtc-rs's sans-IO core; 0.74 to 0.90
+    /// [`crate::sansio`]: one task per participant on webrtc-rs's sans-IO core; 0.70 to 0.80
     /// of the other's CPU per packet in BENCHMARKS.md's run. Our protocol only.
     Sansio,
 }
