@@ -113,9 +113,11 @@ struct Pc {
 const MAX_EARLY_DTLS: usize = 4;
 
 /// Packets a connection takes into its pipeline before they are pumped through, even in the
-/// middle of a turn. webrtc-rs's handlers keep a queue each and never shrink it, so a
-/// keyframe burst (20 packets in one read batch) left every subscriber with seven queues sized
-/// for it; pumping every 8 packets keeps them small, and costs nothing in a turn of fewer.
+/// middle of a turn: forwarded media and the sender reports written on a subscriber's behalf.
+/// webrtc-rs's handlers keep a queue each and never shrink it, so a burst left every
+/// subscriber with seven queues sized for it: a keyframe (20 packets in one read batch), or
+/// the reports a newcomer gets for every track at once (39 in a room of 40, which held 27 KB
+/// per queue). Pumping every 8 packets keeps them small, and costs nothing in a turn of fewer.
 const MAX_UNFLUSHED: u8 = 8;
 
 /// One published track as the engine forwards it.
@@ -217,7 +219,9 @@ pub struct Engine {
     local_addr: SocketAddr,
     counters: Arc<Counters>,
     sessions: HashMap<SessionId, Session>,
-    pcs: HashMap<PcId, Pc>,
+    /// Boxed: a connection is about 9 KB, and a map of them by value kept that for every
+    /// empty slot and moved them all each time it grew.
+    pcs: HashMap<PcId, Box<Pc>>,
     by_ufrag: HashMap<String, PcId>,
     by_addr: HashMap<SocketAddr, PcId>,
     producers: HashMap<ProducerKey, Published>,
@@ -550,7 +554,7 @@ impl Engine {
         self.by_ufrag.insert(ufrag.clone(), id);
         self.pcs.insert(
             id,
-            Pc {
+            Box::new(Pc {
                 rtc,
                 session,
                 role,
@@ -562,7 +566,7 @@ impl Engine {
                 unflushed: 0,
                 ice_connected: false,
                 early_dtls: Vec::new(),
-            },
+            }),
         );
         self.stale_timers.push(id);
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
@@ -633,7 +637,7 @@ impl Engine {
             PcRole::Publish => session.publish,
             PcRole::Subscribe => session.subscribe,
         };
-        self.pcs.get_mut(&pc)
+        self.pcs.get_mut(&pc).map(|pc| &mut **pc)
     }
 
     fn signal(&mut self, now: Instant, id: SessionId, signal: Signal) -> Result<(), Reject> {
@@ -957,6 +961,20 @@ impl Engine {
             tracing::trace!(%e, "sender report");
             return;
         }
+        self.wrote(pc_id);
+    }
+
+    /// `pc_id` took a packet into its pipeline: pump it through after every
+    /// [`MAX_UNFLUSHED`] packets, and at the end of the turn.
+    fn wrote(&mut self, pc_id: PcId) {
+        let Some(pc) = self.pcs.get_mut(&pc_id) else {
+            return;
+        };
+        pc.unflushed += 1;
+        if pc.unflushed >= MAX_UNFLUSHED {
+            let session = pc.session;
+            self.guarded(session, |engine| engine.flush_writes(pc_id));
+        }
         self.mark_flush(pc_id);
     }
 
@@ -1194,12 +1212,7 @@ impl Engine {
                 continue;
             }
             self.forwarded += 1;
-            pc.unflushed += 1;
-            if pc.unflushed >= MAX_UNFLUSHED {
-                let session = pc.session;
-                self.guarded(session, |engine| engine.flush_writes(c.pc));
-            }
-            self.mark_flush(c.pc);
+            self.wrote(c.pc);
         }
         self.scratch = consumers;
     }

@@ -894,6 +894,44 @@ mod tests {
         assert_eq!(reports, [want(second_ssrc, 0, 0)]);
     }
 
+    /// A newcomer gets every stream's last sender report as soon as it receives the streams,
+    /// more of them at once than the engine writes into a connection between two pumps
+    /// (`MAX_UNFLUSHED`): none is lost to the pumping in between.
+    #[test]
+    fn a_newcomer_gets_the_last_report_of_every_stream_at_once() {
+        const PUBLISHERS: usize = 12;
+        let mut net = sim::Net::new();
+        let mut producers = Vec::new();
+        for i in 0..PUBLISHERS {
+            producers.push(net.publish_opus_from(peer::Flow::Relay));
+            let report = SenderReport {
+                ssrc: 1111,
+                ntp_time: 0x1000_0000_0000_0000 + i as u64,
+                rtp_time: 1_000 + i as u32,
+                ..Default::default()
+            };
+            net.send_report(i, report);
+        }
+        net.run_until(|_| false, Duration::from_millis(100));
+
+        let newcomer = net.join(peer::Flow::Ingest);
+        for producer in producers {
+            net.engine
+                .handle_cmd(net.now, Cmd::Subscribe(newcomer as u64 + 1, producer));
+        }
+        sim::turn(&mut net.engine, net.now);
+        net.answer_offer(newcomer);
+        net.run_until(sim::connected(newcomer), Duration::from_secs(5));
+        net.run_until(|_| false, Duration::from_millis(100));
+        let (_, reports) = net.received(newcomer);
+        let mut rtp_times: Vec<u32> = reports.iter().map(|r| r.rtp_time).collect();
+        rtp_times.sort_unstable();
+        let want: Vec<u32> = (0..PUBLISHERS as u32).map(|i| 1_000 + i).collect();
+        assert_eq!(rtp_times, want, "one report per publisher: {reports:?}");
+        let ssrcs: std::collections::HashSet<u32> = reports.iter().map(|r| r.ssrc).collect();
+        assert_eq!(ssrcs.len(), PUBLISHERS, "each in its own stream's SSRC");
+    }
+
     /// An answer on `subscribe` that does not parse is refused with `bad_sdp`, and the server
     /// offers again; the client's next answer connects.
     #[test]
