@@ -30,6 +30,7 @@ use signaling::wire::IceCandidate;
 use webrtc::peer_connection::{RTCIceCandidate, RTCIceCandidateInit};
 
 use super::rtcp_forward::{SLOT, ToApplication};
+use super::rtx_unwrap::{self, RtxUnwrap};
 
 /// Time between ICE connectivity checks.
 pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(25);
@@ -41,8 +42,9 @@ pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 /// about 2 MiB a publisher, and 128 was still a fifth of room10's memory.
 pub const NACK_HISTORY: u16 = 64;
 
-/// Times one lost packet is asked for before it is given up (webrtc-rs: without limit, which
-/// turns a burst of loss on a saturated host into seconds of retransmissions).
+/// Times one lost packet is asked for before it is given up, 100 ms apart, unless it comes
+/// (webrtc-rs: without limit, which turns a burst of loss on a saturated host into seconds of
+/// retransmissions). A retransmission counts as coming only with [`RtxUnwrap`] in the chain.
 pub const NACK_RETRIES: u16 = 10;
 
 /// Which way media flows on a peer connection, which decides its interceptors. Every stage of
@@ -51,7 +53,8 @@ pub const NACK_RETRIES: u16 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     /// Media arrives (the webrtc-rs plane's `publish`, a client's `subscribe`): NACK
-    /// generator, TWCC feedback, receiver reports.
+    /// generator (which sees retransmissions as the packets they repair), TWCC feedback,
+    /// receiver reports.
     Receive,
     /// Media leaves (the webrtc-rs plane's `subscribe`, a client's `publish`): NACK responder,
     /// sender reports, and inbound PLI/FIR handed to the application (the server relays them
@@ -199,13 +202,16 @@ fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Re
         registry = registry.with(Slot::from(SLOT), ToApplication::keyframe_requests());
     }
     if flow.receives() {
+        // The NACK generator above the reception statistics, with retransmissions unwrapped
+        // just below it: see `rtx_unwrap`.
         registry = registry
             .with(
-                Slot::NackGenerator,
+                Slot::from(rtx_unwrap::NACK_GENERATOR_SLOT),
                 NackGeneratorBuilder::new()
                     .with_max_nacks_per_packet(NACK_RETRIES)
                     .build(),
             )
+            .with(Slot::from(rtx_unwrap::SLOT), RtxUnwrap::new())
             .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
         if flow == Flow::Ingest {
             registry = registry.with(Slot::from(SLOT), ToApplication::sender_reports());

@@ -32,7 +32,7 @@ use super::fanout::{Consumer, Producer};
 use super::gauge::{Count, Gauge, PlaneStats};
 use super::peer::{self, PeerNet};
 use super::{
-    MediaEvent, MediaPlane, MediaSession, Negotiation, SessionCtx, Signal, pick_payload_type,
+    MediaEvent, MediaPlane, MediaSession, Negotiation, Seen, SessionCtx, Signal, pick_payload_type,
     queue_full, rtp_kind, strip_extensions,
 };
 
@@ -539,10 +539,15 @@ async fn read_producer(
     mut keyframes: mpsc::Receiver<()>,
     to_room: mpsc::UnboundedSender<MediaEvent>,
 ) {
+    let mut seen = Seen::default();
     loop {
         tokio::select! {
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                    if !seen.is_new(packet.header.sequence_number) {
+                        producer.received.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     // Extension ids are per connection; the publisher's would mean something
                     // else to a subscriber. Stripped once here, so the per-consumer clones
                     // copy no extension data.

@@ -41,7 +41,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::super::fanout::Producer;
 use super::super::peer;
 use super::super::{
-    MediaEvent, Negotiation, SessionCtx, Signal, pick_payload_type, rtp_kind, strip_extensions,
+    MediaEvent, Negotiation, Seen, SessionCtx, Signal, pick_payload_type, rtp_kind,
+    strip_extensions,
 };
 use super::{Counters, PcFactory};
 
@@ -132,6 +133,8 @@ struct Published {
     sent: Sent,
     /// The publisher's last sender report: its clock mapping, sent to each new subscriber.
     report: Option<ClockMapping>,
+    /// The packets that came lately, so that none is forwarded twice.
+    seen: Seen,
 }
 
 impl Published {
@@ -1184,6 +1187,9 @@ impl Engine {
             return;
         };
         published.producer.received.fetch_add(1, Ordering::Relaxed);
+        if !published.seen.is_new(packet.header.sequence_number) {
+            return;
+        }
         published.sent.packets = published.sent.packets.wrapping_add(1);
         published.sent.octets = published
             .sent
@@ -1265,6 +1271,7 @@ impl Engine {
                 consumers: Vec::new(),
                 sent: Sent::default(),
                 report: None,
+                seen: Seen::default(),
             },
         );
         self.counters.producers.fetch_add(1, Ordering::Relaxed);

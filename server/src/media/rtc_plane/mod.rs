@@ -460,11 +460,26 @@ mod tests {
             pub(super) pc: RTCPeerConnection,
             pub(super) from_server: mpsc::Receiver<ServerMsg>,
             pub(super) connected_at: Option<Instant>,
-            /// The Opus track it publishes, if it does.
+            /// The track it publishes, if it does.
             sender: Option<RTCRtpSenderId>,
+            /// Its codec: `(SSRC, payload type, clock ticks per packet)`.
+            track: (u32, u8, u32),
             /// RTP packets it has sent on it.
             sent: u16,
         }
+
+        /// What a client publishes.
+        #[derive(Clone, Copy)]
+        pub(super) enum Track {
+            /// Opus, SSRC 1111: no retransmissions.
+            Opus,
+            /// VP8, SSRC 2222, with an RTX stream (NACK answered by retransmission).
+            Vp8,
+        }
+
+        /// Sees every datagram a client sends the server (the client's index, the bytes);
+        /// the datagram is delivered only if it returns true.
+        pub(super) type Tap = Box<dyn FnMut(usize, &[u8]) -> bool>;
 
         pub(super) struct Net {
             pub(super) now: Instant,
@@ -472,6 +487,7 @@ mod tests {
             pub(super) clients: Vec<Client>,
             pub(super) room: mpsc::UnboundedReceiver<MediaEvent>,
             to_room: mpsc::UnboundedSender<MediaEvent>,
+            pub(super) tap: Option<Tap>,
         }
 
         /// The SDP of an offer.
@@ -507,6 +523,7 @@ mod tests {
                     clients: Vec::new(),
                     room,
                     to_room,
+                    tap: None,
                 }
             }
 
@@ -533,6 +550,7 @@ mod tests {
                     from_server,
                     connected_at: None,
                     sender: None,
+                    track: (0, 0, 0),
                     sent: 0,
                 });
                 i
@@ -546,27 +564,52 @@ mod tests {
 
             /// [`Net::publish_opus`] from a client whose connection has `flow`.
             pub(super) fn publish_opus_from(&mut self, flow: peer::Flow) -> Arc<Producer> {
+                self.publish(flow, Track::Opus)
+            }
+
+            /// A new client, whose connection has `flow`, publishes `what` and sends one
+            /// packet; returns the server's producer of it.
+            pub(super) fn publish(&mut self, flow: peer::Flow, what: Track) -> Arc<Producer> {
                 let publisher = self.join(flow);
-                let opus = RTCRtpCodec {
-                    mime_type: "audio/opus".into(),
-                    clock_rate: 48000,
-                    channels: 2,
-                    ..Default::default()
+                let (codec, ssrc, payload_type, ticks, kind) = match what {
+                    Track::Opus => (
+                        RTCRtpCodec {
+                            mime_type: "audio/opus".into(),
+                            clock_rate: 48000,
+                            channels: 2,
+                            ..Default::default()
+                        },
+                        1111,
+                        111,
+                        960,
+                        RtpCodecKind::Audio,
+                    ),
+                    Track::Vp8 => (
+                        RTCRtpCodec {
+                            mime_type: "video/VP8".into(),
+                            clock_rate: 90000,
+                            ..Default::default()
+                        },
+                        2222,
+                        96,
+                        3000,
+                        RtpCodecKind::Video,
+                    ),
                 };
                 let coding = RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(1111),
+                        ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: opus,
+                    codec,
                     ..Default::default()
                 };
                 let name = format!("p{}", publisher + 1);
                 let track = MediaStreamTrack::new(
                     name.clone(),
-                    format!("{name}-audio"),
-                    "audio".into(),
-                    RtpCodecKind::Audio,
+                    format!("{name}-{kind}"),
+                    kind.to_string(),
+                    kind,
                     vec![coding],
                 );
                 let init = RTCRtpTransceiverInit {
@@ -598,7 +641,8 @@ mod tests {
                     .unwrap();
                 self.run_until(connected(publisher), Duration::from_secs(5));
                 self.clients[publisher].sender = Some(sender);
-                self.send_opus(publisher);
+                self.clients[publisher].track = (ssrc, payload_type, ticks);
+                self.send_rtp(publisher);
                 self.run_until(|n| !n.room.is_empty(), Duration::from_secs(1));
                 let Ok(MediaEvent::TrackPublished { producer, .. }) = self.room.try_recv() else {
                     panic!("the track was not published");
@@ -606,21 +650,53 @@ mod tests {
                 producer
             }
 
-            /// Publisher `i` sends an Opus packet of 80 bytes.
-            pub(super) fn send_opus(&mut self, i: usize) {
+            /// Publisher `i` sends its next packet, of 80 bytes (Opus or VP8 as it publishes).
+            pub(super) fn send_rtp(&mut self, i: usize) {
                 let now = self.now;
                 let c = &mut self.clients[i];
+                let (ssrc, payload_type, ticks) = c.track;
                 let mut packet = rtc::rtp::Packet::default();
                 packet.header.version = 2;
-                packet.header.ssrc = 1111;
-                packet.header.payload_type = 111;
+                packet.header.ssrc = ssrc;
+                packet.header.payload_type = payload_type;
                 packet.header.sequence_number = c.sent;
-                packet.header.timestamp = u32::from(c.sent) * 960;
+                packet.header.timestamp = u32::from(c.sent) * ticks;
                 packet.payload = vec![0; 80].into();
                 c.sent += 1;
                 let sender = c.sender.expect("a publisher");
                 let mut s = c.pc.rtp_sender(sender).unwrap();
                 s.write_rtp(now, packet).unwrap();
+            }
+
+            /// Publisher `i` sends packet `seq` again on its retransmission stream (RTX, RFC
+            /// 4588), as a sender does when asked for it or when it probes bandwidth with
+            /// recent media. The RTX sequence number is derived from `seq`: copy each packet
+            /// once, or SRTP drops the second as a replay.
+            pub(super) fn send_rtx_copy(&mut self, i: usize, seq: u16) {
+                let now = self.now;
+                let c = &mut self.clients[i];
+                let (_, _, ticks) = c.track;
+                let mut s = c.pc.rtp_sender(c.sender.expect("a publisher")).unwrap();
+                let rtx = s.get_parameters().encodings[0]
+                    .rtp_coding_parameters
+                    .rtx
+                    .as_ref()
+                    .expect("an RTX stream")
+                    .ssrc;
+                let mut packet = rtc::rtp::Packet::default();
+                packet.header.version = 2;
+                packet.header.ssrc = rtx;
+                packet.header.payload_type = 97;
+                packet.header.sequence_number = 40_000 + seq;
+                packet.header.timestamp = u32::from(seq) * ticks;
+                let mut payload = seq.to_be_bytes().to_vec();
+                payload.extend([0; 80]);
+                packet.payload = payload.into();
+                let msg = TaggedRTCMessage {
+                    now,
+                    message: RTCMessage::RtpPacket(String::new(), packet),
+                };
+                c.pc.handle_write(msg).unwrap();
             }
 
             /// Client `i` sends `report` (RTCP) on its connection.
@@ -719,9 +795,14 @@ mod tests {
                 let end = self.now + limit;
                 while !done(self) && self.now < end {
                     let mut quiet = true;
-                    for c in &mut self.clients {
+                    for (i, c) in self.clients.iter_mut().enumerate() {
                         while let Some(out) = c.pc.poll_write() {
                             quiet = false;
+                            if let Some(tap) = &mut self.tap
+                                && !tap(i, &out.message)
+                            {
+                                continue;
+                            }
                             self.engine.handle_datagram(self.now, c.addr, &out.message);
                             turn(&mut self.engine, self.now);
                         }
@@ -851,7 +932,7 @@ mod tests {
         net.answer_offer(first);
         net.run_until(sim::connected(first), Duration::from_secs(5));
         for _ in 0..3 {
-            net.send_opus(publisher);
+            net.send_rtp(publisher);
         }
         let report = SenderReport {
             ssrc: 1111,
@@ -930,6 +1011,98 @@ mod tests {
         assert_eq!(rtp_times, want, "one report per publisher: {reports:?}");
         let ssrcs: std::collections::HashSet<u32> = reports.iter().map(|r| r.ssrc).collect();
         assert_eq!(ssrcs.len(), PUBLISHERS, "each in its own stream's SSRC");
+    }
+
+    /// RTP datagrams a tap saw, as (payload type, sequence number): RTCP and everything
+    /// that is not RTP are left out. SRTP leaves the header in the clear.
+    fn rtp_header(datagram: &[u8]) -> Option<(u8, u16)> {
+        let rtp = datagram.len() >= 12 && datagram[0] >> 6 == 2;
+        let rtcp = (192..=223).contains(&datagram.get(1).copied().unwrap_or(0));
+        (rtp && !rtcp).then(|| {
+            (
+                datagram[1] & 0x7f,
+                u16::from_be_bytes([datagram[2], datagram[3]]),
+            )
+        })
+    }
+
+    /// A video packet lost between a publisher and the server is asked for, and once its
+    /// retransmission has come, not again. webrtc-rs's NACK generator saw a retransmission as
+    /// a packet of another stream, and asked for the packet every 100 ms until its retry
+    /// limit: the publisher sent it 10 times, and the server forwarded it 10 times.
+    #[test]
+    fn a_lost_packet_is_asked_for_until_its_retransmission_comes() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+
+        let mut net = sim::Net::new();
+        let producer = net.publish(peer::Flow::Send, sim::Track::Vp8);
+        let publisher = 0;
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = seen.clone();
+        let mut dropped = false;
+        net.tap = Some(Box::new(move |i, datagram| {
+            let Some((payload_type, seq)) = rtp_header(datagram).filter(|_| i == publisher) else {
+                return true;
+            };
+            log.borrow_mut().push((payload_type, seq));
+            // The first time packet 3 is sent, it is lost.
+            let lose = payload_type == 96 && seq == 3 && !dropped;
+            dropped |= lose;
+            !lose
+        }));
+        for _ in 1..=10 {
+            net.send_rtp(publisher);
+            net.run_until(|_| false, Duration::from_millis(30));
+        }
+        net.run_until(|_| false, Duration::from_secs(2));
+
+        let seen = seen.borrow();
+        let media: Vec<u16> = seen.iter().filter(|s| s.0 == 96).map(|s| s.1).collect();
+        assert_eq!(
+            media,
+            (1..=10).collect::<Vec<u16>>(),
+            "each packet sent once"
+        );
+        let retransmissions = seen.iter().filter(|s| s.0 == 97).count();
+        assert_eq!(retransmissions, 1, "packet 3 asked for once: {seen:?}");
+        // The retransmission reached the application: all 11 packets, 0 to 10, came.
+        assert_eq!(producer.received.load(Ordering::Relaxed), 11);
+    }
+
+    /// A packet that reaches the server twice (the second time as a retransmission: asked for
+    /// after a delay, or sent again by a publisher probing its bandwidth with recent media) is
+    /// forwarded once. A subscriber's SRTP would drop the second copy anyway, after it had
+    /// cost the server and the subscriber's link.
+    #[test]
+    fn a_packet_that_comes_twice_is_forwarded_once() {
+        let mut net = sim::Net::new();
+        let producer = net.publish(peer::Flow::Send, sim::Track::Vp8);
+        let publisher = 0;
+        let subscriber = net.join(peer::Flow::Receive);
+        net.subscribe(subscriber, producer.clone());
+        net.answer_offer(subscriber);
+        net.run_until(sim::connected(subscriber), Duration::from_secs(5));
+        net.run_until(|_| false, Duration::from_millis(100));
+        let _ = net.received(subscriber);
+
+        let before = net.engine.forwarded();
+        for _ in 1..=5 {
+            net.send_rtp(publisher);
+        }
+        net.send_rtx_copy(publisher, 3);
+        net.send_rtx_copy(publisher, 4);
+        net.run_until(|_| false, Duration::from_millis(100));
+        let (rtp, _) = net.received(subscriber);
+        let seqs: Vec<u16> = rtp.iter().map(|p| p.header.sequence_number).collect();
+        assert_eq!(seqs.len(), 5, "{seqs:?}");
+        assert_eq!(
+            net.engine.forwarded() - before,
+            5,
+            "packets 3 and 4 forwarded once"
+        );
+        // The server did get the copies: they are repairs it had no need of.
+        assert_eq!(producer.received.load(Ordering::Relaxed), 1 + 5 + 2);
     }
 
     /// An answer on `subscribe` that does not parse is refused with `bad_sdp`, and the server
