@@ -10,6 +10,7 @@
 pub mod delay;
 pub mod fanout;
 pub mod gauge;
+mod nack_guard;
 pub mod peer;
 pub mod rtc_plane;
 mod rtcp_forward;

@@ -29,7 +29,7 @@ use webrtc::peer_connection::{
 use signaling::wire::IceCandidate;
 use webrtc::peer_connection::{RTCIceCandidate, RTCIceCandidateInit};
 
-use super::rtcp_forward::{SLOT, ToApplication};
+use super::rtcp_forward::{SENDING_SLOT, SLOT, ToApplication};
 use super::rtx_unwrap::{self, RtxUnwrap};
 
 /// Time between ICE connectivity checks.
@@ -56,8 +56,8 @@ pub enum Flow {
     /// generator (which sees retransmissions as the packets they repair), TWCC feedback,
     /// receiver reports.
     Receive,
-    /// Media leaves (the webrtc-rs plane's `subscribe`, a client's `publish`): NACK responder,
-    /// sender reports, and inbound PLI/FIR handed to the application (the server relays them
+    /// Media leaves (the webrtc-rs plane's `subscribe`, a client's `publish`): NACK responder
+    /// (each packet sent again at most 3 times), sender reports, and inbound PLI/FIR handed to the application (the server relays them
     /// to the publisher; a client sends a keyframe).
     Send,
     /// The single-socket plane's `publish`: [`Flow::Receive`], and the publisher's sender
@@ -199,7 +199,7 @@ fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Re
         if flow == Flow::Send {
             registry = registry.with(Slot::SenderReport, SenderReportBuilder::new().build());
         }
-        registry = registry.with(Slot::from(SLOT), ToApplication::keyframe_requests());
+        registry = registry.with(Slot::from(SENDING_SLOT), ToApplication::keyframe_requests());
     }
     if flow.receives() {
         // The NACK generator above the reception statistics, with retransmissions unwrapped

@@ -7,7 +7,11 @@
 //! - a publisher's sender report, passed on to each subscriber of the stream (the
 //!   single-socket plane writes its subscribers' reports itself, see `peer::Flow::Relay`).
 //!
-//! Everything else (receiver reports, NACK, TWCC) is the interceptors' business and stops here.
+//! Everything else (receiver reports, NACK, TWCC) is the interceptors' business: it never
+//! reaches the application.
+//!
+//! On a connection that sends media, the same stage bounds the NACKs the responder reads
+//! ([`NackGuard`]), so that this connection's RTCP is read by one stage of ours, not two.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -19,9 +23,15 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-/// Where the interceptor sits in the chain: last, so every other interceptor saw all RTCP
-/// first (the receiver-report stage needs the sender reports too).
+use super::nack_guard::NackGuard;
+
+/// Where the interceptor sits on a connection that receives media: last, so every other
+/// interceptor saw all RTCP first (the receiver-report stage needs the sender reports too).
 pub const SLOT: usize = 14_000;
+
+/// Where it sits on a connection that sends media: below the NACK responder (4,000), which
+/// reads the NACKs it has bounded.
+pub const SENDING_SLOT: usize = 3_500;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wanted {
@@ -32,19 +42,25 @@ enum Wanted {
 /// See the module docs.
 pub struct ToApplication {
     wanted: Wanted,
+    /// On a connection that sends media.
+    guard: Option<NackGuard>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl ToApplication {
-    /// For connections that send media: PLI and FIR reach the application.
+    /// For connections that send media: PLI and FIR reach the application, and NACKs are
+    /// bounded ([`NackGuard`]). Goes at [`SENDING_SLOT`].
     pub fn keyframe_requests() -> Self {
-        Self::new(Wanted::KeyframeRequests)
+        ToApplication {
+            guard: Some(NackGuard::new()),
+            ..Self::new(Wanted::KeyframeRequests)
+        }
     }
 
     /// For connections that receive media: each sender report reaches the application alone,
     /// without its reception report blocks (they are about what the publisher receives), so
-    /// webrtc-rs names it by the stream it describes.
+    /// webrtc-rs names it by the stream it describes. Goes at [`SLOT`].
     pub fn sender_reports() -> Self {
         Self::new(Wanted::SenderReports)
     }
@@ -52,6 +68,7 @@ impl ToApplication {
     fn new(wanted: Wanted) -> Self {
         ToApplication {
             wanted,
+            guard: None,
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
@@ -80,11 +97,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
     type Error = Error;
     type Time = Instant;
 
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        let Packet::Rtcp(packets) = &msg.message.packet else {
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        let Packet::Rtcp(packets) = &mut msg.message.packet else {
             self.read.push_back(msg);
             return Ok(());
         };
+        if let Some(guard) = &mut self.guard {
+            *packets = guard.filter(msg.now, std::mem::take(packets));
+            if packets.is_empty() {
+                return Ok(()); // NACKs for nothing that may be sent again
+            }
+        }
+        let packets = &*packets;
         match self.wanted {
             Wanted::KeyframeRequests => {
                 let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
@@ -95,6 +119,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
                 if !wanted.is_empty() {
                     self.deliver(&msg, wanted);
                 }
+                // On to the stages above: the NACK responder reads what the guard left.
+                self.read.push_back(msg);
             }
             Wanted::SenderReports => {
                 let reports: Vec<SenderReport> = packets
@@ -129,8 +155,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ToApplication {
 }
 
 impl Interceptor for ToApplication {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        if let Some(guard) = &mut self.guard {
+            guard.bind(info.ssrc);
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        if let Some(guard) = &mut self.guard {
+            guard.unbind(info.ssrc);
+        }
+    }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }

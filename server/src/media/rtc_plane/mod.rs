@@ -708,6 +708,23 @@ mod tests {
                 self.clients[i].pc.handle_write(msg).unwrap();
             }
 
+            /// Client `i` asks for packets `seqs` of the stream it receives in `ssrc` (a NACK).
+            pub(super) fn send_nack(&mut self, i: usize, ssrc: u32, seqs: &[u16]) {
+                use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+                    TransportLayerNack, nack_pairs_from_sequence_numbers,
+                };
+                let nack = TransportLayerNack {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                    nacks: nack_pairs_from_sequence_numbers(seqs),
+                };
+                let msg = TaggedRTCMessage {
+                    now: self.now,
+                    message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(nack)]),
+                };
+                self.clients[i].pc.handle_write(msg).unwrap();
+            }
+
             /// The RTP packets and sender reports client `i` has received since last asked.
             pub(super) fn received(
                 &mut self,
@@ -1070,20 +1087,27 @@ mod tests {
         assert_eq!(producer.received.load(Ordering::Relaxed), 11);
     }
 
+    /// A VP8 publisher (client 0) and a subscriber to it (client 1, its connection with
+    /// `flow`), connected.
+    fn video_and_subscriber(flow: peer::Flow) -> (sim::Net, Arc<Producer>) {
+        let mut net = sim::Net::new();
+        let producer = net.publish(peer::Flow::Send, sim::Track::Vp8);
+        let subscriber = net.join(flow);
+        net.subscribe(subscriber, producer.clone());
+        net.answer_offer(subscriber);
+        net.run_until(sim::connected(subscriber), Duration::from_secs(5));
+        net.run_until(|_| false, Duration::from_millis(100));
+        (net, producer)
+    }
+
     /// A packet that reaches the server twice (the second time as a retransmission: asked for
     /// after a delay, or sent again by a publisher probing its bandwidth with recent media) is
     /// forwarded once. A subscriber's SRTP would drop the second copy anyway, after it had
     /// cost the server and the subscriber's link.
     #[test]
     fn a_packet_that_comes_twice_is_forwarded_once() {
-        let mut net = sim::Net::new();
-        let producer = net.publish(peer::Flow::Send, sim::Track::Vp8);
-        let publisher = 0;
-        let subscriber = net.join(peer::Flow::Receive);
-        net.subscribe(subscriber, producer.clone());
-        net.answer_offer(subscriber);
-        net.run_until(sim::connected(subscriber), Duration::from_secs(5));
-        net.run_until(|_| false, Duration::from_millis(100));
+        let (mut net, producer) = video_and_subscriber(peer::Flow::Receive);
+        let (publisher, subscriber) = (0, 1);
         let _ = net.received(subscriber);
 
         let before = net.engine.forwarded();
@@ -1103,6 +1127,32 @@ mod tests {
         );
         // The server did get the copies: they are repairs it had no need of.
         assert_eq!(producer.received.load(Ordering::Relaxed), 1 + 5 + 2);
+    }
+
+    /// A subscriber that asks for the same packet again and again (a NACK generator that does
+    /// not see retransmissions arrive, or a hostile client) gets it at most three more times.
+    #[test]
+    fn a_packet_asked_for_again_and_again_is_sent_again_three_times() {
+        let (mut net, _) = video_and_subscriber(peer::Flow::Relay);
+        let (publisher, subscriber) = (0, 1);
+        for _ in 1..=5 {
+            net.send_rtp(publisher);
+        }
+        net.run_until(|_| false, Duration::from_millis(20));
+        let (rtp, _) = net.received(subscriber);
+        assert_eq!(rtp.len(), 5);
+        let (ssrc, seq) = (rtp[2].header.ssrc, rtp[2].header.sequence_number);
+
+        for _ in 0..6 {
+            net.send_nack(subscriber, ssrc, &[seq, seq]);
+            net.run_until(|_| false, Duration::from_millis(20));
+        }
+        let (rtp, _) = net.received(subscriber);
+        let got: Vec<(u32, u16)> = rtp
+            .iter()
+            .map(|p| (p.header.ssrc, p.header.sequence_number))
+            .collect();
+        assert_eq!(got, [(ssrc, seq); 3]);
     }
 
     /// An answer on `subscribe` that does not parse is refused with `bad_sdp`, and the server
