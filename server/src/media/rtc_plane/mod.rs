@@ -1133,6 +1133,7 @@ mod tests {
     /// not see retransmissions arrive, or a hostile client) gets it at most three more times.
     #[test]
     fn a_packet_asked_for_again_and_again_is_sent_again_three_times() {
+        // A subscriber whose connection has no NACK generator: the test's NACKs are its only ones.
         let (mut net, _) = video_and_subscriber(peer::Flow::Relay);
         let (publisher, subscriber) = (0, 1);
         for _ in 1..=5 {
