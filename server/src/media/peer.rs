@@ -57,8 +57,9 @@ pub enum Flow {
     /// receiver reports.
     Receive,
     /// Media leaves (the webrtc-rs plane's `subscribe`, a client's `publish`): NACK responder
-    /// (each packet sent again at most 3 times), sender reports, and inbound PLI/FIR handed to the application (the server relays them
-    /// to the publisher; a client sends a keyframe).
+    /// (each packet sent again at most 3 times), sender reports, and inbound PLI/FIR handed
+    /// to the application (the server relays them to the publisher; a client sends a
+    /// keyframe).
     Send,
     /// The single-socket plane's `publish`: [`Flow::Receive`], and the publisher's sender
     /// reports handed to the application, which relays them to the subscribers.

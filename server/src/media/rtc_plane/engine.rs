@@ -964,18 +964,15 @@ impl Engine {
             tracing::trace!(%e, "sender report");
             return;
         }
-        self.wrote(pc_id);
+        pc.unflushed += 1;
+        let (session, unflushed) = (pc.session, pc.unflushed);
+        self.wrote(pc_id, session, unflushed);
     }
 
-    /// `pc_id` took a packet into its pipeline: pump it through after every
-    /// [`MAX_UNFLUSHED`] packets, and at the end of the turn.
-    fn wrote(&mut self, pc_id: PcId) {
-        let Some(pc) = self.pcs.get_mut(&pc_id) else {
-            return;
-        };
-        pc.unflushed += 1;
-        if pc.unflushed >= MAX_UNFLUSHED {
-            let session = pc.session;
+    /// `pc_id` (of `session`) took a packet into its pipeline and holds `unflushed` unpumped:
+    /// pump them through if that is [`MAX_UNFLUSHED`], and in any case at the end of the turn.
+    fn wrote(&mut self, pc_id: PcId, session: SessionId, unflushed: u8) {
+        if unflushed >= MAX_UNFLUSHED {
             self.guarded(session, |engine| engine.flush_writes(pc_id));
         }
         self.mark_flush(pc_id);
@@ -1218,7 +1215,9 @@ impl Engine {
                 continue;
             }
             self.forwarded += 1;
-            self.wrote(c.pc);
+            pc.unflushed += 1;
+            let (session, unflushed) = (pc.session, pc.unflushed);
+            self.wrote(c.pc, session, unflushed);
         }
         self.scratch = consumers;
     }
