@@ -68,7 +68,7 @@ impl DelayRecorder {
         let _ = self.local.record_n(us, copies);
     }
 
-    /// Fold what was recorded into what readers see, if [`PUBLISH_EVERY`] has passed and no reader
+    /// Fold what was recorded into what readers see, if `PUBLISH_EVERY` has passed and no reader
     /// holds the lock (then it is tried again on a later turn).
     pub fn publish(&mut self, now: Instant) {
         if now < self.next_publish || self.local.is_empty() {

@@ -44,7 +44,8 @@ pub const NACK_HISTORY: u16 = 64;
 
 /// Times one lost packet is asked for before it is given up, 100 ms apart, unless it comes
 /// (webrtc-rs: without limit, which turns a burst of loss on a saturated host into seconds of
-/// retransmissions). A retransmission counts as coming only with [`RtxUnwrap`] in the chain.
+/// retransmissions). A retransmission counts as coming only with our `rtx_unwrap` stage in
+/// the chain.
 pub const NACK_RETRIES: u16 = 10;
 
 /// Which way media flows on a peer connection, which decides its interceptors. Every stage of
@@ -83,7 +84,7 @@ impl Flow {
 }
 
 /// Which end of our protocol a peer is on. The server answers its clients' `publish` offers as
-/// the DTLS server (see [`settings`]); clients (the load generator's, the tests') keep
+/// the DTLS server (see `settings`); clients (the load generator's, the tests') keep
 /// webrtc-rs's default, the DTLS client, as browsers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {

@@ -4,7 +4,7 @@
 //! a lock per packet, and the datagrams of one turn of the loop go out in batched syscalls.
 //!
 //! Sessions talk to the loop through one unbounded command channel. A client's negotiation
-//! messages are counted per session, and refused past [`SESSION_QUEUE`], so one client cannot
+//! messages are counted per session, and refused past `SESSION_QUEUE`, so one client cannot
 //! fill the channel; subscriptions come from room tasks, whose size is capped.
 
 mod engine;
