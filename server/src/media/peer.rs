@@ -50,7 +50,8 @@ pub const NACK_RETRIES: u16 = 10;
 
 /// Which way media flows on a peer connection, which decides its interceptors. Every stage of
 /// webrtc-rs's interceptor chain handles every packet (a copy in, a copy out), so a connection
-/// gets only the stages its direction uses; the SDP is the same for both.
+/// gets only the stages its direction uses. The SDP differs only in header extensions (see
+/// `interceptors`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     /// Media arrives (the webrtc-rs plane's `publish`, a client's `subscribe`): NACK
@@ -184,15 +185,28 @@ pub(crate) fn registered_codec(codec: &RTCRtpCodec) -> Option<RTCRtpCodecParamet
 
 /// The feedback and header extensions we negotiate (TWCC, simulcast), and the interceptors
 /// `flow` needs, with NACK bounded as above.
-fn interceptors(media: &mut MediaEngine, flow: Flow) -> webrtc::error::Result<Registry> {
-    configure_simulcast_extension_headers(media)?;
-    // Registers TWCC feedback and its header extension with the codecs, and its interceptor.
-    let twcc = configure_twcc_receiver_only(Registry::new(), media)?;
-    let mut registry = if flow.receives() {
-        twcc
-    } else {
-        Registry::new()
-    };
+///
+/// The server's sending connections negotiate no header extension and no TWCC feedback:
+/// both planes forward packets with their extensions stripped (their ids are the
+/// publisher's connection's), so a subscriber would never see one, and every line of them is
+/// kept in each section of the offer and the answer, parsed, for the connection's life: in a
+/// room of 40, 44 sections of each.
+fn interceptors(
+    media: &mut MediaEngine,
+    flow: Flow,
+    side: Side,
+) -> webrtc::error::Result<Registry> {
+    let extensions = side == Side::Client || !flow.sends();
+    let mut registry = Registry::new();
+    if extensions {
+        configure_simulcast_extension_headers(media)?;
+        // Registers TWCC feedback and its header extension with the codecs, and its
+        // interceptor.
+        let twcc = configure_twcc_receiver_only(Registry::new(), media)?;
+        if flow.receives() {
+            registry = twcc;
+        }
+    }
     if flow.sends() {
         registry = registry.with(
             Slot::NackResponder,
@@ -254,7 +268,7 @@ pub async fn build(
     side: Side,
     flow: Flow,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
-    let (media, registry) = codecs_and_interceptors(flow)?;
+    let (media, registry) = codecs_and_interceptors(flow, side)?;
     let pc = PeerConnectionBuilder::new()
         .with_configuration(configuration(net))
         .with_media_engine(media)
@@ -280,7 +294,7 @@ pub fn build_sansio(
     local: SocketAddr,
     credentials: Option<(String, String)>,
 ) -> rtc::shared::error::Result<RTCPeerConnection> {
-    let (media, registry) = codecs_and_interceptors(flow)?;
+    let (media, registry) = codecs_and_interceptors(flow, side)?;
     let mut settings = settings(net, side);
     if let Some((ufrag, password)) = credentials {
         settings = settings.with_ice_credentials(ufrag, password);
@@ -308,13 +322,14 @@ pub fn build_sansio(
     Ok(pc)
 }
 
-/// Our codecs and the interceptors `flow` needs. Shared by both media planes.
+/// Our codecs and the interceptors `flow` needs on `side`. Shared by both media planes.
 pub(crate) fn codecs_and_interceptors(
     flow: Flow,
+    side: Side,
 ) -> webrtc::error::Result<(MediaEngine, Registry)> {
     let mut media = MediaEngine::default();
     register_codecs(&mut media)?;
-    let registry = interceptors(&mut media, flow)?;
+    let registry = interceptors(&mut media, flow, side)?;
     Ok((media, registry))
 }
 

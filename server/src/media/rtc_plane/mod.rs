@@ -427,6 +427,45 @@ mod tests {
             "{}",
             offer.sdp
         );
+        // Forwarded packets carry no header extension, so none is negotiated.
+        assert!(!offer.sdp.contains("a=extmap:"), "{}", offer.sdp);
+        assert!(!offer.sdp.contains("transport-cc"), "{}", offer.sdp);
+    }
+
+    /// What a publisher's connection negotiates is unchanged: TWCC feedback (browsers
+    /// estimate their upload bandwidth by it), and the header extensions of simulcast.
+    #[test]
+    fn a_publish_answer_keeps_twcc_and_the_simulcast_extensions() {
+        let now = Instant::now();
+        let net = PeerNet::loopback();
+        let mut client = peer::build_sansio(
+            now,
+            &net,
+            peer::Side::Client,
+            peer::Flow::Send,
+            SocketAddr::from(([127, 0, 0, 1], 40000)),
+            None,
+        )
+        .unwrap();
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            client.add_transceiver_from_kind(kind, None).unwrap();
+        }
+        let offer = client.create_offer(None).unwrap();
+        let factory = PcFactory { net };
+        let local = SocketAddr::from(([127, 0, 0, 1], 7882));
+        let mut server = factory
+            .build(now, PcRole::Publish, "abcdefgh", local)
+            .unwrap();
+        server.set_remote_description(now, offer).unwrap();
+        let answer = server.create_answer(None).unwrap();
+        for needed in [
+            "transport-cc",
+            "transport-wide-cc-extensions",
+            "urn:ietf:params:rtp-hdrext:sdes:mid",
+            "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        ] {
+            assert!(answer.sdp.contains(needed), "{needed}: {}", answer.sdp);
+        }
     }
 
     /// The engine and sans-IO clients, joined by a network and a clock simulated here: the
