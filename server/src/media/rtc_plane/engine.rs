@@ -103,6 +103,23 @@ struct Pc {
     /// DTLS datagrams that arrived before that, replayed when it happens (see
     /// [`MAX_EARLY_DTLS`]).
     early_dtls: Vec<TaggedBytesMut>,
+    /// A remote description has been applied: webrtc-rs knows the client's ICE credentials.
+    remote_known: bool,
+    /// ICE checks that arrived before that, replayed when it happens (see
+    /// [`MAX_EARLY_STUN`]).
+    early_stun: Vec<TaggedBytesMut>,
+}
+
+impl Pc {
+    /// A remote description has just been applied: hand webrtc-rs the checks that came early.
+    fn remote_known(&mut self) {
+        self.remote_known = true;
+        for msg in std::mem::take(&mut self.early_stun) {
+            if let Err(e) = self.rtc.handle_read(msg) {
+                tracing::trace!(%e, "early ICE check refused");
+            }
+        }
+    }
 }
 
 /// DTLS datagrams kept per connection until its ICE connects. On `subscribe` the client is
@@ -112,6 +129,14 @@ struct Pc {
 /// (Chrome's starts at 50 ms, webrtc-rs's at 1 s). A hello fits in a datagram or two; a few
 /// more allow for retransmissions.
 const MAX_EARLY_DTLS: usize = 4;
+
+/// ICE checks kept per connection until its remote description is applied. On `subscribe`
+/// the client checks as soon as it has made its answer, and the checks race the answer here:
+/// webrtc-rs drops a check that comes before it knows the client's credentials. A browser
+/// whose candidates are mDNS names (Chrome's default) can be reached only at the address its
+/// checks come from, so a dropped check cost a join the client's next one (Chrome paces them
+/// about 50 ms apart). Answered late, the kept check gives that address at once.
+const MAX_EARLY_STUN: usize = 4;
 
 /// Packets a connection takes into its pipeline before they are pumped through, even in the
 /// middle of a turn: forwarded media and the sender reports written on a subscriber's behalf.
@@ -336,10 +361,17 @@ impl Engine {
             },
             message: BytesMut::from(bytes),
         };
-        // RFC 7983: a first byte of 20 to 63 is DTLS.
-        if !pc.ice_connected && bytes.first().is_some_and(|b| (20..=63).contains(b)) {
+        // RFC 7983: a first byte of 20 to 63 is DTLS, of 0 to 3 STUN.
+        let first = bytes.first().copied().unwrap_or_default();
+        if !pc.ice_connected && (20..=63).contains(&first) {
             if pc.early_dtls.len() < MAX_EARLY_DTLS {
                 pc.early_dtls.push(msg);
+            }
+            return;
+        }
+        if !pc.remote_known && first <= 3 {
+            if pc.early_stun.len() < MAX_EARLY_STUN {
+                pc.early_stun.push(msg);
             }
             return;
         }
@@ -569,6 +601,8 @@ impl Engine {
                 unflushed: 0,
                 ice_connected: false,
                 early_dtls: Vec::new(),
+                remote_known: false,
+                early_stun: Vec::new(),
             }),
         );
         self.stale_timers.push(id);
@@ -660,6 +694,7 @@ impl Engine {
         pc.rtc
             .set_remote_description(now, unparsed(RTCSdpType::Offer, sdp))
             .map_err(bad)?;
+        pc.remote_known();
         let answer = pc.rtc.create_answer(None).map_err(bad)?;
         pc.rtc
             .set_local_description(now, answer.clone())
@@ -695,9 +730,15 @@ impl Engine {
         session.negotiating = false;
         let pc_id = session.subscribe;
         let result = match self.pcs.get_mut(&pc_id) {
-            Some(pc) => pc
-                .rtc
-                .set_remote_description(now, unparsed(RTCSdpType::Answer, sdp)),
+            Some(pc) => {
+                let result = pc
+                    .rtc
+                    .set_remote_description(now, unparsed(RTCSdpType::Answer, sdp));
+                if result.is_ok() {
+                    pc.remote_known();
+                }
+                result
+            }
             None => return Ok(()),
         };
         self.drain(now, pc_id);

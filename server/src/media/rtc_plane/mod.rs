@@ -939,6 +939,81 @@ mod tests {
         );
     }
 
+    /// A subscriber's ICE checks can reach the server before its answer does, and a browser
+    /// whose candidates are mDNS names can be reached only at the address they come from.
+    /// webrtc-rs drops a check that comes before it knows the client's credentials; the
+    /// server keeps it, and answers it the moment the answer is applied, without waiting for
+    /// the client's next check.
+    #[test]
+    fn an_ice_check_that_comes_before_the_answer_is_answered_with_it() {
+        use rtc::peer_connection::sdp::RTCSessionDescription;
+        use rtc::sansio::Protocol;
+
+        let mut net = sim::Net::new();
+        let producer = net.publish_opus();
+        let subscriber = net.join(peer::Flow::Receive);
+        net.subscribe(subscriber, producer);
+
+        // The client makes its answer, with no candidate in it (a browser trickles its
+        // candidates, and may name them by mDNS), and checks before the answer is sent.
+        let now = net.now;
+        let offer = net.expect(subscriber, sim::offer);
+        let client = &mut net.clients[subscriber];
+        client
+            .pc
+            .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+            .unwrap();
+        let answer = client.pc.create_answer(None).unwrap();
+        client
+            .pc
+            .set_local_description(now, answer.clone())
+            .unwrap();
+        let no_candidates: String = answer
+            .sdp
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("a=candidate") && !l.starts_with("a=end-of-candidates"))
+            .collect();
+        let mut checks = 0;
+        let mut tries = 0;
+        while checks == 0 && tries < 100 {
+            tries += 1;
+            let at = client.pc.poll_timeout().unwrap_or(net.now).max(net.now);
+            net.now = at;
+            client.pc.handle_timeout(at).unwrap();
+            while let Some(out) = client.pc.poll_write() {
+                // RFC 7983: a first byte of 0 to 3 is STUN.
+                if out.message.first().is_some_and(|b| *b <= 3) {
+                    checks += 1;
+                }
+                net.engine.handle_datagram(at, client.addr, &out.message);
+            }
+        }
+        assert!(checks > 0, "the client checked");
+        sim::turn(&mut net.engine, net.now);
+        let mut before = Vec::new();
+        while let Some(t) = net.engine.poll_transmit() {
+            before.push(t.bytes);
+        }
+        assert!(before.is_empty(), "nothing answered before the answer");
+
+        net.signal(
+            subscriber,
+            Signal::Answer {
+                pc: PcRole::Subscribe,
+                sdp: no_candidates,
+            },
+        );
+        // No time passes: a binding success response (type 0x0101) goes out at once.
+        let mut responses = 0;
+        while let Some(t) = net.engine.poll_transmit() {
+            assert_eq!(t.to, net.clients[subscriber].addr);
+            if t.bytes.starts_with(&[0x01, 0x01]) {
+                responses += 1;
+            }
+        }
+        assert!(responses > 0, "the kept check was answered");
+    }
+
     /// When someone publishes, every subscriber needs an offer, and each costs the loop about a
     /// millisecond in a big room. The engine sends them one at a time, oldest first, so the
     /// loop can read the socket between two.
