@@ -50,8 +50,8 @@ pub const NACK_RETRIES: u16 = 10;
 
 /// Which way media flows on a peer connection, which decides its interceptors. Every stage of
 /// webrtc-rs's interceptor chain handles every packet (a copy in, a copy out), so a connection
-/// gets only the stages its direction uses. The SDP differs only in header extensions (see
-/// `interceptors`).
+/// gets only the stages its direction uses. The SDP differs only in header extensions and
+/// TWCC feedback (see `interceptors`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     /// Media arrives (the webrtc-rs plane's `publish`, a client's `subscribe`): NACK
