@@ -807,6 +807,24 @@ mod tests {
 
             /// Client `i` answers the server's next offer on `subscribe`.
             pub(super) fn answer_offer(&mut self, i: usize) {
+                let sdp = self.make_answer(i);
+                self.send_answer(i, sdp);
+            }
+
+            /// Client `i` sends `sdp` as its answer on `subscribe`.
+            pub(super) fn send_answer(&mut self, i: usize, sdp: String) {
+                self.signal(
+                    i,
+                    Signal::Answer {
+                        pc: PcRole::Subscribe,
+                        sdp,
+                    },
+                );
+            }
+
+            /// Client `i` takes the server's next offer on `subscribe` and makes its answer,
+            /// which it has not sent yet.
+            pub(super) fn make_answer(&mut self, i: usize) -> String {
                 let now = self.now;
                 let offer = self.expect(i, offer);
                 let pc = &mut self.clients[i].pc;
@@ -814,13 +832,7 @@ mod tests {
                     .unwrap();
                 let answer = pc.create_answer(None).unwrap();
                 pc.set_local_description(now, answer.clone()).unwrap();
-                self.signal(
-                    i,
-                    Signal::Answer {
-                        pc: PcRole::Subscribe,
-                        sdp: answer.sdp,
-                    },
-                );
+                answer.sdp
             }
 
             pub(super) fn signal(&mut self, i: usize, signal: Signal) {
@@ -946,7 +958,6 @@ mod tests {
     /// the client's next check.
     #[test]
     fn an_ice_check_that_comes_before_the_answer_is_answered_with_it() {
-        use rtc::peer_connection::sdp::RTCSessionDescription;
         use rtc::sansio::Protocol;
 
         let mut net = sim::Net::new();
@@ -956,23 +967,12 @@ mod tests {
 
         // The client makes its answer, with no candidate in it (a browser trickles its
         // candidates, and may name them by mDNS), and checks before the answer is sent.
-        let now = net.now;
-        let offer = net.expect(subscriber, sim::offer);
-        let client = &mut net.clients[subscriber];
-        client
-            .pc
-            .set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
-            .unwrap();
-        let answer = client.pc.create_answer(None).unwrap();
-        client
-            .pc
-            .set_local_description(now, answer.clone())
-            .unwrap();
+        let answer = net.make_answer(subscriber);
         let no_candidates: String = answer
-            .sdp
             .split_inclusive("\r\n")
             .filter(|l| !l.starts_with("a=candidate") && !l.starts_with("a=end-of-candidates"))
             .collect();
+        let client = &mut net.clients[subscriber];
         let mut checks = 0;
         let mut tries = 0;
         while checks == 0 && tries < 100 {
@@ -996,13 +996,7 @@ mod tests {
         }
         assert!(before.is_empty(), "nothing answered before the answer");
 
-        net.signal(
-            subscriber,
-            Signal::Answer {
-                pc: PcRole::Subscribe,
-                sdp: no_candidates,
-            },
-        );
+        net.send_answer(subscriber, no_candidates);
         // No time passes: a binding success response (type 0x0101) goes out at once.
         let mut responses = 0;
         while let Some(t) = net.engine.poll_transmit() {
@@ -1279,13 +1273,7 @@ mod tests {
         let subscriber = net.join(peer::Flow::Receive);
         net.subscribe(subscriber, producer);
         let _first = net.expect(subscriber, sim::offer);
-        net.signal(
-            subscriber,
-            Signal::Answer {
-                pc: PcRole::Subscribe,
-                sdp: "this is not sdp".into(),
-            },
-        );
+        net.send_answer(subscriber, "this is not sdp".into());
         let code = net.expect(subscriber, |m| match m {
             ServerMsg::Error { code, .. } => Some(code),
             _ => None,
