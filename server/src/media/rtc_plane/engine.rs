@@ -31,7 +31,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -809,20 +809,24 @@ impl Engine {
             rtp_kind(producer.info.kind),
             vec![coding],
         );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![producer.info.participant.clone()],
-            send_encodings: vec![],
-        };
+        // `add_track` takes the first section of the same kind that no track uses any more
+        // (its track was unsubscribed) before it makes a new one. A section is never removed
+        // from a connection's SDP, so without reuse every leave and rejoin in a long session
+        // would leave a dead section with every other subscriber, kept and parsed for good.
         let transceiver = pc
             .rtc
-            .add_transceiver_from_track(track, Some(init))
+            .add_track(track)
+            .map(RTCRtpTransceiverId::from)
             .map_err(|e| {
                 Reject::new(
                     ErrorCode::MediaUnavailable,
                     format!("cannot forward {track_id}: {e}"),
                 )
             })?;
+        // A new section is `sendrecv`; the server only sends.
+        if let Some(mut t) = pc.rtc.rtp_transceiver(transceiver) {
+            t.set_direction(RTCRtpTransceiverDirection::Sendonly);
+        }
         // Offer only the publisher's codec (webrtc-rs adds its RTX): the server forwards and
         // never transcodes, so the other codecs are of no use in this section, and each costs
         // SDP lines and state in the transceiver, for every subscriber of every track.

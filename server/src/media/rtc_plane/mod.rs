@@ -1008,6 +1008,43 @@ mod tests {
         assert!(responses > 0, "the kept check was answered");
     }
 
+    /// A section whose track was unsubscribed carries the next track of its kind: the SDP does
+    /// not grow with every leave and rejoin of a long session. Media flows on the reused
+    /// section, in its new SSRC.
+    #[test]
+    fn a_section_given_up_carries_the_next_track_of_its_kind() {
+        let sections = |sdp: &str| sdp.matches("\r\nm=").count();
+        let mut net = sim::Net::new();
+        let first = net.publish_opus();
+        let subscriber = net.join(peer::Flow::Receive);
+        net.subscribe(subscriber, first.clone());
+        net.answer_offer(subscriber);
+        net.run_until(sim::connected(subscriber), Duration::from_secs(5));
+
+        // The first publisher goes; its section is offered without a track.
+        let session = subscriber as u64 + 1;
+        net.engine
+            .handle_cmd(net.now, Cmd::Unsubscribe(session, first.info.id.clone()));
+        sim::turn(&mut net.engine, net.now);
+        net.answer_offer(subscriber);
+
+        // The next publisher of audio takes that section.
+        let second = net.publish_opus();
+        let publisher = net.clients.len() - 1;
+        net.subscribe(subscriber, second);
+        let sdp = net.make_answer(subscriber);
+        assert_eq!(sections(&sdp), 1, "{sdp}");
+        net.send_answer(subscriber, sdp);
+        net.run_until(|_| false, Duration::from_millis(100));
+        let _ = net.received(subscriber);
+        for _ in 0..3 {
+            net.send_rtp(publisher);
+        }
+        net.run_until(|_| false, Duration::from_millis(100));
+        let (rtp, _) = net.received(subscriber);
+        assert_eq!(rtp.len(), 3, "the second publisher's packets arrive");
+    }
+
     /// When someone publishes, every subscriber needs an offer, and each costs the loop about a
     /// millisecond in a big room. The engine sends them one at a time, oldest first, so the
     /// loop can read the socket between two.
