@@ -112,7 +112,7 @@ struct Pc {
 
 impl Pc {
     /// A remote description has just been applied: hand webrtc-rs the checks that came early.
-    fn remote_known(&mut self) {
+    fn remote_applied(&mut self) {
         self.remote_known = true;
         for msg in std::mem::take(&mut self.early_stun) {
             if let Err(e) = self.rtc.handle_read(msg) {
@@ -694,7 +694,7 @@ impl Engine {
         pc.rtc
             .set_remote_description(now, unparsed(RTCSdpType::Offer, sdp))
             .map_err(bad)?;
-        pc.remote_known();
+        pc.remote_applied();
         let answer = pc.rtc.create_answer(None).map_err(bad)?;
         pc.rtc
             .set_local_description(now, answer.clone())
@@ -735,7 +735,7 @@ impl Engine {
                     .rtc
                     .set_remote_description(now, unparsed(RTCSdpType::Answer, sdp));
                 if result.is_ok() {
-                    pc.remote_known();
+                    pc.remote_applied();
                 }
                 result
             }

@@ -1020,6 +1020,14 @@ mod tests {
         net.subscribe(subscriber, first.clone());
         net.answer_offer(subscriber);
         net.run_until(sim::connected(subscriber), Duration::from_secs(5));
+        let _ = net.received(subscriber);
+        net.send_rtp(0);
+        net.run_until(|_| false, Duration::from_millis(100));
+        let (rtp, _) = net.received(subscriber);
+        let [old] = rtp.as_slice() else {
+            panic!("one packet of the first publisher, got {}", rtp.len());
+        };
+        let old_ssrc = old.header.ssrc;
 
         // The first publisher goes; its section is offered without a track.
         let session = subscriber as u64 + 1;
@@ -1043,6 +1051,9 @@ mod tests {
         net.run_until(|_| false, Duration::from_millis(100));
         let (rtp, _) = net.received(subscriber);
         assert_eq!(rtp.len(), 3, "the second publisher's packets arrive");
+        let ssrc = rtp[0].header.ssrc;
+        assert!(rtp.iter().all(|p| p.header.ssrc == ssrc));
+        assert_ne!(ssrc, old_ssrc, "the reused section has a new SSRC");
     }
 
     /// When someone publishes, every subscriber needs an offer, and each costs the loop about a
