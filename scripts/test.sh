@@ -33,9 +33,5 @@ unshare --net sh -c '
   set -e
   ip link set lo up
   cargo test --workspace --offline
-  # The integration tests again on the webrtc-rs plane, which stays until the single-socket
-  # plane (the default) has proved itself in production.
-  ROUNDTABLE_TEST_MEDIA_PLANE=webrtc cargo test --offline -p roundtable-tests --test it
   ROUNDTABLE_BIN="$PWD/target/debug/roundtable" node --test tests/browser/
-  ROUNDTABLE_MEDIA_PLANE=webrtc ROUNDTABLE_BIN="$PWD/target/debug/roundtable" node --test tests/browser/
 '

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
-use roundtable::media::DelaySnapshot;
 use serde::Deserialize;
+use signaling::stats::DelaySnapshot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

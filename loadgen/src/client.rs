@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use roundtable::media::peer::{self, PeerNet};
+use roundtable_peer::{self as peer, PeerNet};
 use signaling::wire::{self, ClientMsg, PcRole, ServerMsg};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -4,8 +4,8 @@
 mod table;
 
 use hdrhistogram::Histogram;
-use roundtable::media::DelaySnapshot;
 use serde::{Deserialize, Serialize};
+use signaling::stats::DelaySnapshot;
 use signaling::wire::MediaKind;
 
 use crate::process::Sample;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use roundtable::media::DelaySnapshot;
-use roundtable::media::peer::PeerNet;
+use roundtable_peer::PeerNet;
+use signaling::stats::DelaySnapshot;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use roundtable::media::peer::{self, PeerNet};
+use roundtable_peer::{self as peer, PeerNet};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -47,14 +48,9 @@ pub struct Opts {
     /// IP the media sockets bind to, when it differs from --media-ip (behind 1:1 NAT).
     #[arg(long, env = "ROUNDTABLE_MEDIA_BIND_IP", global = true)]
     pub media_bind_ip: Option<IpAddr>,
-    /// UDP port of the media socket that every connection shares [default: 7882]. With
-    /// `--media-plane webrtc`, each connection takes an ephemeral port instead.
+    /// UDP port of the media socket that every connection shares [default: 7882].
     #[arg(long, env = "ROUNDTABLE_MEDIA_PORT", global = true)]
     pub media_port: Option<u16>,
-    /// Which forwarding plane carries media [default: rtc]: `rtc`, one socket and one loop on
-    /// webrtc-rs's sans-IO core; or `webrtc`, webrtc-rs's tasks and a socket per connection.
-    #[arg(long, env = "ROUNDTABLE_MEDIA_PLANE", global = true, value_enum)]
-    pub media_plane: Option<MediaPlaneKind>,
     /// Base URL for join links [default: http://BIND].
     #[arg(long, env = "ROUNDTABLE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
@@ -66,17 +62,6 @@ pub struct Opts {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
-}
-
-/// The forwarding planes (see ARCHITECTURE.md, "Media").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaPlaneKind {
-    /// One UDP socket and one loop for every connection (`media::rtc_plane`).
-    #[default]
-    Rtc,
-    /// webrtc-rs's own tasks and a socket per connection (`media::webrtc_plane`).
-    Webrtc,
 }
 
 /// Subcommands.
@@ -101,7 +86,7 @@ pub enum RoomCommand {
         #[arg(long)]
         title: String,
         /// Most participants at once.
-        #[arg(long, default_value_t = crate::DEFAULT_CAPACITY)]
+        #[arg(long, default_value_t = crate::rooms::DEFAULT_CAPACITY)]
         capacity: u32,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -125,7 +110,6 @@ struct FileConfig {
     media_ip: Option<IpAddr>,
     media_bind_ip: Option<IpAddr>,
     media_port: Option<u16>,
-    media_plane: Option<MediaPlaneKind>,
     public_url: Option<String>,
     admin_token: Option<String>,
     #[serde(default)]
@@ -145,8 +129,6 @@ pub struct Config {
     pub media_bind_ip: IpAddr,
     /// The shared media socket's port (0: any).
     pub media_port: u16,
-    /// Which forwarding plane.
-    pub media_plane: MediaPlaneKind,
     /// Join link base, if fixed; otherwise derived from the bound address.
     pub public_url: Option<String>,
     /// Fixed admin token, if any.
@@ -156,7 +138,7 @@ pub struct Config {
     /// How long an empty room keeps its task before it stops (state then reloads from the store).
     pub room_idle_grace: std::time::Duration,
     /// WebSocket keepalive: how often the server pings, and after how much silence it closes.
-    pub keepalive: crate::ws::Keepalive,
+    pub keepalive: Keepalive,
 }
 
 impl Config {
@@ -168,12 +150,11 @@ impl Config {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             media_bind_ip: IpAddr::from([127, 0, 0, 1]),
             media_port: 0,
-            media_plane: test_plane(),
             public_url: None,
             admin_token: None,
             ice_servers: vec![],
             room_idle_grace: crate::room::IDLE_GRACE,
-            keepalive: crate::ws::Keepalive::default(),
+            keepalive: Keepalive::default(),
         }
     }
 
@@ -212,27 +193,40 @@ impl Config {
                 .media_port
                 .or(file.media_port)
                 .unwrap_or(DEFAULT_MEDIA_PORT),
-            media_plane: opts.media_plane.or(file.media_plane).unwrap_or_default(),
             public_url: opts.public_url.clone().or(file.public_url),
             admin_token: opts.admin_token.clone().or(file.admin_token),
             ice_servers: file.ice_servers,
             room_idle_grace: crate::room::IDLE_GRACE,
-            keepalive: crate::ws::Keepalive::default(),
+            keepalive: Keepalive::default(),
         })
+    }
+}
+
+/// WebSocket keepalive (see `ws`).
+/// Server WebSocket pings go out this often.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A connection silent (no message, no pong) this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// WebSocket keepalive timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How often the server sends a ping frame.
+    pub ping_every: Duration,
+    /// Silence (no message, no pong) after which the connection is closed.
+    pub close_after: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            ping_every: PING_INTERVAL,
+            close_after: IDLE_TIMEOUT,
+        }
     }
 }
 
 /// The shared media socket's default port (LiveKit's single-port UDP default, too).
 pub const DEFAULT_MEDIA_PORT: u16 = 7882;
-
-/// The plane tests run on: `ROUNDTABLE_TEST_MEDIA_PLANE` (`rtc` or `webrtc`), else the default.
-/// `scripts/test.sh` runs the media tests once per plane.
-fn test_plane() -> MediaPlaneKind {
-    match std::env::var("ROUNDTABLE_TEST_MEDIA_PLANE").as_deref() {
-        Ok("webrtc") => MediaPlaneKind::Webrtc,
-        _ => MediaPlaneKind::Rtc,
-    }
-}
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text =
@@ -252,7 +246,7 @@ mod tests {
         std::fs::write(
             &path,
             "bind = \"127.0.0.1:9000\"\nmedia_ip = \"10.1.2.3\"\ndata_dir = \"/var/lib/rt\"\n\
-             media_plane = \"webrtc\"\nmedia_port = 40000\n\
+             media_port = 40000\n\
              [[ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n",
         )
         .unwrap();
@@ -269,7 +263,6 @@ mod tests {
             "the file beats the default"
         );
         assert_eq!(c.media_bind_ip, c.media_ip);
-        assert_eq!(c.media_plane, MediaPlaneKind::Webrtc);
         assert_eq!(c.media_port, 40000);
         assert_eq!(c.database_url, "sqlite:/var/lib/rt/roundtable.db");
         assert_eq!(c.ice_servers[0].urls, ["stun:127.0.0.1:3478"]);
@@ -277,7 +270,6 @@ mod tests {
         assert_eq!(d.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(d.database_url, "sqlite:./data/roundtable.db");
         assert_eq!(d.media_port, DEFAULT_MEDIA_PORT);
-        assert_eq!(d.media_plane, MediaPlaneKind::Rtc);
         std::fs::write(&path, "bnid = \"oops\"\n").unwrap();
         let err = Config::resolve(&Opts {
             config: Some(path),

@@ -10,9 +10,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::media::{DelaySnapshot, PlaneStats};
+use crate::media::{DelaySnapshot, MediaStats};
+use crate::rooms::{DEFAULT_CAPACITY, MAX_CAPACITY, new_room};
+use crate::state::AppState;
 use crate::store::StoreError;
-use crate::{AppState, DEFAULT_CAPACITY, MAX_CAPACITY, new_room, ws};
+use crate::ws;
 
 /// The web client, embedded so that one binary runs the product.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -211,13 +213,13 @@ async fn list_rooms(
     Ok(Json(json!({ "rooms": rooms })))
 }
 
-/// `GET /api/admin/media`: what the media plane holds and has done since it started.
+/// `GET /api/admin/media`: what the media engine holds and has done since it started.
 #[derive(Serialize)]
 struct MediaReport {
     #[serde(flatten)]
-    stats: PlaneStats,
-    /// How long forwarded packets stayed in the server (µs), where the plane measures it.
-    forward_delay: Option<DelaySnapshot>,
+    stats: MediaStats,
+    /// How long forwarded packets stayed in the server (µs).
+    forward_delay: DelaySnapshot,
 }
 
 async fn media_report(
@@ -225,9 +227,8 @@ async fn media_report(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
     require_admin(&state, &headers)?;
-    let plane = state.registry.plane();
     Ok(Json(MediaReport {
-        stats: plane.stats(),
-        forward_delay: plane.forward_delay(),
+        stats: state.media_stats(),
+        forward_delay: state.forward_delay(),
     }))
 }

@@ -1,6 +1,11 @@
 //! One task per room. It owns the sans-IO [`signaling::room::Room`] and carries out its
 //! outputs: messages to connections, media subscriptions, chat persistence. Callers hold a
 //! cheap [`RoomHandle`]; the only shared lock is the [`Registry`] of handles.
+//!
+//! Of media, the task holds ids and values: each participant's [`SessionHandle`] and each
+//! published track's [`TrackKey`]. A room event's subscription changes go to the engine in
+//! one command per subscriber, after the event's messages to clients: a client hears of a
+//! track before an offer adds or removes it, and gets one offer per event.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +17,7 @@ use signaling::room::{ConnId, Output, Room, RoomConfig};
 use signaling::wire::{CHAT_HISTORY_LEN, ChatMessage, IceServer, LeaveReason, RoomInfo, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::media::{MediaEvent, MediaPlane, MediaSession, Producer, SessionCtx};
+use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
 use crate::store::{Store, StoreError};
 
 /// How long an empty room's task lingers before it exits, by default.
@@ -72,7 +77,7 @@ pub struct Joined {
     /// The participant id.
     pub participant: String,
     /// Its media session, for negotiation messages.
-    pub session: Arc<dyn MediaSession>,
+    pub session: Arc<SessionHandle>,
 }
 
 /// A cheap handle on a running room task.
@@ -111,7 +116,7 @@ pub struct Registry {
     // never across an await.
     rooms: Mutex<HashMap<String, RoomHandle>>,
     store: Arc<dyn Store>,
-    plane: Arc<dyn MediaPlane>,
+    media: Arc<Media>,
     ice_servers: Vec<IceServer>,
     idle_grace: Duration,
 }
@@ -120,22 +125,22 @@ impl Registry {
     /// A registry that starts rooms from `store` with media from `plane`.
     pub fn new(
         store: Arc<dyn Store>,
-        plane: Arc<dyn MediaPlane>,
+        media: Arc<Media>,
         ice_servers: Vec<IceServer>,
         idle_grace: Duration,
     ) -> Arc<Self> {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
             store,
-            plane,
+            media,
             ice_servers,
             idle_grace,
         })
     }
 
-    /// The media plane rooms use.
-    pub fn plane(&self) -> &dyn MediaPlane {
-        self.plane.as_ref()
+    /// The media engine rooms use.
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 
     /// The handle of a running room, if it is running.
@@ -204,8 +209,11 @@ struct RoomTask {
     registry: Arc<Registry>,
     occupancy: Arc<AtomicUsize>,
     conns: HashMap<ConnId, ClientLink>,
-    sessions: HashMap<String, Arc<dyn MediaSession>>,
-    producers: HashMap<String, Arc<Producer>>,
+    sessions: HashMap<String, Arc<SessionHandle>>,
+    /// Published tracks: track id → key and publisher.
+    tracks: HashMap<String, (TrackKey, String)>,
+    /// Subscription changes of the outputs being drained: subscriber → (add, remove).
+    changes: HashMap<String, (Vec<TrackKey>, Vec<TrackKey>)>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     chat_tx: mpsc::UnboundedSender<ChatMessage>,
@@ -231,7 +239,8 @@ impl RoomTask {
             occupancy,
             conns: HashMap::new(),
             sessions: HashMap::new(),
-            producers: HashMap::new(),
+            tracks: HashMap::new(),
+            changes: HashMap::new(),
             media_tx,
             media_rx,
             chat_tx,
@@ -321,22 +330,20 @@ impl RoomTask {
     fn handle_media(&mut self, event: MediaEvent) {
         let now = now();
         match event {
-            MediaEvent::TrackPublished {
-                participant,
-                producer,
-            } => {
-                let info = producer.info.clone();
-                if !self.sessions.contains_key(&participant) {
-                    producer.close();
-                    return;
+            MediaEvent::TrackPublished { key, info } => {
+                if !self.sessions.contains_key(&info.participant) {
+                    return; // gone meanwhile; its session is closing
                 }
-                self.producers.insert(info.id.clone(), producer);
+                self.tracks
+                    .insert(info.id.clone(), (key, info.participant.clone()));
                 self.room
-                    .handle_track_published(now, &participant, &info.id, info.kind);
+                    .handle_track_published(now, &info.participant, &info.id, info.kind);
             }
-            MediaEvent::TrackEnded { track_id } => {
-                self.producers.remove(&track_id);
-                self.room.handle_track_unpublished(now, &track_id);
+            MediaEvent::TrackEnded { key, track_id } => {
+                if self.tracks.get(&track_id).is_some_and(|(k, _)| *k == key) {
+                    self.tracks.remove(&track_id);
+                    self.room.handle_track_unpublished(now, &track_id);
+                }
             }
         }
         self.drain();
@@ -350,32 +357,37 @@ impl RoomTask {
                 Output::Send { conn, msg } => self.send(conn, msg),
                 Output::Admitted { conn, participant } => self.open_media(conn, participant),
                 Output::Subscribe { subscriber, track } => {
-                    if let (Some(session), Some(producer)) = (
-                        self.sessions.get(&subscriber),
-                        self.producers.get(&track.id),
-                    ) {
-                        session.subscribe(producer.clone());
+                    if let Some((key, _)) = self.tracks.get(&track.id) {
+                        self.changes.entry(subscriber).or_default().0.push(*key);
                     }
                 }
                 Output::Unsubscribe {
                     subscriber,
                     track_id,
                 } => {
-                    if let Some(session) = self.sessions.get(&subscriber) {
-                        session.unsubscribe(&track_id);
+                    if let Some((key, _)) = self.tracks.get(&track_id) {
+                        self.changes.entry(subscriber).or_default().1.push(*key);
                     }
                 }
                 Output::CloseMedia { participant } => {
                     if let Some(session) = self.sessions.remove(&participant) {
                         session.close();
                     }
-                    self.producers
-                        .retain(|_, p| p.info.participant != participant);
+                    self.changes.remove(&participant);
+                    self.tracks
+                        .retain(|_, (_, publisher)| *publisher != participant);
                 }
                 Output::StoreChat(message) => {
                     self.chat_queued += 1;
                     let _ = self.chat_tx.send(message);
                 }
+            }
+        }
+        // After the messages: a client hears of a track before an offer carries it or takes
+        // it away, and the changes of one event go in one offer.
+        for (subscriber, (add, remove)) in self.changes.drain() {
+            if let Some(session) = self.sessions.get(&subscriber) {
+                session.subscriptions(add, remove);
             }
         }
         // Again after: a connection dropped for being too slow left during the loop.
@@ -386,13 +398,11 @@ impl RoomTask {
         let Some(to_client) = self.conns.get(&conn).map(|c| c.tx.clone()) else {
             return;
         };
-        let ctx = SessionCtx {
-            participant: participant.clone(),
-            to_client,
-            to_room: self.media_tx.clone(),
-        };
-        let session = self.registry.plane.open_session(ctx);
-        self.sessions.insert(participant, session);
+        let session =
+            self.registry
+                .media
+                .open_session(participant.clone(), to_client, self.media_tx.clone());
+        self.sessions.insert(participant, Arc::new(session));
     }
 
     fn send(&mut self, conn: ConnId, msg: ServerMsg) {

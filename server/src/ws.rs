@@ -3,7 +3,6 @@
 //! connection only.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -13,31 +12,9 @@ use signaling::wire::{self, ClientMsg, ErrorCode, LeaveReason, Reject, ServerMsg
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::AppState;
-use crate::media::Signal;
+use crate::media::{SessionHandle, Signal};
 use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
-
-/// Server WebSocket pings go out this often.
-pub const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// A connection silent (no message, no pong) this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
-/// WebSocket keepalive timing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
-    /// How often the server sends a ping frame.
-    pub ping_every: Duration,
-    /// Silence (no message, no pong) after which the connection is closed.
-    pub close_after: Duration,
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Keepalive {
-            ping_every: PING_INTERVAL,
-            close_after: IDLE_TIMEOUT,
-        }
-    }
-}
+use crate::state::AppState;
 
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -57,7 +34,7 @@ const MESSAGE_BURST: f64 = 200.0;
 
 struct Membership {
     room: RoomHandle,
-    session: Arc<dyn crate::media::MediaSession>,
+    session: Arc<SessionHandle>,
 }
 
 struct Conn {

@@ -6,6 +6,7 @@
 
 pub mod limits;
 pub mod room;
+pub mod stats;
 pub mod wire;
 
 /// The time, as the caller read it. Monotonic for timers, wall-clock for what people see.

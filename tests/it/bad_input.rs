@@ -373,17 +373,13 @@ async fn a_flood_of_binary_frames_is_rate_limited_too() -> anyhow::Result<()> {
 /// room using that port meanwhile arrives complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_media_port_harms_no_one() -> anyhow::Result<()> {
-    use roundtable::config::MediaPlaneKind;
     use roundtable_loadgen::client::Client;
     use signaling::wire::MediaKind;
 
     use crate::room_flow::{VIDEO_PACKETS, check_contiguous, wait_to_end};
 
-    let server = TestServer::sqlite_with(|c| c.media_plane = MediaPlaneKind::Rtc).await?;
-    let media = server
-        .state
-        .media_addr()
-        .expect("the rtc plane has one address");
+    let server = TestServer::sqlite().await?;
+    let media = server.state.media_addr();
     let room = server.room("Noise", 5).await?;
     let mut ann = Client::join(server.addr, &room, "Ann").await?;
     let bo = Client::join(server.addr, &room, "Bo").await?;
@@ -411,7 +407,7 @@ async fn garbage_on_the_media_port_harms_no_one() -> anyhow::Result<()> {
     truncated.truncate(24); // claims attributes it does not carry
     datagrams.push(truncated);
     let sent_small = datagrams.len() as u64;
-    datagrams.push(vec![0x80; 4000]); // larger than any datagram the plane reads
+    datagrams.push(vec![0x80; 4000]); // larger than any datagram the engine reads
     let before = server.state.media_stats().unrouted;
     for d in &datagrams {
         noise.send_to(d, media).await?;
@@ -419,7 +415,7 @@ async fn garbage_on_the_media_port_harms_no_one() -> anyhow::Result<()> {
 
     wait_to_end(&bo, &ann.id, MediaKind::Video, VIDEO_PACKETS - 1).await?;
     check_contiguous(&bo.media, &ann.id, MediaKind::Video, VIDEO_PACKETS - 1)?;
-    // Every datagram the plane read went nowhere. The empty and the oversized ones may never
+    // Every datagram the engine read went nowhere. The empty and the oversized ones may never
     // reach it (the socket layer discards them), so count the rest.
     let counted = server.state.media_stats().unrouted - before;
     assert!(

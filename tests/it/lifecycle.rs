@@ -40,8 +40,7 @@ async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Resu
 use futures_util::StreamExt;
 
 /// Leaving, cleanly or by a closed tab, frees everything the participant had: the media
-/// plane ends up holding no peer connection (and so no socket) and no task, and the room no
-/// participant or track.
+/// engine ends up holding no peer connection and no track, and the room no participant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
     let server = TestServer::sqlite().await?;
@@ -51,7 +50,7 @@ async fn leaving_frees_every_task_socket_and_track() -> anyhow::Result<()> {
     ann.publish(200).await?;
     bo.publish(200).await?;
     let (ann_id, bo_id) = (ann.id.clone(), bo.id.clone());
-    // A packet on a consumer means it was activated, which is when its relay task starts.
+    // A packet on a consumer means it was activated.
     let both = |from: &str| {
         let from = from.to_string();
         move |l: &roundtable_loadgen::client::MediaLog| {
@@ -155,7 +154,7 @@ async fn an_idle_room_stops_and_comes_back_with_its_history() -> anyhow::Result<
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_keepalive_timeout() -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let keepalive = roundtable::ws::Keepalive {
+    let keepalive = roundtable::config::Keepalive {
         ping_every: std::time::Duration::from_millis(50),
         close_after: std::time::Duration::from_millis(300),
     };

@@ -256,27 +256,25 @@ async fn h264_is_forwarded_as_h264() -> anyhow::Result<()> {
     let mut plan = PublishPlan::counted(VIDEO_PACKETS);
     plan.video_codec = VideoCodec::H264;
     ann.publish_plan(plan).await?;
-    if server.state.media_addr().is_some() {
-        // The single-socket plane offers each forwarded track in its publisher's codec only
-        // (with its RTX): a video section with no VP8 or VP9 a subscriber could pick.
-        let offer = bo
-            .expect(
-                "an offer with Ann's video",
-                |m| matches!(m, ServerMsg::Offer { sdp, .. } if sdp.contains("m=video")),
-            )
-            .await?;
-        let ServerMsg::Offer { sdp, .. } = offer else {
-            unreachable!()
-        };
-        let video = &sdp[sdp.find("m=video").unwrap_or(0)..];
-        let video = video[1..].find("\nm=").map_or(video, |end| &video[..=end]);
-        let codecs: Vec<&str> = video
-            .lines()
-            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        assert_eq!(codecs, ["H264/90000", "rtx/90000"], "{sdp}");
-    }
+    // The engine offers each forwarded track in its publisher's codec only
+    // (with its RTX): a video section with no VP8 or VP9 a subscriber could pick.
+    let offer = bo
+        .expect(
+            "an offer with Ann's video",
+            |m| matches!(m, ServerMsg::Offer { sdp, .. } if sdp.contains("m=video")),
+        )
+        .await?;
+    let ServerMsg::Offer { sdp, .. } = offer else {
+        unreachable!()
+    };
+    let video = &sdp[sdp.find("m=video").unwrap_or(0)..];
+    let video = video[1..].find("\nm=").map_or(video, |end| &video[..=end]);
+    let codecs: Vec<&str> = video
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(codecs, ["H264/90000", "rtx/90000"], "{sdp}");
     let last = VIDEO_PACKETS - 1;
     bo.media
         .wait_for("Ann's H.264 to the end", |log| {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use roundtable::media::peer::{self, PeerNet};
+use roundtable_peer::{self as peer, PeerNet};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_remote::TrackRemote;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+pub use signaling::stats::DelaySnapshot;
 
 /// The largest delay the histogram tells apart, in microseconds (10 s); longer counts as this.
 const MAX_US: u64 = 10_000_000;
@@ -91,83 +91,22 @@ impl DelayReader {
             // matters for a statistic; keep serving it.
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        DelaySnapshot::of(&shared)
+        snapshot_of(&shared)
     }
 }
 
-/// Forwarding delays in microseconds: non-empty buckets and quantiles.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DelaySnapshot {
-    /// Forwarded packets counted.
-    pub count: u64,
-    /// Median (µs; 0 when empty).
-    pub p50_us: u64,
-    /// 99th percentile (µs).
-    pub p99_us: u64,
-    /// 99.9th percentile (µs).
-    pub p999_us: u64,
-    /// The largest bucket's upper bound (µs).
-    pub max_us: u64,
-    /// `[upper bound in µs, count]` of every non-empty bucket, ascending.
-    pub buckets: Vec<(u64, u64)>,
-}
-
-impl DelaySnapshot {
-    fn of(h: &Histogram<u64>) -> Self {
-        let buckets = h
-            .iter_recorded()
-            .map(|v| {
-                (
-                    h.highest_equivalent(v.value_iterated_to()),
-                    v.count_at_value(),
-                )
-            })
-            .collect();
-        Self::from_buckets(buckets)
-    }
-
-    fn from_buckets(buckets: Vec<(u64, u64)>) -> Self {
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let quantile = |q: f64| {
-            // The smallest bucket at or past q of the count, as hdrhistogram reports quantiles.
-            let rank = ((q * count as f64).ceil() as u64).max(1);
-            let mut seen = 0;
-            buckets
-                .iter()
-                .find(|(_, n)| {
-                    seen += n;
-                    seen >= rank
-                })
-                .map_or(0, |(us, _)| *us)
-        };
-        DelaySnapshot {
-            count,
-            p50_us: quantile(0.5),
-            p99_us: quantile(0.99),
-            p999_us: quantile(0.999),
-            max_us: buckets.last().map_or(0, |(us, _)| *us),
-            buckets,
-        }
-    }
-
-    /// The delays recorded after `earlier` (a snapshot of the same plane, taken before).
-    /// Buckets that `earlier` has more of than `self` (another plane's snapshot) count as empty.
-    pub fn since(&self, earlier: &DelaySnapshot) -> DelaySnapshot {
-        let buckets = self
-            .buckets
-            .iter()
-            .map(|&(us, n)| {
-                let before = earlier
-                    .buckets
-                    .iter()
-                    .find(|(b, _)| *b == us)
-                    .map_or(0, |(_, n)| *n);
-                (us, n.saturating_sub(before))
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        Self::from_buckets(buckets)
-    }
+/// A snapshot of `h`.
+fn snapshot_of(h: &Histogram<u64>) -> DelaySnapshot {
+    let buckets = h
+        .iter_recorded()
+        .map(|v| {
+            (
+                h.highest_equivalent(v.value_iterated_to()),
+                v.count_at_value(),
+            )
+        })
+        .collect();
+    DelaySnapshot::from_buckets(buckets)
 }
 
 #[cfg(test)]

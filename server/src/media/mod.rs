@@ -1,233 +1,154 @@
-//! The media plane: everything that touches RTP. The room task talks to it only through
-//! [`MediaPlane`] and [`MediaSession`], behind which two planes stand: the single-socket plane
-//! on webrtc-rs's sans-IO `rtc` core (the default) and the webrtc-rs plane, one task and socket
-//! per connection.
+//! Everything that touches RTP: one media engine on webrtc-rs's sans-IO `rtc` core, behind
+//! one UDP socket, driven by one loop on its own thread.
+//!
+//! Room tasks and WebSocket tasks talk to it in ids and values: a [`SessionHandle`] per
+//! participant, a [`TrackKey`] per published track, and [`Cmd`] values down one channel. What
+//! the engine has to say comes back as values too: [`MediaEvent`]s to the room, messages to
+//! the client. Nothing here holds a media object another task can touch.
 //!
 //! Architecture invariant: nothing here waits on the database, the disk, the room task or a
-//! slow subscriber. A producer pushes into each consumer's bounded queue with `try_send` and
-//! counts what it had to drop.
+//! slow subscriber.
 
 pub mod delay;
-pub mod fanout;
-pub mod gauge;
-mod nack_guard;
-pub mod peer;
-pub mod rtc_plane;
-mod rtcp_forward;
-mod rtx_unwrap;
-pub mod udp;
-pub mod webrtc_plane;
+mod driver;
+pub mod engine;
+pub mod socket;
+mod values;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, ServerMsg};
+use roundtable_peer::PeerNet;
+use signaling::wire::{ErrorCode, Reject, ServerMsg};
 use tokio::sync::mpsc;
 
 pub use delay::DelaySnapshot;
-pub use fanout::Producer;
-pub use gauge::PlaneStats;
+pub use engine::{Cmd, SessionId};
+pub use values::{MediaEvent, MediaStats, Signal, TrackKey};
 
-/// Sequence numbers a published track remembers having forwarded: 4 s of 1.2 Mbit/s video.
-/// A copy that comes later than that is dropped as too late to be of use, as SRTP drops one
-/// more than 64 packets late on the track's own stream.
-const SEEN_WINDOW: usize = 512;
+use driver::{LoopCmd, SharedStats};
 
-/// The packets of a published track that came lately, so that none is forwarded twice.
-///
-/// SRTP drops a packet that comes again on the same stream. A copy unwrapped from the track's
-/// retransmission stream (RTX) is left to us: a retransmission asked for after the packet
-/// itself came, or recent media that a publisher sends again to probe its bandwidth, as
-/// Chrome does. Forwarded, it would cost the server and every subscriber's link, and then be
-/// dropped by the subscriber's SRTP.
-pub(crate) struct Seen(rtc::shared::replay_detector::WrappedSlidingWindowDetector);
+/// Negotiation messages a client may have queued before it is told to slow down: one client
+/// cannot fill the engine's command channel.
+const SESSION_QUEUE: usize = 256;
 
-impl Default for Seen {
-    fn default() -> Self {
-        Seen(
-            rtc::shared::replay_detector::WrappedSlidingWindowDetector::new(
-                SEEN_WINDOW,
-                u64::from(u16::MAX),
-            ),
-        )
-    }
+/// The media engine's loop, as the rest of the server sees it. Every method returns at once.
+pub struct Media {
+    cmds: mpsc::UnboundedSender<LoopCmd>,
+    next_session: AtomicU64,
+    local_addr: SocketAddr,
+    delay: delay::DelayReader,
+    stats: Arc<SharedStats>,
 }
 
-impl Seen {
-    /// Whether packet `seq` is new (recorded as seen now), rather than a copy of one that
-    /// came lately or one too old to forward.
-    pub(crate) fn is_new(&mut self, seq: u16) -> bool {
-        use rtc::shared::replay_detector::ReplayDetector;
-        let new = self.0.check(u64::from(seq));
-        if new {
-            self.0.accept();
-        }
-        new
+impl Media {
+    /// Bind the media socket on `net.bind_ip:port` and start the loop's thread. Host
+    /// candidates advertise `net.advertise_ip` (1:1 NAT) with the bound port.
+    pub async fn start(net: PeerNet, port: u16) -> std::io::Result<Self> {
+        let started = driver::start(net, port).await?;
+        tracing::info!(local_addr = %started.local_addr, "media: one UDP socket");
+        Ok(Media {
+            cmds: started.cmds,
+            next_session: AtomicU64::new(1),
+            local_addr: started.local_addr,
+            delay: started.delay,
+            stats: started.stats,
+        })
     }
-}
 
-/// What a media session tells its room.
-#[derive(Debug)]
-pub enum MediaEvent {
-    /// A participant started publishing a track.
-    TrackPublished {
-        /// Who publishes.
+    /// Open a session for a participant who just joined. The engine's messages for the
+    /// client go to `to_client`, its events for the room to `to_room`.
+    pub fn open_session(
+        &self,
         participant: String,
-        /// The producer, ready for consumers.
-        producer: Arc<Producer>,
-    },
-    /// A producer track ended.
-    TrackEnded {
-        /// Its id.
-        track_id: String,
-    },
-}
-
-/// A negotiation message from the client, already decoded.
-#[derive(Debug, Clone)]
-pub enum Signal {
-    /// SDP offer.
-    Offer {
-        /// Which connection.
-        pc: PcRole,
-        /// The SDP.
-        sdp: String,
-    },
-    /// SDP answer.
-    Answer {
-        /// Which connection.
-        pc: PcRole,
-        /// The SDP.
-        sdp: String,
-    },
-    /// Trickle ICE candidate.
-    Candidate {
-        /// Which connection.
-        pc: PcRole,
-        /// The candidate.
-        candidate: IceCandidate,
-    },
-}
-
-/// A negotiation message that fits the two-connection protocol: the client offers on
-/// `publish` and answers on `subscribe`, and trickles candidates on either.
-#[derive(Debug)]
-pub(crate) enum Negotiation {
-    /// An offer on `publish`.
-    PublishOffer(String),
-    /// An answer on `subscribe`.
-    SubscribeAnswer(String),
-    /// A candidate for one of the two.
-    Candidate(PcRole, IceCandidate),
-}
-
-impl Signal {
-    /// Refuse what the protocol never allows (`wrong_negotiation_state`), whatever the plane.
-    pub(crate) fn validate(self) -> Result<Negotiation, Reject> {
-        match self {
-            Signal::Offer {
-                pc: PcRole::Publish,
-                sdp,
-            } => Ok(Negotiation::PublishOffer(sdp)),
-            Signal::Answer {
-                pc: PcRole::Subscribe,
-                sdp,
-            } => Ok(Negotiation::SubscribeAnswer(sdp)),
-            Signal::Offer {
-                pc: PcRole::Subscribe,
-                ..
-            } => Err(Reject::new(
-                ErrorCode::WrongNegotiationState,
-                "the server is the only offerer on `subscribe`",
-            )),
-            Signal::Answer {
-                pc: PcRole::Publish,
-                ..
-            } => Err(Reject::new(
-                ErrorCode::WrongNegotiationState,
-                "the server never offers on `publish`; send an offer",
-            )),
-            Signal::Candidate { pc, candidate } => Ok(Negotiation::Candidate(pc, candidate)),
+        to_client: mpsc::Sender<ServerMsg>,
+        to_room: mpsc::UnboundedSender<MediaEvent>,
+    ) -> SessionHandle {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let _ = self.cmds.send(LoopCmd::Open {
+            id,
+            participant,
+            to_client,
+            to_room,
+            in_flight: in_flight.clone(),
+        });
+        SessionHandle {
+            id,
+            cmds: self.cmds.clone(),
+            in_flight,
         }
     }
-}
 
-/// Everything a new session needs to talk back.
-pub struct SessionCtx {
-    /// The participant id.
-    pub participant: String,
-    /// Messages for this participant's WebSocket (answers, offers, candidates, errors).
-    pub to_client: mpsc::Sender<ServerMsg>,
-    /// Events for the room task.
-    pub to_room: mpsc::UnboundedSender<MediaEvent>,
-}
-
-/// A participant's media: its publish and subscribe connections and its consumers.
-/// Every method returns at once; the work happens on the session's own task.
-pub trait MediaSession: Send + Sync {
-    /// Apply a negotiation message from the client. Errors come back to the client as
-    /// `error` messages on its socket; a full command queue is refused here.
-    fn signal(&self, signal: Signal) -> Result<(), Reject>;
-    /// Start forwarding `producer` to this participant.
-    fn subscribe(&self, producer: Arc<Producer>);
-    /// Stop forwarding the producer with this track id.
-    fn unsubscribe(&self, track_id: &str);
-    /// Tear everything down: connections, tasks, producers and consumers.
-    fn close(&self);
-}
-
-/// A factory of media sessions.
-pub trait MediaPlane: Send + Sync + 'static {
-    /// Open a session for a participant who just joined.
-    fn open_session(&self, ctx: SessionCtx) -> Arc<dyn MediaSession>;
-    /// Peer connections and tasks held now; for metrics and leak tests.
-    fn stats(&self) -> PlaneStats;
-    /// The one UDP address every connection shares, if the plane has one.
-    fn media_addr(&self) -> Option<std::net::SocketAddr> {
-        None
+    /// Open or close the forwarding of one published track.
+    pub fn gate(&self, track: TrackKey, open: bool) {
+        let _ = self.cmds.send(LoopCmd::Engine(Cmd::Gate { track, open }));
     }
-    /// How long forwarded packets stayed in the server, since it started, if the plane
-    /// measures it (the single-socket plane does; see [`delay`]).
-    fn forward_delay(&self) -> Option<DelaySnapshot> {
-        None
+
+    /// What the engine holds and has done (as of its last turn).
+    pub fn stats(&self) -> MediaStats {
+        self.stats.read()
+    }
+
+    /// The one UDP address every connection shares.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How long forwarded packets stayed in the server, since it started (see [`delay`]).
+    pub fn forward_delay(&self) -> DelaySnapshot {
+        self.delay.snapshot()
     }
 }
 
-pub(crate) fn queue_full() -> Reject {
+/// A participant's media session, for its room and its WebSocket (shared in an `Arc`). The
+/// last drop closes the session, if [`SessionHandle::close`] did not.
+pub struct SessionHandle {
+    id: SessionId,
+    cmds: mpsc::UnboundedSender<LoopCmd>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl SessionHandle {
+    /// Hand the engine a negotiation message from the client. Errors come back to the client
+    /// as `error` messages on its socket; a full queue is refused here.
+    pub fn signal(&self, signal: Signal) -> Result<(), Reject> {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) >= SESSION_QUEUE {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Err(queue_full());
+        }
+        self.cmds
+            .send(LoopCmd::Signal(self.id, signal))
+            .map_err(|_| queue_full())
+    }
+
+    /// Start forwarding `add` to this participant and stop forwarding `remove`, in one offer.
+    pub fn subscriptions(&self, add: Vec<TrackKey>, remove: Vec<TrackKey>) {
+        let _ = self.cmds.send(LoopCmd::Engine(Cmd::Subscriptions {
+            session: self.id,
+            add,
+            remove,
+        }));
+    }
+}
+
+impl SessionHandle {
+    /// Tear the session down: connections and published tracks.
+    pub fn close(&self) {
+        let _ = self.cmds.send(LoopCmd::Engine(Cmd::Close(self.id)));
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        let _ = self.cmds.send(LoopCmd::Engine(Cmd::Close(self.id)));
+    }
+}
+
+fn queue_full() -> Reject {
     Reject::new(
         ErrorCode::RateLimited,
         "too many negotiation messages in flight",
     )
-}
-
-pub(crate) fn rtp_kind(kind: MediaKind) -> RtpCodecKind {
-    match kind {
-        MediaKind::Audio => RtpCodecKind::Audio,
-        MediaKind::Video => RtpCodecKind::Video,
-    }
-}
-
-/// The payload type the subscriber negotiated for the producer's codec: same MIME type,
-/// preferring the same format parameters (H.264 profiles differ only there).
-pub(crate) fn pick_payload_type(
-    codecs: &[rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters],
-    codec: &RTCRtpCodec,
-) -> Option<u8> {
-    let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
-        c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
-    };
-    codecs
-        .iter()
-        .filter(same_mime)
-        .find(|c| c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line)
-        .or_else(|| codecs.iter().find(same_mime))
-        .map(|c| c.payload_type)
-}
-
-/// Drop a packet's header extensions (their ids are per connection).
-pub(crate) fn strip_extensions(header: &mut rtc::rtp::header::Header) {
-    header.extension = false;
-    header.extension_profile = 0;
-    header.extensions = Vec::new();
-    header.extensions_padding = 0;
 }

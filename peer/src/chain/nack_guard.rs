@@ -13,7 +13,7 @@
 //! It is not a stage of its own: every stage handles every forwarded packet, and one more
 //! cost about 7 % of the server's CPU per packet in skillshare40 (medians of 6 alternating
 //! pairs). The stage that already reads a sending connection's RTCP
-//! (`rtcp_forward::ToApplication`) applies it, below the responder.
+//! (`to_app::ToApplication`) applies it, below the responder.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
 };
-
-use super::peer::NACK_HISTORY;
 
 /// Times one packet is sent again. Chrome asks for a lost packet up to 10 times, one round
 /// trip apart; three retransmissions repair a packet unless the path loses most of them.
@@ -41,7 +39,6 @@ struct Resent {
 }
 
 /// See the module docs.
-#[derive(Default)]
 pub struct NackGuard {
     /// Per stream the connection sends (by SSRC), the packets sent again, by sequence number
     /// modulo the responder's history: an older packet is gone from the history anyway.
@@ -49,12 +46,18 @@ pub struct NackGuard {
     /// at all), and a subscriber in a room of 40 has 44 of them, so slots kept for each
     /// would cost 1.5 KiB a stream, 5 % of what a participant costs there.
     streams: HashMap<u32, Vec<Option<Resent>>>,
+    /// Packets the responder keeps per stream: a packet older than that cannot be sent again.
+    history: u16,
 }
 
 impl NackGuard {
-    /// A guard that knows no stream yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// A guard that knows no stream yet, for a responder that keeps `history` packets per
+    /// stream.
+    pub fn new(history: u16) -> Self {
+        NackGuard {
+            streams: HashMap::new(),
+            history: history.max(1),
+        }
     }
 
     /// The connection sends a stream in `ssrc`.
@@ -100,7 +103,7 @@ impl NackGuard {
     fn allowed(&mut self, now: Instant, nack: &TransportLayerNack) -> Option<Vec<u16>> {
         let resent = self.streams.get_mut(&nack.media_ssrc)?;
         if resent.is_empty() {
-            resent.resize(usize::from(NACK_HISTORY), None);
+            resent.resize(usize::from(self.history), None);
         }
         let slots = resent.len();
         let mut allowed = Vec::new();
@@ -133,9 +136,10 @@ mod tests {
     use rtc::rtcp::receiver_report::ReceiverReport;
 
     const SSRC: u32 = 1000;
+    const NACK_HISTORY: u16 = 64;
 
     fn guard() -> NackGuard {
-        let mut guard = NackGuard::new();
+        let mut guard = NackGuard::new(NACK_HISTORY);
         guard.bind(SSRC);
         guard
     }

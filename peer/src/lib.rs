@@ -1,99 +1,40 @@
-//! How every webrtc-rs peer connection of ours is built: one place for the settings that
-//! this stack needs to work with browsers (see ARCHITECTURE.md, "Media").
-//! Public so the integration tests' clients and the load generator build peers the same way.
+//! How every WebRTC peer connection of Roundtable's is built: the server's, the integration
+//! tests' clients and the load generator's. One place for the settings this stack needs to
+//! work with browsers (ARCHITECTURE.md, "Media"): codecs, the interceptor chain ([`chain`]),
+//! ICE and DTLS settings.
+//!
+//! The server uses the sans-IO [`build_sansio`] only. The `client` feature adds [`build`],
+//! on webrtc-rs's async API, for clients; without it this crate does not depend on it.
+
+pub mod chain;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{
-    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot,
-};
+use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{
+    RTCConfiguration, RTCConfigurationBuilder, RTCIceServer,
 };
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate as SansioCandidate,
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+    RTCIceCandidateType,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer, Registry, SettingEngineBuilder,
-    configure_simulcast_extension_headers, configure_twcc_receiver_only,
-};
-
 use signaling::wire::IceCandidate;
-use webrtc::peer_connection::{RTCIceCandidate, RTCIceCandidateInit};
 
-use super::rtcp_forward::{SENDING_SLOT, SLOT, ToApplication};
-use super::rtx_unwrap::{self, RtxUnwrap};
+pub use chain::{Flow, NACK_HISTORY, NACK_RETRIES, Side};
 
 /// Time between ICE connectivity checks.
 pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(25);
-
-/// Packets of history per outgoing video stream kept to answer NACKs: half a second of
-/// 1.2 Mbit/s video, a quarter at 2.5 Mbit/s. A retransmission is useful only within a round
-/// trip or two of the loss (Janus keeps 200 ms by default). Each kept packet holds its
-/// payload, so this is most of the memory of a busy room: webrtc-rs's default of 1024 cost
-/// about 2 MiB a publisher, and 128 was still a fifth of room10's memory.
-pub const NACK_HISTORY: u16 = 64;
-
-/// Times one lost packet is asked for before it is given up, 100 ms apart, unless it comes
-/// (webrtc-rs: without limit, which turns a burst of loss on a saturated host into seconds of
-/// retransmissions). A retransmission counts as coming only with our `rtx_unwrap` stage in
-/// the chain.
-pub const NACK_RETRIES: u16 = 10;
-
-/// Which way media flows on a peer connection, which decides its interceptors. Every stage of
-/// webrtc-rs's interceptor chain handles every packet (a copy in, a copy out), so a connection
-/// gets only the stages its direction uses. The SDP differs only in header extensions and
-/// TWCC feedback (see `interceptors`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Media arrives (the webrtc-rs plane's `publish`, a client's `subscribe`): NACK
-    /// generator (which sees retransmissions as the packets they repair), TWCC feedback,
-    /// receiver reports.
-    Receive,
-    /// Media leaves (the webrtc-rs plane's `subscribe`, a client's `publish`): NACK responder
-    /// (each packet sent again at most 3 times), sender reports, and inbound PLI/FIR handed
-    /// to the application (the server relays them to the publisher; a client sends a
-    /// keyframe).
-    Send,
-    /// The single-socket plane's `publish`: [`Flow::Receive`], and the publisher's sender
-    /// reports handed to the application, which relays them to the subscribers.
-    Ingest,
-    /// The single-socket plane's `subscribe`: [`Flow::Send`] without a sender-report stage.
-    /// The plane writes each forwarded stream's reports itself, from its publisher's: the
-    /// publisher's clock mapping, which is what a receiver needs to play audio and video in
-    /// sync, and this subscriber's own counts. The stage cost 6 % of the server's CPU in
-    /// skillshare40, for every packet of every subscriber.
-    Relay,
-}
-
-impl Flow {
-    fn sends(self) -> bool {
-        matches!(self, Flow::Send | Flow::Relay)
-    }
-
-    fn receives(self) -> bool {
-        matches!(self, Flow::Receive | Flow::Ingest)
-    }
-}
-
-/// Which end of our protocol a peer is on. The server answers its clients' `publish` offers as
-/// the DTLS server (see `settings`); clients (the load generator's, the tests') keep
-/// webrtc-rs's default, the DTLS client, as browsers do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The server's own connections.
-    Server,
-    /// A client's.
-    Client,
-}
 
 /// The codecs we negotiate: Opus; VP8, VP9 (profile 0) and H.264 (baseline and constrained
 /// baseline, packetization mode 1), each video codec with its RTX. That is every codec a
@@ -102,7 +43,7 @@ pub enum Side {
 /// worse than none. webrtc-rs's defaults add G.722, PCMU, PCMA, VP9 profile 1, four more
 /// H.264 variants, AV1 and H.265: every one of them is written into every media section of
 /// every SDP and kept in each transceiver (in a room of 10, about 50 KiB per participant).
-fn register_codecs(media: &mut MediaEngine) -> webrtc::error::Result<()> {
+fn register_codecs(media: &mut MediaEngine) -> rtc::shared::error::Result<()> {
     for (codec, kind) in codecs() {
         media.register_codec(codec, kind)?;
     }
@@ -172,68 +113,15 @@ fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
 /// Our registered codec that carries `codec` (a publisher's, as negotiated): the same MIME
 /// type and format parameters, else the first of the same MIME type. What a subscriber's
 /// section for that track offers, alone with its RTX.
-pub(crate) fn registered_codec(codec: &RTCRtpCodec) -> Option<RTCRtpCodecParameters> {
+pub fn registered_codec(codec: &RTCRtpCodec) -> Option<RTCRtpCodecParameters> {
     // Built once: the media loop asks for every subscription.
     static REGISTERED: LazyLock<Vec<RTCRtpCodecParameters>> =
         LazyLock::new(|| codecs().into_iter().map(|(c, _)| c).collect());
-    let payload_type = super::pick_payload_type(&REGISTERED, codec)?;
+    let payload_type = pick_payload_type(&REGISTERED, codec)?;
     REGISTERED
         .iter()
         .find(|c| c.payload_type == payload_type)
         .cloned()
-}
-
-/// The feedback and header extensions we negotiate (TWCC, simulcast), and the interceptors
-/// `flow` needs, with NACK bounded as above.
-///
-/// The server's sending connections negotiate no header extension and no TWCC feedback:
-/// both planes forward packets with their extensions stripped (their ids are the
-/// publisher's connection's), so a subscriber would never see one, and every line of them is
-/// kept in each section of the offer and the answer, parsed, for the connection's life: in a
-/// room of 40, 44 sections of each.
-fn interceptors(
-    media: &mut MediaEngine,
-    flow: Flow,
-    side: Side,
-) -> webrtc::error::Result<Registry> {
-    let extensions = side == Side::Client || !flow.sends();
-    let mut registry = Registry::new();
-    if extensions {
-        configure_simulcast_extension_headers(media)?;
-        // Registers TWCC feedback and its header extension with the codecs, and its
-        // interceptor.
-        let twcc = configure_twcc_receiver_only(Registry::new(), media)?;
-        if flow.receives() {
-            registry = twcc;
-        }
-    }
-    if flow.sends() {
-        registry = registry.with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-        );
-        if flow == Flow::Send {
-            registry = registry.with(Slot::SenderReport, SenderReportBuilder::new().build());
-        }
-        registry = registry.with(Slot::from(SENDING_SLOT), ToApplication::keyframe_requests());
-    }
-    if flow.receives() {
-        // The NACK generator above the reception statistics, with retransmissions unwrapped
-        // just below it: see `rtx_unwrap`.
-        registry = registry
-            .with(
-                Slot::from(rtx_unwrap::NACK_GENERATOR_SLOT),
-                NackGeneratorBuilder::new()
-                    .with_max_nacks_per_packet(NACK_RETRIES)
-                    .build(),
-            )
-            .with(Slot::from(rtx_unwrap::SLOT), RtxUnwrap::new())
-            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
-        if flow == Flow::Ingest {
-            registry = registry.with(Slot::from(SLOT), ToApplication::sender_reports());
-        }
-    }
-    Ok(registry)
 }
 
 /// Where a peer binds its socket and what it advertises.
@@ -258,18 +146,19 @@ impl PeerNet {
     }
 }
 
+#[cfg(feature = "client")]
 /// Build a peer connection with our codecs and interceptors (NACK, RTCP reports,
 /// TWCC), mDNS off (it needs multicast, which a loopback-only host lacks), bound to one IP.
 /// With `forward_keyframe_requests`, inbound PLI/FIR reach the application through
 /// `TrackLocal::poll` (an SFU's subscriber side needs that).
 pub async fn build(
     net: &PeerNet,
-    handler: Arc<dyn PeerConnectionEventHandler>,
+    handler: std::sync::Arc<dyn webrtc::peer_connection::PeerConnectionEventHandler>,
     side: Side,
     flow: Flow,
-) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+) -> rtc::shared::error::Result<std::sync::Arc<dyn webrtc::peer_connection::PeerConnection>> {
     let (media, registry) = codecs_and_interceptors(flow, side)?;
-    let pc = PeerConnectionBuilder::new()
+    let pc = webrtc::peer_connection::PeerConnectionBuilder::new()
         .with_configuration(configuration(net))
         .with_media_engine(media)
         .with_setting_engine(settings(net, side).build())
@@ -278,12 +167,12 @@ pub async fn build(
         .with_udp_addrs(vec![SocketAddr::new(net.bind_ip, 0)])
         .build()
         .await?;
-    Ok(Arc::new(pc))
+    Ok(std::sync::Arc::new(pc))
 }
 
 /// A sans-IO peer connection (webrtc-rs's `rtc` core) with the same codecs, interceptors and
 /// settings as [`build`], whose one host candidate is `local`: the caller owns the socket and
-/// feeds it datagrams. `credentials` fixes the ICE ufrag and password (the single-socket plane
+/// feeds it datagrams. `credentials` fixes the ICE ufrag and password (the server's engine
 /// routes by ufrag); `None` lets webrtc-rs choose them. Gathering is complete on return, so a
 /// description made next carries the candidate and there is nothing to trickle.
 pub fn build_sansio(
@@ -316,32 +205,32 @@ pub fn build_sansio(
         ..Default::default()
     }
     .new_candidate_host()?;
-    pc.add_local_candidate(SansioCandidate::from(&host).to_json()?)?;
+    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
     // End of gathering: there is nothing else to find.
     pc.add_local_candidate(Default::default())?;
     Ok(pc)
 }
 
-/// Our codecs and the interceptors `flow` needs on `side`. Shared by both media planes.
-pub(crate) fn codecs_and_interceptors(
+/// Our codecs and the interceptors `flow` needs on `side`.
+fn codecs_and_interceptors(
     flow: Flow,
     side: Side,
-) -> webrtc::error::Result<(MediaEngine, Registry)> {
+) -> rtc::shared::error::Result<(MediaEngine, Registry)> {
     let mut media = MediaEngine::default();
     register_codecs(&mut media)?;
-    let registry = interceptors(&mut media, flow, side)?;
+    let registry = chain::registry(&mut media, flow, side)?;
     Ok((media, registry))
 }
 
 /// ICE servers of a peer.
-pub(crate) fn configuration(net: &PeerNet) -> webrtc::peer_connection::RTCConfiguration {
+fn configuration(net: &PeerNet) -> RTCConfiguration {
     RTCConfigurationBuilder::new()
         .with_ice_servers(net.ice_servers.clone())
         .build()
 }
 
-/// The settings every peer of ours needs here. Shared by both media planes.
-pub(crate) fn settings(net: &PeerNet, side: Side) -> SettingEngineBuilder {
+/// The settings every peer of ours needs here.
+fn settings(net: &PeerNet, side: Side) -> SettingEngineBuilder {
     // A browser's checks often reach us before its trickled candidate does, so its address is
     // first learned as peer-reflexive. webrtc-rs waits 1 s before nominating such a pair
     // (500 ms for server-reflexive); a server with a known address gains nothing by waiting.
@@ -387,4 +276,17 @@ pub fn candidate_from_wire(c: IceCandidate) -> RTCIceCandidateInit {
         username_fragment: c.username_fragment,
         ..Default::default()
     }
+}
+
+/// The payload type of `codecs` that carries `codec`: the same MIME type, preferring the same
+/// format parameters (H.264 profiles differ only there).
+pub fn pick_payload_type(codecs: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -> Option<u8> {
+    let same_mime =
+        |c: &&RTCRtpCodecParameters| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type);
+    codecs
+        .iter()
+        .filter(same_mime)
+        .find(|c| c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line)
+        .or_else(|| codecs.iter().find(same_mime))
+        .map(|c| c.payload_type)
 }

@@ -5,7 +5,7 @@
 //! the application (the SFU) can act on them:
 //! - a subscriber's keyframe request (PLI, FIR), answered by asking the publisher;
 //! - a publisher's sender report, passed on to each subscriber of the stream (the
-//!   single-socket plane writes its subscribers' reports itself, see `peer::Flow::Relay`).
+//!   media engine writes its subscribers' reports itself, see `Flow::Relay`).
 //!
 //! Everything else (receiver reports, NACK, TWCC) is the interceptors' business: it never
 //! reaches the application.
@@ -25,14 +25,6 @@ use rtc::shared::error::Error;
 
 use super::nack_guard::NackGuard;
 
-/// Where the interceptor sits on a connection that receives media: last, so every other
-/// interceptor saw all RTCP first (the receiver-report stage needs the sender reports too).
-pub const SLOT: usize = 14_000;
-
-/// Where it sits on a connection that sends media: below the NACK responder (4,000), which
-/// reads the NACKs it has bounded.
-pub const SENDING_SLOT: usize = 3_500;
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wanted {
     KeyframeRequests,
@@ -50,17 +42,19 @@ pub struct ToApplication {
 
 impl ToApplication {
     /// For connections that send media: PLI and FIR reach the application, and NACKs are
-    /// bounded ([`NackGuard`]). Goes at [`SENDING_SLOT`].
-    pub fn keyframe_requests() -> Self {
+    /// bounded ([`NackGuard`]) for a responder that keeps `history` packets per stream.
+    /// Goes below the NACK responder, which reads the NACKs it has bounded.
+    pub fn keyframe_requests(history: u16) -> Self {
         ToApplication {
-            guard: Some(NackGuard::new()),
+            guard: Some(NackGuard::new(history)),
             ..Self::new(Wanted::KeyframeRequests)
         }
     }
 
     /// For connections that receive media: each sender report reaches the application alone,
     /// without its reception report blocks (they are about what the publisher receives), so
-    /// webrtc-rs names it by the stream it describes. Goes at [`SLOT`].
+    /// webrtc-rs names it by the stream it describes. Goes last, so every other stage saw all
+    /// RTCP first (the receiver-report stage needs the sender reports too).
     pub fn sender_reports() -> Self {
         Self::new(Wanted::SenderReports)
     }

@@ -3,12 +3,12 @@
 //! webrtc-rs hands its interceptors an RTX packet as it arrived: in the retransmission
 //! stream's SSRC and sequence numbers. Only the endpoint, after the chain, turns it back into
 //! the packet it repairs. So the NACK generator never learns that a packet it asked for came,
-//! and asks for it again every 100 ms up to its retry limit ([`super::peer::NACK_RETRIES`]),
+//! and asks for it again every 100 ms up to its retry limit ([`super::NACK_RETRIES`]),
 //! and a sender answers every time. pion's generator has the same flaw (pion/interceptor#320).
 //!
 //! This stage unwraps each RTX packet of a stream it knows (one declared with its RTX SSRC,
 //! `a=ssrc-group:FID`) into the packet it carries, as the endpoint would. It sits just below
-//! the NACK generator, which [`super::peer`] places above webrtc-rs's reception statistics
+//! the NACK generator, which the chain ([`super`]) places above webrtc-rs's reception statistics
 //! (TWCC feedback, receiver reports): those still see the retransmission stream as it is on the
 //! wire, and only the NACK generator and the application see the repaired packet.
 
@@ -18,13 +18,6 @@ use std::time::Instant;
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
-
-/// Where the NACK generator sits on connections that receive media: above the TWCC feedback
-/// (8,000) and receiver-report (10,000) stages, below the jitter buffer's slot (13,000).
-pub const NACK_GENERATOR_SLOT: usize = 12_500;
-
-/// Where this stage sits: just below the NACK generator.
-pub const SLOT: usize = 12_400;
 
 /// A repaired stream, by its RTX SSRC.
 #[derive(Debug, Clone, Copy)]
