@@ -294,13 +294,14 @@ function onJoinFailed(err) {
     stopLocalMedia();
     return showNoSuchRoom();
   }
+  /** @type {Record<string, string>} */
   const texts = {
     room_full: `This room is full${state.capacity ? `: it holds ${plural(state.capacity, 'person', 'people')}` : ''}. Try again when someone leaves.`,
     bad_name: `That name can't be used. Please use 1 to ${MAX_NAME_CHARS} characters.`,
     unsupported_version: 'This page is out of date. Reload it to join.',
   };
   showScreen('prejoin');
-  setNotice($('join-error'), texts[/** @type {keyof texts} */ (err.code)] ?? err.message);
+  setNotice($('join-error'), texts[err.code] ?? err.message);
 }
 
 /** @param {ConnectionStatus} status */
