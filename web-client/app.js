@@ -24,6 +24,8 @@ import { startPreview, stopLocalMedia } from '/assets/media.js';
 import { state } from '/assets/state.js';
 import { $, on, showScreen, showToast } from '/assets/ui.js';
 
+/** @typedef {import('/assets/protocol.js').RoomEvents} RoomEvents */
+
 async function boot() {
   const match = location.pathname.match(/^\/r\/([^/]+)\/?$/);
   if (!match) return showScreen('home');
@@ -48,7 +50,11 @@ async function join() {
   conn.connect();
 }
 
-/** One handler per {@link RoomConnection} event. @type {Record<string, (detail: any) => void>} */
+/**
+ * One handler per {@link RoomConnection} event that a screen shows; the screens learn of
+ * published tracks through `media`.
+ * @type {{[K in Exclude<keyof RoomEvents, 'track-published' | 'track-unpublished'>]: (detail: RoomEvents[K]) => void}}
+ */
 const connHandlers = {
   joined: (msg) => {
     setJoinBusy(false);
