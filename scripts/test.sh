@@ -25,6 +25,7 @@ if ! pg_isready -q -h /var/run/postgresql; then
 fi
 
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/browser && npx --no-install tsc -p ../../web-client/tsconfig.json)
 
 # Build with the registry reachable; the tests then run offline in the namespace.
 cargo build --workspace --tests --bins

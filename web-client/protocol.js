@@ -3,7 +3,8 @@
  * Roundtable client protocol: the signaling WebSocket and the two peer connections.
  *
  * No DOM code lives here. {@link RoomConnection} speaks the wire protocol that
- * `signaling/src/wire.rs` defines and reports what happens as events; `app.js` draws it.
+ * `signaling/src/wire.rs` defines and reports what happens as events; the UI (`app.js` and
+ * its screen modules) draws it.
  */
 
 /** Protocol version sent in `join`. */
@@ -187,6 +188,15 @@ class Peer {
 }
 
 /**
+ * What each {@link RoomConnection} event carries in `detail`.
+ * @typedef {{status: ConnectionStatus, joined: JoinedMsg, 'participant-joined': ParticipantInfo,
+ *   'participant-updated': ParticipantInfo, 'participant-left': {id: string, reason: string},
+ *   'track-published': TrackInfo, 'track-unpublished': {id: string, participant: string},
+ *   media: RemoteMedia, chat: ChatMessage, 'server-error': ErrorMsg, 'join-failed': RoundtableError,
+ *   closed: {reason: string}}} RoomEvents
+ */
+
+/**
  * A participant's connection to one room.
  *
  * Events (all `CustomEvent`, payload in `detail`):
@@ -299,7 +309,7 @@ export class RoomConnection extends EventTarget {
 
   // ---- internals -------------------------------------------------------------------------
 
-  /** @param {string} type @param {unknown} [detail] */
+  /** @template {keyof RoomEvents} K @param {K} type @param {RoomEvents[K]} detail */
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }

@@ -24,9 +24,39 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/app.js"),
     ),
     (
+        "call.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/call.js"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/chat.js"),
+    ),
+    (
+        "lobby.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/lobby.js"),
+    ),
+    (
+        "media.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/media.js"),
+    ),
+    (
         "protocol.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/protocol.js"),
+    ),
+    (
+        "state.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/state.js"),
+    ),
+    (
+        "ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/ui.js"),
     ),
     (
         "style.css",
