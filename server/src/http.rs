@@ -5,12 +5,14 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use signaling::wire::MediaKind;
 
 use crate::media::{DelaySnapshot, MediaStats};
+use crate::room::RoomCmd;
 use crate::rooms::{DEFAULT_CAPACITY, MAX_CAPACITY, new_room};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -77,6 +79,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{room}", get(room_info))
         .route("/api/admin/media", get(media_report))
+        .route(
+            "/api/admin/rooms/{room}/participants/{participant}/forwarding",
+            post(forwarding),
+        )
         .fallback(|| async { AppError::NotFound("not_found", "no such page".into()) })
         .with_state(state)
 }
@@ -261,4 +267,42 @@ async fn media_report(
         stats: state.media_stats(),
         forward_delay: state.forward_delay(),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forwarding {
+    kind: MediaKind,
+    open: bool,
+}
+
+/// `POST /api/admin/rooms/{room}/participants/{participant}/forwarding`: open or close the
+/// forwarding of a participant's audio or video (the gate). An operator's override, and the
+/// mechanism moderation will use.
+async fn forwarding(
+    State(state): State<AppState>,
+    Path((room, participant)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<Forwarding>, JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    require_admin(&state, &headers)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let not_running = || AppError::NotFound("room_not_found", format!("no running room `{room}`"));
+    let handle = state.registry.running(&room).ok_or_else(not_running)?;
+    let (reply, applied) = tokio::sync::oneshot::channel();
+    let cmd = RoomCmd::Forwarding {
+        participant: participant.clone(),
+        kind: body.kind,
+        open: body.open,
+        reply,
+    };
+    handle.send(cmd).await.map_err(|_| not_running())?;
+    let tracks = applied.await.map_err(|_| not_running())?;
+    if tracks == 0 {
+        return Err(AppError::NotFound(
+            "track_not_found",
+            format!("`{participant}` publishes no such track in `{room}`"),
+        ));
+    }
+    Ok(Json(json!({ "tracks": tracks, "open": body.open })))
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use signaling::Now;
 use signaling::room::{ConnId, Output, Room, RoomConfig};
-use signaling::wire::{CHAT_HISTORY_LEN, ChatMessage, IceServer, LeaveReason, RoomInfo, ServerMsg};
+use signaling::wire::{
+    CHAT_HISTORY_LEN, ChatMessage, IceServer, LeaveReason, MediaKind, RoomInfo, ServerMsg,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
@@ -52,6 +54,18 @@ pub enum RoomCmd {
         conn: ConnId,
         /// The text.
         text: String,
+    },
+    /// Open or close the forwarding of a participant's tracks of one kind (the gate). The
+    /// reply is how many tracks it applied to.
+    Forwarding {
+        /// The publisher.
+        participant: String,
+        /// Audio or video.
+        kind: MediaKind,
+        /// Whether their packets reach the others.
+        open: bool,
+        /// Tracks it applied to.
+        reply: oneshot::Sender<usize>,
     },
     /// Microphone/camera flags.
     MediaState {
@@ -210,8 +224,8 @@ struct RoomTask {
     occupancy: Arc<AtomicUsize>,
     conns: HashMap<ConnId, ClientLink>,
     sessions: HashMap<String, Arc<SessionHandle>>,
-    /// Published tracks: track id → key and publisher.
-    tracks: HashMap<String, (TrackKey, String)>,
+    /// Published tracks: track id → key, publisher and kind.
+    tracks: HashMap<String, (TrackKey, String, MediaKind)>,
     /// Subscription changes of the outputs being drained: subscriber → (add, remove).
     changes: HashMap<String, (Vec<TrackKey>, Vec<TrackKey>)>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
@@ -320,6 +334,21 @@ impl RoomTask {
                 self.room.handle_chat(now, conn, &text);
                 self.drain();
             }
+            RoomCmd::Forwarding {
+                participant,
+                kind,
+                open,
+                reply,
+            } => {
+                let mut applied = 0;
+                for (key, publisher, k) in self.tracks.values() {
+                    if *publisher == participant && *k == kind {
+                        self.registry.media.gate(*key, open);
+                        applied += 1;
+                    }
+                }
+                let _ = reply.send(applied);
+            }
             RoomCmd::MediaState { conn, audio, video } => {
                 self.room.handle_media_state(now, conn, audio, video);
                 self.drain();
@@ -335,12 +364,16 @@ impl RoomTask {
                     return; // gone meanwhile; its session is closing
                 }
                 self.tracks
-                    .insert(info.id.clone(), (key, info.participant.clone()));
+                    .insert(info.id.clone(), (key, info.participant.clone(), info.kind));
                 self.room
                     .handle_track_published(now, &info.participant, &info.id, info.kind);
             }
             MediaEvent::TrackEnded { key, track_id } => {
-                if self.tracks.get(&track_id).is_some_and(|(k, _)| *k == key) {
+                if self
+                    .tracks
+                    .get(&track_id)
+                    .is_some_and(|(k, _, _)| *k == key)
+                {
                     self.tracks.remove(&track_id);
                     self.room.handle_track_unpublished(now, &track_id);
                 }
@@ -357,7 +390,7 @@ impl RoomTask {
                 Output::Send { conn, msg } => self.send(conn, msg),
                 Output::Admitted { conn, participant } => self.open_media(conn, participant),
                 Output::Subscribe { subscriber, track } => {
-                    if let Some((key, _)) = self.tracks.get(&track.id) {
+                    if let Some((key, _, _)) = self.tracks.get(&track.id) {
                         self.changes.entry(subscriber).or_default().0.push(*key);
                     }
                 }
@@ -365,7 +398,7 @@ impl RoomTask {
                     subscriber,
                     track_id,
                 } => {
-                    if let Some((key, _)) = self.tracks.get(&track_id) {
+                    if let Some((key, _, _)) = self.tracks.get(&track_id) {
                         self.changes.entry(subscriber).or_default().1.push(*key);
                     }
                 }
@@ -375,7 +408,7 @@ impl RoomTask {
                     }
                     self.changes.remove(&participant);
                     self.tracks
-                        .retain(|_, (_, publisher)| *publisher != participant);
+                        .retain(|_, (_, publisher, _)| *publisher != participant);
                 }
                 Output::StoreChat(message) => {
                     self.chat_queued += 1;

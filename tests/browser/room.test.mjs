@@ -24,6 +24,8 @@ const CHROMIUM_FLAGS = [
   '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
   '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
+/** The admin token the server runs with (for the admin API's forwarding gate). */
+const ADMIN_TOKEN = 'browser-test-admin-token';
 /** Two shared cores: be generous. */
 const WAIT = 60_000;
 const TEST_TIMEOUT = 180_000;
@@ -75,7 +77,8 @@ function startServer(bin, dataDir) {
   mkdirSync(LOGS, { recursive: true });
   const logPath = path.join(LOGS, 'server.log');
   const log = createWriteStream(logPath);
-  const child = spawn(bin, ['--data-dir', dataDir, '--bind', '127.0.0.1:0', '--media-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['--data-dir', dataDir, '--bind', '127.0.0.1:0', '--media-port', '0', '--admin-token', ADMIN_TOKEN];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   env.server = child;
   // Should the runner itself die (a timeout, Ctrl-C), leave no server behind.
   process.once('exit', () => child.kill('SIGKILL'));
@@ -152,6 +155,30 @@ function recordPeerConnections() {
     .filter((pc) => pc.connectionState !== 'closed')
     .flatMap((pc) => pc.getTransceivers())
     .filter((t) => t.direction !== 'sendonly' && t.direction !== 'sendrecv').length;
+  // The inbound streams of tracks whose id starts with `prefix` (a participant's tracks are
+  // `{participant}-a1`, `{participant}-v2`, ...), summed: what the page decoded and lost.
+  window.__roundtableInbound = async (prefix, kind) => {
+    const sum = { packetsReceived: 0, packetsLost: 0, framesDecoded: 0, keyFramesDecoded: 0, totalFreezesDuration: 0 };
+    for (const pc of created) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== kind || !String(s.trackIdentifier).startsWith(prefix)) return;
+        for (const key of Object.keys(sum)) sum[key] += s[key] ?? 0;
+      });
+    }
+    return sum;
+  };
+  // What the page sent of `kind`, over every outbound stream.
+  window.__roundtableSent = async (kind) => {
+    let packets = 0;
+    for (const pc of created) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp' && s.kind === kind) packets += s.packetsSent ?? 0;
+      });
+    }
+    return packets;
+  };
   window.__roundtableMedia = { video: 0, audio: 0, reportedVideo: 0, reportedAudio: 0, peerConnections: 0 };
   const watch = async () => {
     window.__roundtableMedia = await window.__roundtableDecodedMedia().catch(() => window.__roundtableMedia);
@@ -340,6 +367,51 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
     }
   });
 
+
+  it('stops a gated camera for the others and resumes it with no gap they count as loss', { timeout: TEST_TIMEOUT }, async () => {
+    const bob = await tiles(pages.Alice).filter({ hasText: 'Bob' }).getAttribute('data-participant-id');
+    const inbound = (kind) => pages.Alice.evaluate(([p, k]) => window.__roundtableInbound(p, k), [`${bob}-`, kind]);
+    const gate = async (open) => {
+      const res = await fetch(`${env.base}/api/admin/rooms/${env.room.id}/participants/${bob}/forwarding`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ kind: 'video', open }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
+    /** Wait until `read()`'s `field` has grown by `by`. */
+    const grows = async (read, field, by, what) => {
+      const from = (await read())[field];
+      const deadline = Date.now() + WAIT;
+      while ((await read())[field] < from + by) {
+        if (Date.now() > deadline) throw new Error(`${what}: ${field} did not grow by ${by} in ${WAIT} ms`);
+        await pages.Alice.waitForTimeout(100);
+      }
+    };
+    // Bob's audio keeps flowing throughout: it is the test's clock (50 packets a second).
+    await grows(() => inbound('video'), 'framesDecoded', 10, "Bob's video before the gate");
+    const before = await inbound('video');
+    const sentBefore = await pages.Bob.evaluate(() => window.__roundtableSent('video'));
+    await gate(false);
+    await grows(() => inbound('audio'), 'packetsReceived', 25, 'half a second of audio');
+    const closed = await inbound('video');
+    await grows(() => inbound('audio'), 'packetsReceived', 100, 'two seconds of audio');
+    const stillClosed = await inbound('video');
+    assert.equal(stillClosed.packetsReceived, closed.packetsReceived, 'no video packet reached Alice while gated');
+    assert.equal(stillClosed.framesDecoded, closed.framesDecoded, 'Alice decoded no frame of Bob while gated');
+    const heldBack = (await pages.Bob.evaluate(() => window.__roundtableSent('video'))) - sentBefore;
+
+    await gate(true);
+    await grows(() => inbound('video'), 'framesDecoded', 30, "Bob's video after the gate reopened");
+    const after = await inbound('video');
+    assert.ok(heldBack > 50, `Bob sent ${heldBack} video packets meanwhile`);
+    // Without the rewrite, every packet held back would count as lost.
+    const lost = after.packetsLost - before.packetsLost;
+    assert.ok(lost <= 5, `Alice counted ${lost} of Bob's video packets lost (${heldBack} were held back)`);
+    assert.ok(after.keyFramesDecoded > closed.keyFramesDecoded, 'a keyframe restarted the picture');
+    console.log(`gate: ${heldBack} packets held back, ${lost} counted lost, freezes ${(after.totalFreezesDuration - before.totalFreezesDuration).toFixed(2)} s`);
+    await expectTileVideo(pages.Alice, 'Bob', 'Alice, after the gate');
+  });
   it('says plainly when a room does not exist', { timeout: TEST_TIMEOUT }, async () => {
     const page = await openPage('Unknown room', '/r/doesnotexist');
     await page.getByRole('heading', { name: /does not exist/i }).waitFor({ timeout: WAIT });

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod common;
+mod gate;
 mod http_api;
 mod lifecycle;
 mod pg;

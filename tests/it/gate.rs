@@ -1,0 +1,155 @@
+//! The forwarding gate, through the admin API and real WebRTC clients: a gated track's
+//! packets stop reaching the others, and when it reopens each receiver's sequence numbers go
+//! on without a gap.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use roundtable_loadgen::client::Client;
+use serde_json::Value;
+use signaling::wire::MediaKind;
+use tower::ServiceExt;
+
+use crate::common::{ADMIN_TOKEN, TestServer};
+
+/// `POST .../forwarding` with `body`, as `token`.
+async fn forwarding(
+    server: &TestServer,
+    room: &str,
+    participant: &str,
+    token: Option<&str>,
+    body: &str,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let mut req = Request::post(format!(
+        "/api/admin/rooms/{room}/participants/{participant}/forwarding"
+    ))
+    .header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let resp = roundtable::http::app(server.state.clone())
+        .oneshot(req.body(Body::from(body.to_string()))?)
+        .await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Audio packets Bo received from Ann so far.
+fn audio_from(bo: &Client, ann: &str) -> usize {
+    bo.media.from(ann, MediaKind::Audio).len()
+}
+
+/// Wait until Bo has `n` more of Ann's video packets (10 ms apart): the test's clock.
+async fn video_goes_on(bo: &Client, ann: &str, n: usize) -> anyhow::Result<()> {
+    let start = bo.media.from(ann, MediaKind::Video).len();
+    bo.media
+        .wait_for("more video", |log| {
+            log.from(ann, MediaKind::Video).len() >= start + n
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_track_stops_reaching_the_others_and_resumes_without_a_gap() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Gate", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let bo = Client::join(server.addr, &room, "Bo").await?;
+    // 8 s of each: 800 video packets 10 ms apart, 400 audio packets 20 ms apart.
+    ann.publish(800).await?;
+    let ann_id = ann.id.clone();
+    bo.media
+        .wait_for("Ann's first audio", |log| {
+            log.from(&ann_id, MediaKind::Audio).len() >= 20
+        })
+        .await?;
+
+    let close = r#"{"kind":"audio","open":false}"#;
+    let (status, body) = forwarding(&server, &room, &ann_id, Some(ADMIN_TOKEN), close).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tracks"], 1, "{body}");
+    // What was on its way when the gate closed has arrived after 200 ms of video; in the
+    // next second, not one audio packet more.
+    video_goes_on(&bo, &ann_id, 20).await?;
+    let closed_at = audio_from(&bo, &ann_id);
+    video_goes_on(&bo, &ann_id, 100).await?;
+    assert_eq!(
+        audio_from(&bo, &ann_id),
+        closed_at,
+        "audio reached Bo while gated"
+    );
+
+    let open = r#"{"kind":"audio","open":true}"#;
+    let (status, body) = forwarding(&server, &room, &ann_id, Some(ADMIN_TOKEN), open).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    bo.media
+        .wait_for("Ann's audio to the end", |log| {
+            log.from(&ann_id, MediaKind::Audio)
+                .last()
+                .is_some_and(|r| r.counter == 399)
+        })
+        .await?;
+    let got = bo.media.from(&ann_id, MediaKind::Audio);
+    let seqs: Vec<u16> = got.iter().map(|r| r.seq).collect();
+    let want: Vec<u16> = (0..seqs.len() as u16)
+        .map(|k| seqs[0].wrapping_add(k))
+        .collect();
+    assert_eq!(
+        seqs, want,
+        "Bo's sequence numbers run on across the closed interval"
+    );
+    // The publisher's own counters show what was held back: one jump, of at least a second.
+    let jumps: Vec<u64> = got
+        .windows(2)
+        .map(|w| w[1].counter - w[0].counter)
+        .filter(|d| *d > 1)
+        .collect();
+    assert_eq!(jumps.len(), 1, "{jumps:?}");
+    assert!(jumps[0] > 50, "{jumps:?}");
+    Ok(())
+}
+
+/// The forwarding API refuses a missing or wrong token, a bad body, a room that is not
+/// running and a participant who publishes nothing of that kind, each with its code.
+#[tokio::test]
+async fn the_forwarding_api_refuses_what_it_cannot_do() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Gate", 5).await?;
+    let body = r#"{"kind":"video","open":false}"#;
+    for token in [None, Some("wrong")] {
+        let (status, reply) = forwarding(&server, &room, "p1", token, body).await?;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+            "token {token:?}"
+        );
+    }
+    for bad in [
+        "",
+        "{}",
+        r#"{"kind":"screen","open":true}"#,
+        r#"{"kind":"audio"}"#,
+    ] {
+        let (status, reply) = forwarding(&server, &room, "p1", Some(ADMIN_TOKEN), bad).await?;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request")),
+            "{bad}"
+        );
+    }
+    let (status, reply) = forwarding(&server, &room, "p1", Some(ADMIN_TOKEN), body).await?;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("room_not_found"))
+    );
+    let ann = Client::join(server.addr, &room, "Ann").await?;
+    let (status, reply) = forwarding(&server, &room, &ann.id, Some(ADMIN_TOKEN), body).await?;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("track_not_found")),
+        "Ann publishes nothing yet"
+    );
+    Ok(())
+}
