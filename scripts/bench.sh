@@ -12,20 +12,37 @@
 #   scripts/bench.sh                           # all four scenarios, 3 runs each per target
 #   RUNS=5 scripts/bench.sh room10             # one scenario, 5 runs per target
 #   TARGETS=roundtable scripts/bench.sh        # ours only
-#   TARGETS="roundtable roundtable-webrtc" scripts/bench.sh room10   # our two media planes
+#   BASE=d47afc1 TARGETS="roundtable roundtable-base" scripts/bench.sh room10 skillshare40
+#       # this checkout against an earlier commit, in alternating pairs (the same generator)
 #   TARGETS="roundtable roundtable-sansio" scripts/bench.sh   # the generator's two clients
+#   PIN=0 scripts/bench.sh room10              # server and generator not pinned to a core each
 #   LOADGEN_ARGS="--duration 3s" RUNS=1 OUT=/tmp/smoke scripts/bench.sh room10   # a smoke test
 #   LOADGEN_NICE=19 LOADGEN_ARGS="--video-kbps 2400" TARGETS=roundtable scripts/bench.sh rooms
 #       # the generator at the lowest priority, so that it never delays the server
+#
+# By default (PIN=1) the server runs on core 0 and the generator on core 1 (`taskset`), so the
+# latency the server adds is not the generator taking the server's core. PIN=0 lets the kernel
+# place both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
+PIN=${PIN:-1}
 OUT=${OUT:-target/bench}
 TARGETS=${TARGETS:-roundtable janus}
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(room10 rooms skillshare40 joinstorm)
 
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -p roundtable -p roundtable-loadgen
+if [[ " $TARGETS " == *" roundtable-base "* ]]; then
+  # The server at $BASE, built in a worktree of its own; the generator is this checkout's.
+  : "${BASE:?set BASE to the commit to compare with}"
+  base_src="$OUT/base-src"
+  [ -d "$base_src" ] || git worktree add --detach "$base_src" "$BASE"
+  git -C "$base_src" checkout -q --detach "$BASE"
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -p roundtable \
+    --manifest-path "$base_src/Cargo.toml" --target-dir "$OUT/base-target"
+  echo "roundtable-base: $(git -C "$base_src" rev-parse --short HEAD)" >"$OUT/base.txt"
+fi
 for target in $TARGETS janus; do mkdir -p "$OUT/$target"; done
 { echo "nproc: $(nproc)"; lscpu | head -20; echo "kernel: $(uname -r)"; } >"$OUT/machine.txt"
 command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y curl >/dev/null
@@ -36,41 +53,48 @@ scripts/janus-host.sh up
 trap 'scripts/janus-host.sh down' EXIT
 
 ip netns exec "${LOAD_NS:-rt-load}" bash -s "$OUT" "$RUNS" "$TARGETS" "${LOADGEN_ARGS:-}" \
-  "${LOADGEN_NICE:-0}" "${scenarios[@]}" <<'INNER'
+  "${LOADGEN_NICE:-0}" "$PIN" "${scenarios[@]}" <<'INNER'
 set -euo pipefail
-out=$1 runs=$2 targets=$3 nice=$5
+out=$1 runs=$2 targets=$3 nice=$5 pin=$6
 read -ra extra <<<"$4"
-shift 5
+shift 6
+server_cpu=() loadgen_cpu=()
+if [ "$pin" = 1 ]; then
+  server_cpu=(taskset -c 0) loadgen_cpu=(taskset -c 1)
+fi
 run_roundtable() {
-  local scenario=$1 run=$2 data server dir=${3:-roundtable} plane=${4:-rtc} client=${5:-webrtc}
+  local scenario=$1 run=$2 data server dir=${3:-roundtable} client=${4:-webrtc}
+  local bin=${5:-target/release/roundtable}
   data=$(mktemp -d)
-  target/release/roundtable --data-dir "$data" --admin-token bench --media-plane "$plane" \
+  ${server_cpu[@]+"${server_cpu[@]}"} "$bin" --data-dir "$data" --admin-token bench \
     >"$out/$dir/$scenario-$run.server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do
     curl -sf http://127.0.0.1:8080/healthz >/dev/null && break
     sleep 0.1
   done
-  nice -n "$nice" target/release/roundtable-loadgen --server http://127.0.0.1:8080 --admin-token bench \
+  ${loadgen_cpu[@]+"${loadgen_cpu[@]}"} nice -n "$nice" target/release/roundtable-loadgen \
+    --server http://127.0.0.1:8080 --admin-token bench \
     --scenario "$scenario" --server-pid "$server" --json "$out/$dir/$scenario-$run.json" \
     --client "$client" ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
   kill "$server"
   wait "$server" 2>/dev/null || true
   rm -rf "$data"
 }
-# The webrtc-rs plane (`--media-plane webrtc`), for comparing our two planes.
-run_roundtable-webrtc() {
-  run_roundtable "$1" "$2" roundtable-webrtc webrtc
+# The server at $BASE (built above), under this checkout's generator.
+run_roundtable-base() {
+  run_roundtable "$1" "$2" roundtable-base webrtc "$out/base-target/release/roundtable"
 }
-# Our server (single-socket plane) under the generator's sans-IO client (`--client sansio`),
-# which costs the generator less CPU; Janus can only be loaded with the default client.
+# Our server under the generator's sans-IO client (`--client sansio`), which costs the
+# generator less CPU; Janus can only be loaded with the default client.
 run_roundtable-sansio() {
-  run_roundtable "$1" "$2" roundtable-sansio rtc sansio
+  run_roundtable "$1" "$2" roundtable-sansio sansio
 }
 run_janus() {
   local scenario=$1 run=$2 janus
   janus=$(scripts/janus-host.sh start "$out/janus/$scenario-$run.server.log")
-  nice -n "$nice" target/release/roundtable-loadgen --target janus --janus-url ws://10.77.0.1:8188 \
+  ${loadgen_cpu[@]+"${loadgen_cpu[@]}"} nice -n "$nice" target/release/roundtable-loadgen \
+    --target janus --janus-url ws://10.77.0.1:8188 \
     --scenario "$scenario" --server-pid "$janus" --json "$out/janus/$scenario-$run.json" \
     ${extra[@]+"${extra[@]}"} >"$out/janus/$scenario-$run.txt" 2>"$out/janus/$scenario-$run.progress.log"
   scripts/janus-host.sh stop
@@ -93,7 +117,7 @@ import json, statistics, sys
 from pathlib import Path
 
 out, targets, scenarios = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
-NAMES = {"roundtable": "Roundtable", "roundtable-webrtc": "Roundtable, webrtc-rs plane",
+NAMES = {"roundtable": "Roundtable", "roundtable-base": "Roundtable at $BASE (see base.txt)",
          "roundtable-sansio": "Roundtable, sans-IO generator client", "janus": "Janus"}
 
 def runs(target, name):
@@ -189,6 +213,32 @@ if "roundtable" in targets and "janus" in targets:
             show = lambda v: "-" if v is None else fmt.format(v)
             ratio = f"{ours / theirs:.2f}" if ours is not None and theirs else "-"
             print(f"| {name} | {label} | {show(ours)} | {show(theirs)} | {ratio} |")
+    print()
+
+if "roundtable" in targets and "roundtable-base" in targets:
+    # Run i of each target ran back to back: compare them as pairs.
+    print("### This checkout against the base, in alternating pairs: ours / base per pair")
+    print()
+    print("| scenario | figure | ours / base, each pair | median |")
+    print("|---|---|---|---|")
+    pair_figures = [
+        ("server us/pkt", lambda r: field(r, "server", "cpu_us_per_packet")),
+        ("server KiB/participant (anonymous)", lambda r: field(r, "server", "anon_per_participant_kib")),
+        ("server KiB/participant (VmRSS)", lambda r: field(r, "server", "rss_per_participant_kib")),
+        ("added by the server p99 ms", lambda r: field(r, "server_delay_ms", "p99")),
+    ]
+    for name in scenarios:
+        ours_runs, base_runs = runs("roundtable", name), runs("roundtable-base", name)
+        for label, read in pair_figures:
+            ratios = []
+            for a, b in zip(ours_runs, base_runs):
+                try:
+                    ratios.append(read(a) / read(b))
+                except (TypeError, ZeroDivisionError):
+                    pass
+            shown = ", ".join(f"{r:.2f}" for r in ratios) or "-"
+            med = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            print(f"| {name} | {label} | {shown} | {med} |")
     print()
 
 if "roundtable" in targets:
