@@ -237,6 +237,7 @@ impl Engine {
 
     /// Run every connection's timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.refresh_timers();
         let mut due = std::mem::take(&mut self.due);
         due.extend(
             self.pcs
@@ -285,15 +286,20 @@ impl Engine {
         self.out.pop_front()
     }
 
-    /// The earliest timer of any connection (re-reading those that moved).
+    /// The earliest timer of any connection.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.refresh_timers();
+        self.pcs.values().filter_map(|pc| pc.deadline).min()
+    }
+
+    /// Re-read the timers of the connections that had input since they were last read.
+    fn refresh_timers(&mut self) {
         for id in self.stale_timers.drain(..) {
             if let Some(pc) = self.pcs.get_mut(&id) {
                 pc.deadline = pc.rtc.poll_timeout();
                 pc.timer_stale = false;
             }
         }
-        self.pcs.values().filter_map(|pc| pc.deadline).min()
     }
 
     /// Close everything (the engine is going away).

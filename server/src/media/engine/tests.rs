@@ -620,3 +620,30 @@ fn a_gated_video_track_asks_for_a_keyframe_only_when_it_reopens() {
         "the subscriber's request is relayed"
     );
 }
+
+/// The driver runs the timers every turn but reads the next deadline only before it sleeps,
+/// and under constant load it never sleeps. Timers must go on firing all the same: here the
+/// server's reports to a publisher, every second.
+#[test]
+fn timers_fire_in_a_loop_that_never_sleeps() {
+    let (mut net, _) = video_and_subscriber(Flow::Receive);
+    let publisher = net.clients[0].addr;
+    let mut to_publisher = 0;
+    for tick in 0..300 {
+        // 3 s of turns 10 ms apart, none of them quiet enough to sleep.
+        net.now += Duration::from_millis(10);
+        net.engine.handle_timeout(net.now);
+        while let Some(output) = net.engine.poll_output() {
+            if let super::Output::Transmit(t) = output
+                && t.to == publisher
+                && tick >= 100
+            {
+                to_publisher += 1;
+            }
+        }
+    }
+    assert!(
+        to_publisher >= 2,
+        "{to_publisher} datagrams to the publisher in the last 2 s"
+    );
+}
