@@ -186,12 +186,17 @@ impl Conn {
         }
     }
 
+    /// The checks run in the order docs/protocol.md gives: already joined, version, room,
+    /// then the room's own (name, capacity).
     async fn join(&mut self, version: u32, room_id: String, name: String) {
         if self.member.is_some() {
             return self.reply(Reject::new(
                 ErrorCode::AlreadyJoined,
                 "this connection already joined",
             ));
+        }
+        if let Err(reject) = wire::check_version(version) {
+            return self.reply(reject);
         }
         // A room task may exit between lookup and send (idle shutdown); then start it anew.
         for _ in 0..2 {

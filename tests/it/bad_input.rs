@@ -61,10 +61,13 @@ async fn malformed_and_unknown_messages_get_codes_and_the_connection_lives() -> 
     still_alive(&mut ws, 99).await
 }
 
+/// Before `join`, `ping` is served and every other message but `join` gets `not_joined`,
+/// `leave` included.
 #[tokio::test]
 async fn messages_before_join_are_refused() -> anyhow::Result<()> {
     let server = TestServer::sqlite().await?;
     let mut ws = connect(server.addr).await?;
+    still_alive(&mut ws, 0).await?;
     let before_join = [
         ClientMsg::Chat { text: "hi".into() },
         ClientMsg::MediaState {
@@ -188,6 +191,55 @@ async fn join_refusals_have_codes_and_allow_a_retry() -> anyhow::Result<()> {
         ServerMsg::Joined { .. }
     ));
     Ok(())
+}
+
+/// `join` is checked in the documented order: already joined, then the version, then the
+/// room, then the name.
+#[tokio::test]
+async fn join_checks_already_joined_then_version_then_room() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("In order", 5).await?;
+    let join_as = |v: u32, room: &str, name: &str| ClientMsg::Join {
+        v,
+        room: room.into(),
+        name: name.into(),
+    };
+    let mut ws = connect(server.addr).await?;
+    let refusals = [
+        (
+            join_as(2, "no-such-room", "Ann"),
+            ErrorCode::UnsupportedVersion,
+        ),
+        (join_as(2, &room, ""), ErrorCode::UnsupportedVersion),
+        (
+            join_as(wire::PROTOCOL_VERSION, "no-such-room", ""),
+            ErrorCode::RoomNotFound,
+        ),
+    ];
+    for (msg, code) in &refusals {
+        ws.send(msg).await?;
+        assert_eq!(code_of(&ws.recv().await?), Some(*code), "for {msg:?}");
+    }
+    assert!(matches!(
+        join(&mut ws, &room, "Ann").await?,
+        ServerMsg::Joined { .. }
+    ));
+    for msg in [
+        join_as(2, &room, "Ann"),
+        join_as(2, "no-such-room", ""),
+        join_as(wire::PROTOCOL_VERSION, "no-such-room", "Ann"),
+    ] {
+        ws.send(&msg).await?;
+        let reply = ws
+            .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+            .await?;
+        assert_eq!(
+            code_of(&reply),
+            Some(ErrorCode::AlreadyJoined),
+            "for {msg:?}"
+        );
+    }
+    still_alive(&mut ws, 1).await
 }
 
 #[tokio::test]
