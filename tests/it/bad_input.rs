@@ -242,6 +242,60 @@ async fn join_checks_already_joined_then_version_then_room() -> anyhow::Result<(
     still_alive(&mut ws, 1).await
 }
 
+/// After `leave`, `left` is the only message: what the client sends next (an answer, a ping,
+/// even another join or garbage) is ignored, not refused, and the close follows with reason
+/// `left`.
+#[tokio::test]
+async fn after_leave_only_left_comes_then_the_close() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Exit", 5).await?;
+    let mut ws = connect(server.addr).await?;
+    assert!(matches!(
+        join(&mut ws, &room, "Ann").await?,
+        ServerMsg::Joined { .. }
+    ));
+    let after_leave = [
+        ClientMsg::Answer {
+            pc: PcRole::Subscribe,
+            sdp: "v=0".into(),
+        },
+        ClientMsg::Ping { id: Some(1) },
+        ClientMsg::Chat { text: "bye".into() },
+        ClientMsg::Join {
+            v: wire::PROTOCOL_VERSION,
+            room: room.clone(),
+            name: "Ann".into(),
+        },
+    ];
+    // In one write, so that the server has read everything before it closes (unread bytes
+    // would make its kernel answer with a reset).
+    ws.socket
+        .feed(Message::text(wire::encode_client(&ClientMsg::Leave {})))
+        .await?;
+    for msg in &after_leave {
+        ws.socket
+            .feed(Message::text(wire::encode_client(msg)))
+            .await?;
+    }
+    ws.socket.feed(Message::text("{not json")).await?;
+    ws.socket.feed(Message::binary(vec![1u8, 2, 3])).await?;
+    ws.socket.flush().await?;
+
+    let mut received = Vec::new();
+    let close = loop {
+        let next = tokio::time::timeout(roundtable_loadgen::client::WAIT, ws.socket.next()).await;
+        match next.expect("the server closes after `left`") {
+            Some(Ok(Message::Text(text))) => received.push(wire::decode_server(text.as_str())?),
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| (f.code, f.reason.to_string())),
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("the connection ended with {other:?}"),
+        }
+    };
+    assert_eq!(received, [ServerMsg::Left {}]);
+    assert_eq!(close, Some((CloseCode::Normal, "left".to_string())));
+    Ok(())
+}
+
 #[tokio::test]
 async fn chat_limits_have_codes() -> anyhow::Result<()> {
     let server = TestServer::sqlite().await?;
