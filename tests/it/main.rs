@@ -6,4 +6,5 @@ mod http_api;
 mod lifecycle;
 mod pg;
 mod room_flow;
+mod sdp;
 mod store;
