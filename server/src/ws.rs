@@ -46,6 +46,9 @@ struct Conn {
     /// Whether the last message was refused by the rate limit (one error per episode).
     limited: bool,
     member: Option<Membership>,
+    /// The client sent `leave`. From then on `left` is the only message it gets, and what it
+    /// sends is ignored (docs/protocol.md, "Leaving").
+    leaving: bool,
 }
 
 /// Serve one upgraded WebSocket until it closes.
@@ -67,6 +70,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         bucket,
         limited: false,
         member: None,
+        leaving: false,
     };
     let keepalive = conn.state.keepalive;
     let mut ping = tokio::time::interval(keepalive.ping_every);
@@ -78,7 +82,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
-                    if conn.within_rate(last_heard) {
+                    if conn.accepts(last_heard) {
                         conn.handle_text(text.as_str()).await;
                     }
                 }
@@ -86,7 +90,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                     last_heard = Instant::now();
                     // Counted like text: each refusal is a reply, so unmetered it would let a
                     // client make the server write as fast as it can send.
-                    if conn.within_rate(last_heard) {
+                    if conn.accepts(last_heard) {
                         conn.reply(Reject::new(ErrorCode::BinaryFrame, "the protocol is JSON text frames"));
                     }
                 }
@@ -99,6 +103,9 @@ pub async fn serve(socket: WebSocket, state: AppState) {
             },
             Some(msg) = out_rx.recv() => {
                 let left = matches!(msg, ServerMsg::Left {});
+                if conn.leaving && !left {
+                    continue; // an event or reply that was on its way when `leave` came
+                }
                 if sink.send(Message::Text(wire::encode_server(&msg).into())).await.is_err() {
                     break None;
                 }
@@ -129,6 +136,12 @@ pub async fn serve(socket: WebSocket, state: AppState) {
 }
 
 impl Conn {
+    /// Whether to handle a frame that arrived at `now`: not once the client has sent `leave`,
+    /// and not beyond the rate limit.
+    fn accepts(&mut self, now: Instant) -> bool {
+        !self.leaving && self.within_rate(now)
+    }
+
     fn within_rate(&mut self, now: Instant) -> bool {
         let ok = self.bucket.take(now.into_std());
         if !ok && !self.limited {
@@ -163,12 +176,17 @@ impl Conn {
         }
     }
 
+    /// The checks run in the order docs/protocol.md gives: already joined, version, room,
+    /// then the room's own (name, capacity).
     async fn join(&mut self, version: u32, room_id: String, name: String) {
         if self.member.is_some() {
             return self.reply(Reject::new(
                 ErrorCode::AlreadyJoined,
                 "this connection already joined",
             ));
+        }
+        if let Err(reject) = wire::check_version(version) {
+            return self.reply(reject);
         }
         // A room task may exit between lookup and send (idle shutdown); then start it anew.
         for _ in 0..2 {
@@ -225,13 +243,15 @@ impl Conn {
             }
             return;
         };
-        let _ = member
-            .room
-            .send(RoomCmd::Leave {
-                conn: self.id,
-                reason,
-            })
-            .await;
+        self.leaving = reason == LeaveReason::Left;
+        let cmd = RoomCmd::Leave {
+            conn: self.id,
+            reason,
+        };
+        if member.room.send(cmd).await.is_err() && self.leaving {
+            // The room task is gone, so there is no one left to tell: the leave is done.
+            self.send(ServerMsg::Left {});
+        }
     }
 
     async fn send_to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {

@@ -11,7 +11,7 @@ use crate::Now;
 use crate::wire::{
     CHAT_HISTORY_LEN, ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS,
     MAX_NAME_CHARS, MediaKind, PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg,
-    TrackInfo,
+    TrackInfo, check_version,
 };
 
 /// The caller's name for a connection (a WebSocket), unique per room for the room's life.
@@ -145,19 +145,16 @@ impl Room {
         }
     }
 
+    /// The checks run in the order docs/protocol.md gives: already joined, version, name,
+    /// capacity. (The server checks the first two before the room lookup too.)
     fn admit(&mut self, conn: ConnId, version: u32, name: &str) -> Result<(), Reject> {
-        if version != PROTOCOL_VERSION {
-            return Err(Reject::new(
-                ErrorCode::UnsupportedVersion,
-                format!("this server speaks protocol version {PROTOCOL_VERSION}, not {version}"),
-            ));
-        }
         if self.by_conn.contains_key(&conn) {
             return Err(Reject::new(
                 ErrorCode::AlreadyJoined,
                 "this connection already joined",
             ));
         }
+        check_version(version)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(Reject::new(

@@ -6,6 +6,19 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this build speaks. A client sends it in `join`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Refuse a `join` whose `v` is not [`PROTOCOL_VERSION`]. Call it on `join` after the
+/// already-joined check and before looking the room up, so that a wrong version gets
+/// `unsupported_version` whether or not the room exists.
+pub fn check_version(v: u32) -> Result<(), Reject> {
+    if v == PROTOCOL_VERSION {
+        return Ok(());
+    }
+    Err(Reject::new(
+        ErrorCode::UnsupportedVersion,
+        format!("this server speaks protocol version {PROTOCOL_VERSION}, not {v}"),
+    ))
+}
+
 /// Largest text frame the server reads as a message, in bytes. Larger frames get
 /// [`ErrorCode::MessageTooLarge`] and are dropped; the connection stays open.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

@@ -61,10 +61,13 @@ async fn malformed_and_unknown_messages_get_codes_and_the_connection_lives() -> 
     still_alive(&mut ws, 99).await
 }
 
+/// Before `join`, `ping` is served and every other message but `join` gets `not_joined`,
+/// `leave` included.
 #[tokio::test]
 async fn messages_before_join_are_refused() -> anyhow::Result<()> {
     let server = TestServer::sqlite().await?;
     let mut ws = connect(server.addr).await?;
+    still_alive(&mut ws, 0).await?;
     let before_join = [
         ClientMsg::Chat { text: "hi".into() },
         ClientMsg::MediaState {
@@ -187,6 +190,109 @@ async fn join_refusals_have_codes_and_allow_a_retry() -> anyhow::Result<()> {
         join(&mut second, &room, "Bo").await?,
         ServerMsg::Joined { .. }
     ));
+    Ok(())
+}
+
+/// `join` is checked in the documented order: already joined, then the version, then the
+/// room, then the name.
+#[tokio::test]
+async fn join_checks_already_joined_then_version_then_room() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("In order", 5).await?;
+    let join_as = |v: u32, room: &str, name: &str| ClientMsg::Join {
+        v,
+        room: room.into(),
+        name: name.into(),
+    };
+    let mut ws = connect(server.addr).await?;
+    let refusals = [
+        (
+            join_as(2, "no-such-room", "Ann"),
+            ErrorCode::UnsupportedVersion,
+        ),
+        (join_as(2, &room, ""), ErrorCode::UnsupportedVersion),
+        (
+            join_as(wire::PROTOCOL_VERSION, "no-such-room", ""),
+            ErrorCode::RoomNotFound,
+        ),
+    ];
+    for (msg, code) in &refusals {
+        ws.send(msg).await?;
+        assert_eq!(code_of(&ws.recv().await?), Some(*code), "for {msg:?}");
+    }
+    assert!(matches!(
+        join(&mut ws, &room, "Ann").await?,
+        ServerMsg::Joined { .. }
+    ));
+    for msg in [
+        join_as(2, &room, "Ann"),
+        join_as(2, "no-such-room", ""),
+        join_as(wire::PROTOCOL_VERSION, "no-such-room", "Ann"),
+    ] {
+        ws.send(&msg).await?;
+        let reply = ws
+            .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+            .await?;
+        assert_eq!(
+            code_of(&reply),
+            Some(ErrorCode::AlreadyJoined),
+            "for {msg:?}"
+        );
+    }
+    still_alive(&mut ws, 1).await
+}
+
+/// After `leave`, `left` is the only message: what the client sends next (an answer, a ping,
+/// even another join or garbage) is ignored, not refused, and the close follows with reason
+/// `left`.
+#[tokio::test]
+async fn after_leave_only_left_comes_then_the_close() -> anyhow::Result<()> {
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Exit", 5).await?;
+    let mut ws = connect(server.addr).await?;
+    assert!(matches!(
+        join(&mut ws, &room, "Ann").await?,
+        ServerMsg::Joined { .. }
+    ));
+    let after_leave = [
+        ClientMsg::Answer {
+            pc: PcRole::Subscribe,
+            sdp: "v=0".into(),
+        },
+        ClientMsg::Ping { id: Some(1) },
+        ClientMsg::Chat { text: "bye".into() },
+        ClientMsg::Join {
+            v: wire::PROTOCOL_VERSION,
+            room: room.clone(),
+            name: "Ann".into(),
+        },
+    ];
+    // In one write, so that the server has read everything before it closes (unread bytes
+    // would make its kernel answer with a reset).
+    ws.socket
+        .feed(Message::text(wire::encode_client(&ClientMsg::Leave {})))
+        .await?;
+    for msg in &after_leave {
+        ws.socket
+            .feed(Message::text(wire::encode_client(msg)))
+            .await?;
+    }
+    ws.socket.feed(Message::text("{not json")).await?;
+    ws.socket.feed(Message::binary(vec![1u8, 2, 3])).await?;
+    ws.socket.flush().await?;
+
+    let mut received = Vec::new();
+    let close = loop {
+        let next = tokio::time::timeout(roundtable_loadgen::client::WAIT, ws.socket.next()).await;
+        match next.expect("the server closes after `left`") {
+            Some(Ok(Message::Text(text))) => received.push(wire::decode_server(text.as_str())?),
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| (f.code, f.reason.to_string())),
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("the connection ended with {other:?}"),
+        }
+    };
+    assert_eq!(received, [ServerMsg::Left {}]);
+    assert_eq!(close, Some((CloseCode::Normal, "left".to_string())));
     Ok(())
 }
 

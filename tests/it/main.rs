@@ -7,4 +7,5 @@ mod http_api;
 mod lifecycle;
 mod pg;
 mod room_flow;
+mod sdp;
 mod store;

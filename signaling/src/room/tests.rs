@@ -141,6 +141,32 @@ fn bad_joins_are_refused_with_codes() {
     assert_eq!(h.room.len(), 1);
 }
 
+/// The order docs/protocol.md gives: already joined, then version, then name and capacity.
+#[test]
+fn join_checks_run_in_the_documented_order() {
+    let mut h = Harness::new(1);
+    h.room.handle_join(h.now, 1, 99, "");
+    assert_eq!(
+        Harness::error_code(&h.drain(), 1),
+        Some(ErrorCode::UnsupportedVersion),
+        "the version before the name"
+    );
+    h.join(1, "Ann");
+    h.room.handle_join(h.now, 1, 99, "Ann again");
+    assert_eq!(
+        Harness::error_code(&h.drain(), 1),
+        Some(ErrorCode::AlreadyJoined),
+        "already joined before the version"
+    );
+    h.room.handle_join(h.now, 2, 99, "Bo");
+    assert_eq!(
+        Harness::error_code(&h.drain(), 2),
+        Some(ErrorCode::UnsupportedVersion),
+        "the version before the capacity"
+    );
+    assert_eq!(h.room.len(), 1);
+}
+
 #[test]
 fn messages_before_join_are_refused() {
     let mut h = Harness::new(5);
