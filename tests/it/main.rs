@@ -5,6 +5,7 @@ mod common;
 mod gate;
 mod http_api;
 mod lifecycle;
+mod offer_order;
 mod pg;
 mod room_flow;
 mod sdp;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use roundtable::config::MediaPlaneKind;
 use roundtable_loadgen::client::{Client, connect};
 use signaling::wire::{self, ClientMsg, PcRole, ServerMsg};
 
@@ -120,7 +119,7 @@ fn msid_count(sdp: &str) -> usize {
 /// track of its kind takes it with the same mid, a new msid and new SSRCs, sendonly again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_offers_are_bundled_and_reuse_sections_with_new_ssrcs() -> anyhow::Result<()> {
-    let server = TestServer::sqlite_with(|c| c.media_plane = MediaPlaneKind::Rtc).await?;
+    let server = TestServer::sqlite().await?;
     let room = server.room("Sections", 5).await?;
     let mut bo = Client::join(server.addr, &room, "Bo").await?;
     let mut ann = Client::join(server.addr, &room, "Ann").await?;
@@ -177,7 +176,7 @@ async fn subscribe_offers_are_bundled_and_reuse_sections_with_new_ssrcs() -> any
 /// An offer without a BUNDLE group gets every section rejected.
 #[tokio::test]
 async fn a_publish_answer_keeps_the_documented_extensions_and_needs_bundle() -> anyhow::Result<()> {
-    let server = TestServer::sqlite_with(|c| c.media_plane = MediaPlaneKind::Rtc).await?;
+    let server = TestServer::sqlite().await?;
     let room = server.room("Publish", 5).await?;
     for (name, bundle) in [("Ann", true), ("Bo", false)] {
         let mut ws = connect(server.addr).await?;
