@@ -94,6 +94,7 @@ impl Server {
             Arc::new(media),
             config.ice_servers.clone(),
             config.room_idle_grace,
+            config.chat_burst,
         );
         let inner = Inner {
             store,

@@ -139,6 +139,7 @@ pub struct Registry {
     media: Arc<Media>,
     ice_servers: Vec<IceServer>,
     idle_grace: Duration,
+    chat_burst: usize,
     storage: Arc<StorageHealth>,
 }
 
@@ -149,6 +150,7 @@ impl Registry {
         media: Arc<Media>,
         ice_servers: Vec<IceServer>,
         idle_grace: Duration,
+        chat_burst: usize,
     ) -> Arc<Self> {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
@@ -156,6 +158,7 @@ impl Registry {
             media,
             ice_servers,
             idle_grace,
+            chat_burst,
             storage: Arc::default(),
         })
     }
@@ -190,7 +193,7 @@ impl Registry {
             info,
             ice_servers: self.ice_servers.clone(),
             history,
-            chat_burst: 5,
+            chat_burst: self.chat_burst,
         };
         let (tx, rx) = mpsc::channel(1024);
         let handle = RoomHandle {
