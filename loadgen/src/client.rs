@@ -26,7 +26,7 @@ use webrtc::peer_connection::{
 
 pub use media_log::{MediaLog, Received};
 pub use publisher::{Keyframes, PublishPlan, TrackPlan, Tracks, VideoCodec};
-pub use ws::{Ws, connect};
+pub use ws::{Ws, connect, join};
 
 use crate::stats::now_ns;
 

@@ -139,6 +139,9 @@ pub struct Config {
     pub room_idle_grace: std::time::Duration,
     /// WebSocket keepalive: how often the server pings, and after how much silence it closes.
     pub keepalive: Keepalive,
+    /// Chat messages a participant may send in any 10 s window. Not a flag: the chat
+    /// benchmark raises it to measure the store rather than the limit.
+    pub chat_burst: usize,
 }
 
 impl Config {
@@ -155,6 +158,7 @@ impl Config {
             ice_servers: vec![],
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
+            chat_burst: CHAT_BURST,
         }
     }
 
@@ -198,6 +202,7 @@ impl Config {
             ice_servers: file.ice_servers,
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
+            chat_burst: CHAT_BURST,
         })
     }
 }
@@ -224,6 +229,9 @@ impl Default for Keepalive {
         }
     }
 }
+
+/// Chat messages a participant may send in any 10 s window.
+pub const CHAT_BURST: usize = 5;
 
 /// The shared media socket's default port (LiveKit's single-port UDP default, too).
 pub const DEFAULT_MEDIA_PORT: u16 = 7882;

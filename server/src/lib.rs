@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use roundtable_peer::PeerNet;
 use tokio::net::TcpListener;
 
@@ -93,6 +94,7 @@ impl Server {
             Arc::new(media),
             config.ice_servers.clone(),
             config.room_idle_grace,
+            config.chat_burst,
         );
         let inner = Inner {
             store,
@@ -137,7 +139,14 @@ impl Server {
             shutdown.await;
             stopping.send_replace(true);
         };
-        axum::serve(self.listener, app)
+        // Without TCP_NODELAY a second small frame to a client (a chat echo behind another)
+        // waits for the client's delayed ACK, about 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(err = %e, "TCP_NODELAY not set");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())

@@ -43,7 +43,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()> {
     let store = store::open(&config.database_url)
         .await
-        .context("opening database")?;
+        .with_context(|| format!("opening database {}", config.database_url))?;
     let base = config
         .public_url
         .clone()

@@ -6,9 +6,14 @@
 //! published track's [`TrackKey`]. A room event's subscription changes go to the engine in
 //! one command per subscriber, after the event's messages to clients: a client hears of a
 //! track before an offer adds or removes it, and gets one offer per event.
+//!
+//! Chat is committed before anyone sees it: the room's [`chat`] writer commits in batches and
+//! reports back on a channel the task `select!`s on, and only then does the room send.
+
+pub mod chat;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +24,7 @@ use signaling::wire::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use self::chat::{ChatReport, StorageHealth};
 use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
 use crate::store::{Store, StoreError};
 
@@ -133,6 +139,8 @@ pub struct Registry {
     media: Arc<Media>,
     ice_servers: Vec<IceServer>,
     idle_grace: Duration,
+    chat_burst: usize,
+    storage: Arc<StorageHealth>,
 }
 
 impl Registry {
@@ -142,6 +150,7 @@ impl Registry {
         media: Arc<Media>,
         ice_servers: Vec<IceServer>,
         idle_grace: Duration,
+        chat_burst: usize,
     ) -> Arc<Self> {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
@@ -149,6 +158,8 @@ impl Registry {
             media,
             ice_servers,
             idle_grace,
+            chat_burst,
+            storage: Arc::default(),
         })
     }
 
@@ -182,7 +193,7 @@ impl Registry {
             info,
             ice_servers: self.ice_servers.clone(),
             history,
-            chat_burst: 5,
+            chat_burst: self.chat_burst,
         };
         let (tx, rx) = mpsc::channel(1024);
         let handle = RoomHandle {
@@ -230,23 +241,21 @@ struct RoomTask {
     changes: HashMap<String, (Vec<TrackKey>, Vec<TrackKey>)>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    /// To the chat writer, and its reports back.
     chat_tx: mpsc::UnboundedSender<ChatMessage>,
-    /// How many chat messages went to the writer, and how many it has finished with.
-    chat_queued: u64,
-    chat_done: Arc<AtomicU64>,
+    chat_reports: mpsc::UnboundedReceiver<ChatReport>,
 }
 
 impl RoomTask {
     fn new(room: Room, registry: Arc<Registry>, occupancy: Arc<AtomicUsize>) -> Self {
         let (media_tx, media_rx) = mpsc::unbounded_channel();
-        let (chat_tx, chat_rx) = mpsc::unbounded_channel();
-        let chat_done = Arc::new(AtomicU64::new(0));
-        tokio::spawn(write_chat(
+        let (reports_tx, chat_reports) = mpsc::unbounded_channel();
+        let chat_tx = chat::start(
             registry.store.clone(),
             room.info().id.clone(),
-            chat_rx,
-            chat_done.clone(),
-        ));
+            registry.storage.clone(),
+            reports_tx,
+        );
         RoomTask {
             room,
             registry,
@@ -258,8 +267,7 @@ impl RoomTask {
             media_tx,
             media_rx,
             chat_tx,
-            chat_queued: 0,
-            chat_done,
+            chat_reports,
         }
     }
 
@@ -267,7 +275,9 @@ impl RoomTask {
         let id = self.room.info().id.clone();
         tracing::info!(room = %id, "room started");
         loop {
-            let idle = self.room.is_empty();
+            // A task that stopped with chat pending would drop its outcome, and a fresh one
+            // would load history without it.
+            let idle = self.room.is_empty() && self.room.pending_chat() == 0;
             let timeout = self.room.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -275,11 +285,9 @@ impl RoomTask {
                     None => break,
                 },
                 Some(event) = self.media_rx.recv() => self.handle_media(event),
+                Some(report) = self.chat_reports.recv() => self.handle_chat_report(report),
                 _ = sleep_until_opt(timeout) => self.room.handle_timeout(now()),
                 _ = tokio::time::sleep(self.registry.idle_grace), if idle => {
-                    if self.chat_done.load(Ordering::Acquire) < self.chat_queued {
-                        continue; // a fresh task would load history without the last messages
-                    }
                     // Unregister, so new joins start a fresh task. A join that raced in gets
                     // no reply (its sender is dropped) and the WebSocket retries it there;
                     // anything else that raced in is about nobody, the room being empty.
@@ -356,6 +364,14 @@ impl RoomTask {
         }
     }
 
+    fn handle_chat_report(&mut self, report: ChatReport) {
+        match report {
+            ChatReport::Stored { seq } => self.room.handle_chat_stored(now(), seq),
+            ChatReport::Failed { seq } => self.room.handle_chat_failed(now(), seq),
+        }
+        self.drain();
+    }
+
     fn handle_media(&mut self, event: MediaEvent) {
         let now = now();
         match event {
@@ -411,7 +427,7 @@ impl RoomTask {
                         .retain(|_, (_, publisher, _)| *publisher != participant);
                 }
                 Output::StoreChat(message) => {
-                    self.chat_queued += 1;
+                    // The writer lives as long as this task holds its sender.
                     let _ = self.chat_tx.send(message);
                 }
             }
@@ -464,27 +480,5 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Persist chat in order, off the room task. A failed write is retried; the message was
-/// already delivered live, so a database outage loses history, never the conversation.
-async fn write_chat(
-    store: Arc<dyn Store>,
-    room: String,
-    mut rx: mpsc::UnboundedReceiver<ChatMessage>,
-    done: Arc<AtomicU64>,
-) {
-    while let Some(message) = rx.recv().await {
-        let mut attempt = 0;
-        while let Err(e) = store.append_chat(&room, &message).await {
-            attempt += 1;
-            if attempt >= 5 || matches!(e, StoreError::Conflict(_)) {
-                tracing::error!(%room, seq = message.seq, err = %e, "chat message not stored");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-        }
-        done.fetch_add(1, Ordering::Release);
     }
 }

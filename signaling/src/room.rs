@@ -4,15 +4,23 @@
 //! Connections are named by a caller-chosen [`ConnId`] before they join, and by participant id
 //! after. The core never talks to sockets, the media plane or the database; it asks the caller to
 //! through [`Output`].
+//!
+//! Chat takes two steps. [`Room::handle_chat`] numbers an accepted message and asks for it to
+//! be stored ([`Output::StoreChat`]); nobody sees it yet. When the caller reports the commit
+//! ([`Room::handle_chat_stored`]), it goes to everyone, in `seq` order; when the write failed
+//! ([`Room::handle_chat_failed`]), its sender gets `storage_unavailable` and nobody else
+//! hears of it.
+
+mod chat;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::Now;
 use crate::wire::{
-    CHAT_HISTORY_LEN, ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS,
-    MAX_NAME_CHARS, MediaKind, PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg,
-    TrackInfo, check_version,
+    ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MAX_NAME_CHARS, MediaKind,
+    PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo, check_version,
 };
+use chat::ChatLog;
 
 /// The caller's name for a connection (a WebSocket), unique per room for the room's life.
 pub type ConnId = u64;
@@ -67,7 +75,8 @@ pub enum Output {
         /// Who left.
         participant: String,
     },
-    /// Persist a chat message (append-only, in `seq` order).
+    /// Commit a chat message (append-only, in `seq` order), then report the outcome with
+    /// [`Room::handle_chat_stored`] or [`Room::handle_chat_failed`]. Nobody sees it before.
     StoreChat(ChatMessage),
 }
 
@@ -89,9 +98,8 @@ pub struct Room {
     order: Vec<String>,
     by_conn: HashMap<ConnId, String>,
     tracks: BTreeMap<String, TrackInfo>,
-    history: VecDeque<ChatMessage>,
+    chat: ChatLog,
     next_participant: u64,
-    next_seq: i64,
     outputs: VecDeque<Output>,
 }
 
@@ -100,20 +108,15 @@ const CHAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 impl Room {
     /// Create a room from its stored facts; call once when the room's task starts.
     pub fn new(config: RoomConfig) -> Self {
-        let next_seq = config.history.last().map_or(1, |m| m.seq + 1);
-        let mut history: VecDeque<ChatMessage> = config.history.iter().cloned().collect();
-        while history.len() > CHAT_HISTORY_LEN {
-            history.pop_front();
-        }
+        let chat = ChatLog::new(&config.history);
         Room {
             config,
             participants: HashMap::new(),
             order: Vec::new(),
             by_conn: HashMap::new(),
             tracks: BTreeMap::new(),
-            history,
+            chat,
             next_participant: 1,
-            next_seq,
             outputs: VecDeque::new(),
         }
     }
@@ -131,6 +134,12 @@ impl Room {
     /// Whether nobody is in the room; the caller may then stop the room's task.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// How many accepted chat messages wait for the store. The caller keeps the room's task
+    /// alive until none do.
+    pub fn pending_chat(&self) -> usize {
+        self.chat.pending()
     }
 
     /// The participant id of a joined connection.
@@ -210,7 +219,7 @@ impl Room {
                 .map(|p| self.participants[p].info.clone())
                 .collect(),
             tracks: self.tracks.values().cloned().collect(),
-            chat: self.history.iter().cloned().collect(),
+            chat: self.chat.history().cloned().collect(),
             ice_servers: self.config.ice_servers.clone(),
         };
         self.outputs.push_back(Output::Send { conn, msg: joined });
@@ -252,7 +261,8 @@ impl Room {
         self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
     }
 
-    /// Call when a joined connection sends `chat`.
+    /// Call when a joined connection sends `chat`. An accepted message comes out as
+    /// [`Output::StoreChat`] only; it is sent to the room once the store has it.
     pub fn handle_chat(&mut self, now: Now, conn: ConnId, text: &str) {
         let Some(id) = self.require_joined(conn) else {
             return;
@@ -296,19 +306,38 @@ impl Room {
         }
         p.recent_chat.push_back(now.instant);
         let message = ChatMessage {
-            seq: self.next_seq,
+            seq: 0, // numbered by the log
             from: id,
             name: p.info.name.clone(),
             text: text.to_string(),
             ts: now.unix_ms,
         };
-        self.next_seq += 1;
-        self.history.push_back(message.clone());
-        if self.history.len() > CHAT_HISTORY_LEN {
-            self.history.pop_front();
+        let message = self.chat.accept(conn, message);
+        self.outputs.push_back(Output::StoreChat(message));
+    }
+
+    /// Call when the store has committed every chat message up to `seq`. They go to everyone
+    /// in the room now, the sender included, in `seq` order.
+    pub fn handle_chat_stored(&mut self, _now: Now, seq: i64) {
+        for message in self.chat.stored(seq) {
+            self.broadcast(None, ServerMsg::Chat { message });
         }
-        self.outputs.push_back(Output::StoreChat(message.clone()));
-        self.broadcast(None, ServerMsg::Chat { message });
+    }
+
+    /// Call when the store failed to commit the chat messages up to `seq`. Each sender still
+    /// here gets `storage_unavailable`; nobody else hears of them, and their numbers are not
+    /// used again.
+    pub fn handle_chat_failed(&mut self, _now: Now, seq: i64) {
+        for conn in self.chat.failed(seq) {
+            if self.by_conn.contains_key(&conn) {
+                let reject = Reject::new(
+                    ErrorCode::StorageUnavailable,
+                    "your message was not saved, so nobody got it: \
+                     the server cannot write to its database; try again later",
+                );
+                self.reject(conn, reject);
+            }
+        }
     }
 
     /// Call when a joined connection sends `media_state`.

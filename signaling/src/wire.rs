@@ -155,7 +155,7 @@ pub struct TrackInfo {
 /// A stored chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// Per-room sequence number, increasing.
+    /// Per-room sequence number, increasing; a message that could not be stored leaves a gap.
     pub seq: i64,
     /// Sender's participant id at the time.
     pub from: String,
@@ -272,7 +272,7 @@ pub enum ServerMsg {
         /// The candidate.
         candidate: IceCandidate,
     },
-    /// A chat message (also echoed to its sender).
+    /// A chat message, once stored (also echoed to its sender: the echo is the acknowledgement).
     Chat {
         /// The message.
         message: ChatMessage,
@@ -334,6 +334,9 @@ pub enum ErrorCode {
     MediaUnavailable,
     /// The server is shutting down or the room closed.
     Unavailable,
+    /// The server could not store a chat message (its database is full, read-only or gone),
+    /// so nobody got it.
+    StorageUnavailable,
     /// A bug or resource failure on the server.
     Internal,
 }
@@ -360,6 +363,7 @@ impl ErrorCode {
             ErrorCode::BadCandidate => "bad_candidate",
             ErrorCode::MediaUnavailable => "media_unavailable",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -522,6 +526,7 @@ mod tests {
             ErrorCode::BadJson,
             ErrorCode::RoomFull,
             ErrorCode::WrongNegotiationState,
+            ErrorCode::StorageUnavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -55,6 +55,7 @@ macro_rules! both_backends {
 both_backends!(check_rooms => rooms_sqlite, rooms_postgres);
 both_backends!(check_chat_recent => chat_recent_sqlite, chat_recent_postgres);
 both_backends!(check_chat_conflict => chat_conflict_sqlite, chat_conflict_postgres);
+both_backends!(check_chat_batch => chat_batch_sqlite, chat_batch_postgres);
 both_backends!(
     check_chat_rooms_separate => chat_rooms_separate_sqlite, chat_rooms_separate_postgres
 );
@@ -143,6 +144,28 @@ async fn check_chat_conflict(store: Arc<dyn Store>) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Db(_)), "got {err:?}");
+}
+
+/// A batch is one transaction: all of it is committed, or none of it.
+async fn check_chat_batch(store: Arc<dyn Store>) {
+    store.create_room(&room("r", "Chatty", 8, 1)).await.unwrap();
+    store.append_chat_batch("r", &[]).await.unwrap();
+    let first: Vec<_> = (1..=3).map(|seq| chat(seq, &format!("m{seq}"))).collect();
+    store.append_chat_batch("r", &first).await.unwrap();
+    assert_eq!(store.recent_chat("r", 10).await.unwrap(), first);
+
+    // Seq 3 is taken: the new 4 and 5 around it must not be stored either.
+    let clash = [chat(4, "m4"), chat(3, "again"), chat(5, "m5")];
+    let err = store.append_chat_batch("r", &clash).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "got {err:?}");
+    assert_eq!(store.recent_chat("r", 10).await.unwrap(), first);
+
+    // A longer batch than the writer ever sends, every field intact.
+    let big: Vec<_> = (4..=603).map(|seq| chat(seq, &"é".repeat(50))).collect();
+    store.append_chat_batch("r", &big).await.unwrap();
+    let all = store.recent_chat("r", 1_000).await.unwrap();
+    assert_eq!(all.len(), 603);
+    assert_eq!(all[3..], big[..]);
 }
 
 async fn check_chat_rooms_separate(store: Arc<dyn Store>) {

@@ -21,7 +21,8 @@ pub struct RoomRecord {
     pub created_at: i64,
 }
 
-/// Store failures. Callers log them and answer `internal`; they never reach the media path.
+/// Store failures. Callers log them and answer `internal` (chat: `storage_unavailable`); they
+/// never reach the media path.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed.
@@ -36,6 +37,14 @@ pub enum StoreError {
     /// A duplicate key.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The data directory or the database file cannot be used: which, and why.
+    #[error("{path}: {cause}")]
+    Unusable {
+        /// The directory or file.
+        path: String,
+        /// What failed, with the OS's or the database's reason.
+        cause: String,
+    },
 }
 
 /// Result alias for the store.
@@ -50,14 +59,30 @@ pub trait Store: Send + Sync + 'static {
     async fn get_room(&self, id: &str) -> StoreResult<Option<RoomRecord>>;
     /// All rooms, newest first.
     async fn list_rooms(&self) -> StoreResult<Vec<RoomRecord>>;
-    /// Append a chat message. `(room_id, msg.seq)` is unique.
-    async fn append_chat(&self, room_id: &str, msg: &ChatMessage) -> StoreResult<()>;
+    /// Append chat messages in one transaction: all are committed, or none. `(room_id, seq)`
+    /// is unique. `Ok` means committed (durable as the backend's sync setting makes it).
+    async fn append_chat_batch(&self, room_id: &str, msgs: &[ChatMessage]) -> StoreResult<()>;
+    /// Append one chat message.
+    async fn append_chat(&self, room_id: &str, msg: &ChatMessage) -> StoreResult<()> {
+        self.append_chat_batch(room_id, std::slice::from_ref(msg))
+            .await
+    }
     /// The last `limit` chat messages of a room, oldest first.
     async fn recent_chat(&self, room_id: &str, limit: usize) -> StoreResult<Vec<ChatMessage>>;
     /// Read a server setting (admin token hash, demo room id, ...).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Write a server setting, replacing any old value.
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+}
+
+/// What a unique-key violation in a chat batch says.
+fn batch_conflict(room_id: &str, msgs: &[ChatMessage]) -> String {
+    let seqs = |m: Option<&ChatMessage>| m.map_or(0, |m| m.seq);
+    format!(
+        "a chat message of {}..={} is already stored in room `{room_id}`",
+        seqs(msgs.first()),
+        seqs(msgs.last())
+    )
 }
 
 /// Open a store from a URL (`sqlite:PATH` / `sqlite://PATH`, or `postgres://...`), creating the

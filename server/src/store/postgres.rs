@@ -1,12 +1,17 @@
 //! PostgreSQL backend for [`Store`], for deployments that already run a database server.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use signaling::wire::ChatMessage;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
 use super::{RoomRecord, Store, StoreError, StoreResult};
+
+/// How long a query waits for a connection. sqlx retries a refused connect until then, and a
+/// chat sender waits that long for `storage_unavailable` when the database is gone.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`Store`] on one PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -22,7 +27,10 @@ impl PgStore {
     /// A bad URL, an unreachable or refusing database, or a failed migration.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new().connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
@@ -97,27 +105,26 @@ impl Store for PgStore {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    async fn append_chat(&self, room_id: &str, msg: &ChatMessage) -> StoreResult<()> {
+    async fn append_chat_batch(&self, room_id: &str, msgs: &[ChatMessage]) -> StoreResult<()> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let conflict = || super::batch_conflict(room_id, msgs);
+        // One statement, so one round trip and one commit, however long the batch.
         sqlx::query(
             "INSERT INTO chat_messages (room_id, seq, sender_id, sender_name, text, ts) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], \
+             $6::bigint[])",
         )
         .bind(room_id)
-        .bind(msg.seq)
-        .bind(&msg.from)
-        .bind(&msg.name)
-        .bind(&msg.text)
-        .bind(msg.ts)
+        .bind(msgs.iter().map(|m| m.seq).collect::<Vec<_>>())
+        .bind(msgs.iter().map(|m| m.from.as_str()).collect::<Vec<_>>())
+        .bind(msgs.iter().map(|m| m.name.as_str()).collect::<Vec<_>>())
+        .bind(msgs.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
+        .bind(msgs.iter().map(|m| m.ts).collect::<Vec<_>>())
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            conflict_or_db(e, || {
-                format!(
-                    "chat message {} already stored in room `{room_id}`",
-                    msg.seq
-                )
-            })
-        })?;
+        .map_err(|e| conflict_or_db(e, conflict))?;
         Ok(())
     }
 

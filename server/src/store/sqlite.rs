@@ -24,23 +24,27 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Open (creating if needed, along with its directory) the database named by a
-    /// `sqlite:PATH` / `sqlite://PATH` URL and bring its schema up to date.
+    /// `sqlite:PATH` / `sqlite://PATH` URL, bring its schema up to date and check that it
+    /// takes writes.
     ///
     /// # Errors
-    /// A bad URL, a file or directory that cannot be created or opened, or a failed migration.
+    /// A bad URL, a directory that cannot be created or written ([`StoreError::Unusable`]),
+    /// a file that cannot be opened or written, or a failed migration.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL is the documented safe pairing with WAL: a power cut can lose the last
-            // commits but cannot corrupt the file, and it avoids an fsync per chat line.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL syncs the WAL at every commit, so an acknowledged chat message survives a
+            // power cut too (a kill -9 alone would not need it). The room's writer commits
+            // in batches, so a burst costs one sync per batch, not per message.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
 
         let in_memory = is_in_memory(url);
+        let file = options.get_filename().to_path_buf();
         if !in_memory {
-            create_parent_dir(options.get_filename()).await?;
+            check_data_dir(&file).await?;
         }
 
         let mut pool_options = SqlitePoolOptions::new();
@@ -55,6 +59,7 @@ impl SqliteStore {
         let pool = pool_options.connect_with(options).await?;
 
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        check_writable(&pool, &file).await?;
         Ok(Self { pool })
     }
 }
@@ -68,17 +73,40 @@ fn is_in_memory(url: &str) -> bool {
     path == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }
 
-/// SQLite creates the file but not missing directories, and a fresh checkout has no `data/`.
-async fn create_parent_dir(file: &Path) -> StoreResult<()> {
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(sqlx::Error::Io)?;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
+/// Create the database's directory if missing (a fresh checkout has no `data/`; SQLite creates
+/// the file but not directories), and check that it takes new files: SQLite needs them for
+/// its journal. A bad directory stops start-up here, named, with the OS's reason.
+async fn check_data_dir(file: &Path) -> StoreResult<()> {
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let unusable = |what: &str, e: std::io::Error| StoreError::Unusable {
+        path: dir.display().to_string(),
+        cause: format!("{what}: {e}"),
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| unusable("cannot create the data directory", e))?;
+    let probe = dir.join(format!(".roundtable-probe-{}", std::process::id()));
+    tokio::fs::write(&probe, b"")
+        .await
+        .map_err(|e| unusable("cannot write in the data directory", e))?;
+    let _ = tokio::fs::remove_file(&probe).await;
+    Ok(())
+}
+
+/// SQLite opens a file it may not write read-only, without a word, and fails at the first
+/// write. A write that changes nothing finds out at start-up instead.
+async fn check_writable(pool: &SqlitePool, file: &Path) -> StoreResult<()> {
+    sqlx::query("UPDATE settings SET value = value WHERE 0")
+        .execute(pool)
+        .await
+        .map_err(|e| StoreError::Unusable {
+            path: file.display().to_string(),
+            cause: format!("cannot write to the database: {e}"),
+        })?;
+    Ok(())
 }
 
 /// Turn a unique-key violation into [`StoreError::Conflict`]; pass anything else through.
@@ -148,27 +176,28 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    async fn append_chat(&self, room_id: &str, msg: &ChatMessage) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO chat_messages (room_id, seq, sender_id, sender_name, text, ts) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(room_id)
-        .bind(msg.seq)
-        .bind(&msg.from)
-        .bind(&msg.name)
-        .bind(&msg.text)
-        .bind(msg.ts)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            conflict_or_db(e, || {
-                format!(
-                    "chat message {} already stored in room `{room_id}`",
-                    msg.seq
-                )
-            })
-        })?;
+    async fn append_chat_batch(&self, room_id: &str, msgs: &[ChatMessage]) -> StoreResult<()> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let conflict = || super::batch_conflict(room_id, msgs);
+        let mut tx = self.pool.begin().await?;
+        for msg in msgs {
+            sqlx::query(
+                "INSERT INTO chat_messages (room_id, seq, sender_id, sender_name, text, ts) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(room_id)
+            .bind(msg.seq)
+            .bind(&msg.from)
+            .bind(&msg.name)
+            .bind(&msg.text)
+            .bind(msg.ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_db(e, conflict))?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod chat;
+
 struct Harness {
     room: Room,
     now: Now,
@@ -49,6 +51,43 @@ impl Harness {
         self.room
             .handle_join(self.now, conn, PROTOCOL_VERSION, name);
         self.drain()
+    }
+
+    fn chat(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+        self.room.handle_chat(self.now, conn, text);
+        self.drain()
+    }
+
+    fn chat_stored(&mut self, seq: i64) -> Vec<Output> {
+        self.room.handle_chat_stored(self.now, seq);
+        self.drain()
+    }
+
+    fn chat_failed(&mut self, seq: i64) -> Vec<Output> {
+        self.room.handle_chat_failed(self.now, seq);
+        self.drain()
+    }
+
+    /// The messages the room asked to store.
+    fn to_store(outputs: &[Output]) -> Vec<ChatMessage> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::StoreChat(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `(seq, text)` of each chat message sent to `to`.
+    fn chats_to(outputs: &[Output], to: ConnId) -> Vec<(i64, String)> {
+        Self::sent_to(outputs, to)
+            .into_iter()
+            .filter_map(|m| match m {
+                ServerMsg::Chat { message } => Some((message.seq, message.text)),
+                _ => None,
+            })
+            .collect()
     }
 
     fn sent_to(outputs: &[Output], to: ConnId) -> Vec<ServerMsg> {
@@ -183,98 +222,6 @@ fn messages_before_join_are_refused() {
     // A close from a never-joined connection is a no-op, not a crash.
     h.room.handle_leave(h.now, 7, LeaveReason::Disconnected);
     assert!(h.drain().is_empty());
-}
-
-#[test]
-fn chat_is_broadcast_stored_and_limited() {
-    let mut h = Harness::new(5);
-    h.join(1, "Ann");
-    h.join(2, "Bo");
-    h.room.handle_chat(h.now, 1, "hi all");
-    let out = h.drain();
-    let stored: Vec<_> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::StoreChat(m) => Some(m),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(
-        (
-            stored[0].seq,
-            stored[0].from.as_str(),
-            stored[0].text.as_str()
-        ),
-        (1, "p1", "hi all")
-    );
-    for conn in [1, 2] {
-        assert!(
-            matches!(&Harness::sent_to(&out, conn)[..], [ServerMsg::Chat { message }] if message.text == "hi all")
-        );
-    }
-    h.room.handle_chat(h.now, 1, &"é".repeat(MAX_CHAT_CHARS));
-    assert!(
-        Harness::error_code(&h.drain(), 1).is_none(),
-        "the limit counts characters, not bytes"
-    );
-    h.room
-        .handle_chat(h.now, 1, &"a".repeat(MAX_CHAT_CHARS + 1));
-    assert_eq!(
-        Harness::error_code(&h.drain(), 1),
-        Some(ErrorCode::ChatTooLong)
-    );
-    h.room.handle_chat(h.now, 1, " \n ");
-    assert_eq!(
-        Harness::error_code(&h.drain(), 1),
-        Some(ErrorCode::ChatEmpty)
-    );
-}
-
-#[test]
-fn chat_rate_limit_recovers_with_time() {
-    let mut h = Harness::new(5);
-    h.join(1, "Ann");
-    for i in 0..5 {
-        h.room.handle_chat(h.now, 1, &format!("m{i}"));
-        assert_eq!(Harness::error_code(&h.drain(), 1), None);
-    }
-    h.room.handle_chat(h.now, 1, "one too many");
-    assert_eq!(
-        Harness::error_code(&h.drain(), 1),
-        Some(ErrorCode::RateLimited)
-    );
-    h.advance(CHAT_WINDOW);
-    h.room.handle_chat(h.now, 1, "later");
-    assert_eq!(Harness::error_code(&h.drain(), 1), None);
-}
-
-#[test]
-fn late_joiner_gets_last_200_messages_and_seq_continues() {
-    let history: Vec<ChatMessage> = (1..=250)
-        .map(|seq| ChatMessage {
-            seq,
-            from: "p9".into(),
-            name: "Old".into(),
-            text: format!("m{seq}"),
-            ts: seq,
-        })
-        .collect();
-    let mut h = Harness::with_history(5, history);
-    let out = h.join(1, "Ann");
-    match &Harness::sent_to(&out, 1)[..] {
-        [ServerMsg::Joined { chat, .. }] => {
-            assert_eq!(chat.len(), CHAT_HISTORY_LEN);
-            assert_eq!((chat[0].seq, chat[199].seq), (51, 250));
-        }
-        other => panic!("{other:?}"),
-    }
-    h.room.handle_chat(h.now, 1, "new");
-    let out = h.drain();
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::StoreChat(m) if m.seq == 251))
-    );
 }
 
 #[test]

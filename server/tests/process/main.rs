@@ -1,0 +1,9 @@
+//! Tests of the real `roundtable` binary as a process: what only a process shows (a crash, a
+//! full disk under it, start-up refusals). They live in the server crate because only there
+//! does cargo build the binary for them and name it (`CARGO_BIN_EXE_roundtable`). They need
+//! root (`chattr`, `unshare --mount`), as the rest of the suite does for its network namespace.
+
+mod bin;
+mod crash;
+mod startup;
+mod storage;
