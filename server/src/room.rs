@@ -20,6 +20,7 @@ use signaling::wire::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// How long an empty room's task lingers before it exits, by default.
@@ -133,6 +134,7 @@ pub struct Registry {
     media: Arc<Media>,
     ice_servers: Vec<IceServer>,
     idle_grace: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
@@ -142,6 +144,7 @@ impl Registry {
         media: Arc<Media>,
         ice_servers: Vec<IceServer>,
         idle_grace: Duration,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
@@ -149,7 +152,14 @@ impl Registry {
             media,
             ice_servers,
             idle_grace,
+            metrics,
         })
+    }
+
+    /// Running rooms, and the participants in them.
+    pub fn load(&self) -> (usize, usize) {
+        let rooms = self.lock();
+        (rooms.len(), rooms.values().map(RoomHandle::occupancy).sum())
     }
 
     /// The media engine rooms use.
@@ -246,6 +256,7 @@ impl RoomTask {
             room.info().id.clone(),
             chat_rx,
             chat_done.clone(),
+            registry.metrics.clone(),
         ));
         RoomTask {
             room,
@@ -474,17 +485,21 @@ async fn write_chat(
     room: String,
     mut rx: mpsc::UnboundedReceiver<ChatMessage>,
     done: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(message) = rx.recv().await {
         let mut attempt = 0;
+        let mut committed = true;
         while let Err(e) = store.append_chat(&room, &message).await {
             attempt += 1;
             if attempt >= 5 || matches!(e, StoreError::Conflict(_)) {
                 tracing::error!(%room, seq = message.seq, err = %e, "chat message not stored");
+                committed = false;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
         }
+        metrics.chat_written(committed);
         done.fetch_add(1, Ordering::Release);
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::{SessionHandle, Signal};
+use crate::metrics::ConnState;
 use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
 use crate::state::AppState;
 
@@ -46,6 +47,8 @@ struct Conn {
     /// Whether the last message was refused by the rate limit (one error per episode).
     limited: bool,
     member: Option<Membership>,
+    /// This connection in `roundtable_connections`.
+    counted: ConnState,
 }
 
 /// Serve one upgraded WebSocket until it closes.
@@ -59,6 +62,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         MESSAGES_PER_SECOND,
         MESSAGE_BURST,
     );
+    let counted = state.metrics.connection();
     let mut conn = Conn {
         id,
         state,
@@ -67,6 +71,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         bucket,
         limited: false,
         member: None,
+        counted,
     };
     let keepalive = conn.state.keepalive;
     let mut ping = tokio::time::interval(keepalive.ping_every);
@@ -170,6 +175,7 @@ impl Conn {
                 "this connection already joined",
             ));
         }
+        let asked = Instant::now();
         // A room task may exit between lookup and send (idle shutdown); then start it anew.
         for _ in 0..2 {
             let room = match self.state.registry.get_or_start(&room_id).await {
@@ -202,6 +208,8 @@ impl Conn {
             match outcome.await {
                 Ok(Some(joined)) => {
                     tracing::info!(conn = self.id, room = %room_id, participant = %joined.participant, "joined");
+                    self.state.metrics.joined(asked.elapsed());
+                    self.counted.set_joined(true);
                     self.member = Some(Membership {
                         room,
                         session: joined.session,
@@ -225,6 +233,7 @@ impl Conn {
             }
             return;
         };
+        self.counted.set_joined(false);
         let _ = member
             .room
             .send(RoomCmd::Leave {

@@ -9,9 +9,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::Now;
 use crate::wire::{
-    CHAT_HISTORY_LEN, ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS,
-    MAX_NAME_CHARS, MediaKind, PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg,
-    TrackInfo,
+    CHAT_HISTORY_LEN, ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MediaKind,
+    PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo,
 };
 
 /// The caller's name for a connection (a WebSocket), unique per room for the room's life.
@@ -158,13 +157,7 @@ impl Room {
                 "this connection already joined",
             ));
         }
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            return Err(Reject::new(
-                ErrorCode::BadName,
-                format!("a name is 1 to {MAX_NAME_CHARS} characters"),
-            ));
-        }
+        let name = crate::name::display_name(name)?;
         if self.order.len() >= self.config.info.capacity as usize {
             return Err(Reject::new(
                 ErrorCode::RoomFull,
