@@ -4,7 +4,7 @@
  * preview, the name and the devices; called `prejoin` in index.html) and the problem screen
  * (no such room). Joining itself is app.js's: it moves on to the call screen.
  */
-import { fetchRoom, MAX_NAME_CHARS } from '/assets/protocol.js';
+import { fetchRoom, isUsableName, MAX_NAME_CHARS } from '/assets/protocol.js';
 import { setMedia, startPreview, stopLocalMedia, switchDevice } from '/assets/media.js';
 import { STORE, state } from '/assets/state.js';
 import { $, on, plural, setNotice, showScreen } from '/assets/ui.js';
@@ -58,10 +58,10 @@ function showNoSuchRoom() {
 export function readName() {
   const input = $('name', HTMLInputElement);
   const name = input.value.trim();
-  if (!name || [...name].length > MAX_NAME_CHARS) {
+  if (!isUsableName(name)) {
     setJoinBusy(false);
     input.focus();
-    setNotice($('join-error'), `Please enter your name (up to ${MAX_NAME_CHARS} characters).`);
+    setNotice($('join-error'), `Please enter your name (up to ${MAX_NAME_CHARS} characters, no control characters).`);
     return null;
   }
   localStorage.setItem(STORE.name, name);
@@ -87,7 +87,7 @@ export function onJoinFailed(err) {
   /** @type {Record<string, string>} */
   const texts = {
     room_full: `This room is full${state.capacity ? `: it holds ${plural(state.capacity, 'person', 'people')}` : ''}. Try again when someone leaves.`,
-    bad_name: `That name can't be used. Please use 1 to ${MAX_NAME_CHARS} characters.`,
+    bad_name: `That name can't be used. Please use 1 to ${MAX_NAME_CHARS} characters, with no control characters.`,
     unsupported_version: 'This page is out of date. Reload it to join.',
   };
   showScreen('prejoin');

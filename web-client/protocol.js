@@ -13,6 +13,18 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_CHAT_CHARS = 2000;
 /** Longest display name, in characters. */
 export const MAX_NAME_CHARS = 64;
+/** Characters that draw nothing; a name of only these is refused (`signaling/src/name.rs`). */
+const INVISIBLE = /^[\s\u00AD\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200D\u2060-\u2064\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\u{E0000}-\u{E007F}]*$/u;
+/** Control and text-direction characters, refused anywhere in a name. */
+const HOSTILE = /[\p{Cc}\u2028\u2029\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * Whether the server will take this name (already trimmed): `bad_name` otherwise.
+ * @param {string} name
+ */
+export function isUsableName(name) {
+  return [...name].length <= MAX_NAME_CHARS && !INVISIBLE.test(name) && !HOSTILE.test(name);
+}
 /** Keepalive period. */
 const PING_INTERVAL_MS = 15_000;
 /** Without any server message for this long, the connection counts as lost. */

@@ -51,9 +51,18 @@ pub struct Opts {
     /// UDP port of the media socket that every connection shares [default: 7882].
     #[arg(long, env = "ROUNDTABLE_MEDIA_PORT", global = true)]
     pub media_port: Option<u16>,
-    /// Base URL for join links [default: http://BIND].
+    /// Base URL for join links [default: http://BIND]. Its origin may open the WebSocket.
     #[arg(long, env = "ROUNDTABLE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Other origins whose pages may open the WebSocket (comma-separated), besides the
+    /// public URL's.
+    #[arg(
+        long,
+        env = "ROUNDTABLE_ALLOWED_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
     /// Fix the admin token instead of generating one on first start.
     #[arg(
         long,
@@ -111,6 +120,7 @@ struct FileConfig {
     media_bind_ip: Option<IpAddr>,
     media_port: Option<u16>,
     public_url: Option<String>,
+    allowed_origins: Option<Vec<String>>,
     admin_token: Option<String>,
     #[serde(default)]
     ice_servers: Vec<IceServer>,
@@ -131,6 +141,8 @@ pub struct Config {
     pub media_port: u16,
     /// Join link base, if fixed; otherwise derived from the bound address.
     pub public_url: Option<String>,
+    /// Origins allowed to open the WebSocket besides the public URL's.
+    pub allowed_origins: Vec<String>,
     /// Fixed admin token, if any.
     pub admin_token: Option<String>,
     /// ICE servers for clients and the server's peers.
@@ -154,6 +166,7 @@ impl Config {
             media_bind_ip: IpAddr::from([127, 0, 0, 1]),
             media_port: 0,
             public_url: None,
+            allowed_origins: vec![],
             admin_token: None,
             ice_servers: vec![],
             room_idle_grace: crate::room::IDLE_GRACE,
@@ -198,6 +211,10 @@ impl Config {
                 .or(file.media_port)
                 .unwrap_or(DEFAULT_MEDIA_PORT),
             public_url: opts.public_url.clone().or(file.public_url),
+            allowed_origins: Some(opts.allowed_origins.clone())
+                .filter(|o| !o.is_empty())
+                .or(file.allowed_origins)
+                .unwrap_or_default(),
             admin_token: opts.admin_token.clone().or(file.admin_token),
             ice_servers: file.ice_servers,
             room_idle_grace: crate::room::IDLE_GRACE,
@@ -236,6 +253,20 @@ pub const CHAT_BURST: usize = 5;
 /// The shared media socket's default port (LiveKit's single-port UDP default, too).
 pub const DEFAULT_MEDIA_PORT: u16 = 7882;
 
+/// What is logged when `ROUNDTABLE_LOG` is unset. rtc-dtls warns of every extension of a
+/// browser's ClientHello that it does not implement (DTLS 1.3's `supported_versions`,
+/// `key_share` and `psk_key_exchange_modes`): three harmless lines per peer connection.
+pub const DEFAULT_LOG: &str =
+    "info,webrtc=warn,rtc=warn,rtc_dtls::handshake::handshake_message_client_hello=error";
+
+/// The log filter: `ROUNDTABLE_LOG`'s value when it is set and valid (tracing's `EnvFilter`
+/// syntax, e.g. `debug` or `info,rtc_dtls=warn`), else [`DEFAULT_LOG`].
+pub fn log_filter(roundtable_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    roundtable_log
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(DEFAULT_LOG))
+}
+
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -255,6 +286,7 @@ mod tests {
             &path,
             "bind = \"127.0.0.1:9000\"\nmedia_ip = \"10.1.2.3\"\ndata_dir = \"/var/lib/rt\"\n\
              media_port = 40000\n\
+             allowed_origins = [\"https://a.example\"]\n\
              [[ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n",
         )
         .unwrap();
@@ -274,10 +306,19 @@ mod tests {
         assert_eq!(c.media_port, 40000);
         assert_eq!(c.database_url, "sqlite:/var/lib/rt/roundtable.db");
         assert_eq!(c.ice_servers[0].urls, ["stun:127.0.0.1:3478"]);
+        assert_eq!(c.allowed_origins, ["https://a.example"]);
+        let flagged = Opts {
+            config: Some(path.clone()),
+            allowed_origins: vec!["https://b.example".into()],
+            ..Default::default()
+        };
+        let c = Config::resolve(&flagged).unwrap();
+        assert_eq!(c.allowed_origins, ["https://b.example"], "the flag wins");
         let d = Config::resolve(&Opts::default()).unwrap();
         assert_eq!(d.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(d.database_url, "sqlite:./data/roundtable.db");
         assert_eq!(d.media_port, DEFAULT_MEDIA_PORT);
+        assert!(d.allowed_origins.is_empty());
         std::fs::write(&path, "bnid = \"oops\"\n").unwrap();
         let err = Config::resolve(&Opts {
             config: Some(path),
@@ -300,5 +341,32 @@ mod tests {
                 command: RoomCommand::List { json: false }
             })
         ));
+        let list = "https://a.example,https://b.example";
+        let cli = Cli::try_parse_from(["roundtable", "--allowed-origins", list]).unwrap();
+        assert_eq!(
+            cli.opts.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+
+    /// Whether a WARN (and an ERROR) event of this target passes the filter.
+    fn passes(filter: tracing_subscriber::EnvFilter) -> (bool, bool) {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            const HELLO: &str = "rtc_dtls::handshake::handshake_message_client_hello";
+            (
+                tracing::enabled!(target: HELLO, Level::WARN),
+                tracing::enabled!(target: HELLO, Level::ERROR),
+            )
+        })
+    }
+
+    #[test]
+    fn dtls_client_hello_warnings_are_quiet_unless_asked_for() {
+        assert_eq!(passes(log_filter(None)), (false, true));
+        assert_eq!(passes(log_filter(Some("not a filter=!"))), (false, true));
+        assert_eq!(passes(log_filter(Some("info,rtc_dtls=warn"))), (true, true));
     }
 }

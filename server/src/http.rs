@@ -1,15 +1,20 @@
-//! HTTP: the embedded web client, the room API, the admin API and the WebSocket upgrade.
-//! [`AppError`] is the one place where errors become HTTP statuses.
+//! HTTP: the embedded web client, the room API, the admin API, the operator's probes and
+//! metrics, and the WebSocket upgrade. [`AppError`] is the one place where errors become
+//! HTTP statuses.
+//!
+//! Every response carries the security headers ([`security_headers`]): the pages may load
+//! only their own scripts and styles, talk only to their own server, and never be framed.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signaling::wire::MediaKind;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::media::{DelaySnapshot, MediaStats};
 use crate::room::RoomCmd;
@@ -70,11 +75,14 @@ const INDEX_HTML: &str = include_str!("../../web-client/index.html");
 
 /// The router.
 pub fn app(state: AppState) -> Router {
+    let [csp, nosniff, referrer] = security_headers(&state);
     Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(index))
         .route("/assets/{file}", get(asset))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/ws", get(websocket))
         .route("/api/rooms", get(list_rooms).post(create_room))
         .route("/api/rooms/{room}", get(room_info))
@@ -84,7 +92,37 @@ pub fn app(state: AppState) -> Router {
             post(forwarding),
         )
         .fallback(|| async { AppError::NotFound("not_found", "no such page".into()) })
+        .layer(csp)
+        .layer(nosniff)
+        .layer(referrer)
         .with_state(state)
+}
+
+/// How long `/readyz` waits for the database before it answers 503.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The headers of every response. `Referrer-Policy: no-referrer` because join links will
+/// carry secrets; `connect-src` names the WebSocket's origin as well as `'self'`, which
+/// older browsers do not apply to `ws:`.
+fn security_headers(state: &AppState) -> [SetResponseHeaderLayer<HeaderValue>; 3] {
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        crate::origin::websocket_origin(&state.public_url)
+    );
+    let csp = HeaderValue::from_str(&csp).expect("an origin is a valid header value");
+    let set = SetResponseHeaderLayer::overriding;
+    [
+        set(header::CONTENT_SECURITY_POLICY, csp),
+        set(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        set(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+    ]
 }
 
 /// Every HTTP failure. JSON body `{"error":{"code","message"}}` with a stable code.
@@ -94,8 +132,12 @@ pub enum AppError {
     NotFound(&'static str, String),
     /// 401.
     Unauthorized,
+    /// 403 with a code.
+    Forbidden(&'static str, String),
     /// 400.
     BadRequest(String),
+    /// 503 with a code; the detail is logged, not shown.
+    Unavailable(&'static str, String),
     /// 500; the detail is logged, not shown.
     Internal(String),
 }
@@ -115,7 +157,16 @@ impl IntoResponse for AppError {
                 "unauthorized",
                 "send `Authorization: Bearer <admin token>`".to_string(),
             ),
+            AppError::Forbidden(code, m) => (StatusCode::FORBIDDEN, code, m),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            AppError::Unavailable(code, detail) => {
+                tracing::warn!(code, %detail, "not ready");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "not ready; try again".to_string(),
+                )
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 (
@@ -157,12 +208,45 @@ async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, AppError> 
     ))
 }
 
-async fn websocket(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    upgrade
+async fn websocket(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let origin = headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
+    if !state.origins.allows(origin) {
+        return Err(AppError::Forbidden(
+            "origin_not_allowed",
+            "pages of this origin may not open the WebSocket".into(),
+        ));
+    }
+    Ok(upgrade
         .max_message_size(ws::MAX_FRAME_BYTES)
         .max_frame_size(ws::MAX_FRAME_BYTES)
         .read_buffer_size(ws::READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| ws::serve(socket, state))
+        .on_upgrade(move |socket| ws::serve(socket, state)))
+}
+
+/// `GET /readyz`: 200 when the database answers, 503 `database_unavailable` when it fails
+/// or takes longer than [`READY_TIMEOUT`]. `/healthz` says only that the process serves.
+async fn ready(State(state): State<AppState>) -> Result<&'static str, AppError> {
+    let unavailable = |detail: String| AppError::Unavailable("database_unavailable", detail);
+    tokio::time::timeout(READY_TIMEOUT, state.store.ping())
+        .await
+        .map_err(|_| unavailable(format!("no answer within {READY_TIMEOUT:?}")))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok("ok")
+}
+
+/// `GET /metrics`: Prometheus's text format, for the admin token (it shows what
+/// `/api/admin/media` shows).
+async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    require_admin(&state, &headers)?;
+    let kind = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, kind)], state.render_metrics()))
 }
 
 async fn room_info(
@@ -186,7 +270,7 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AppError::Unauthorized)?;
-    if state.is_admin(token.trim()) {
+    if state.is_admin(token) {
         Ok(())
     } else {
         Err(AppError::Unauthorized)

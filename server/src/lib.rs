@@ -6,6 +6,8 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod metrics;
+pub mod origin;
 pub mod room;
 pub mod rooms;
 pub mod state;
@@ -65,6 +67,7 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let public_url = public_url.trim_end_matches('/').to_string();
+        let origins = origin::AllowedOrigins::new(&public_url, &config.allowed_origins)?;
         let (admin_token_hash, new_admin_token) =
             admin_token::admin_token(store.as_ref(), config).await?;
         let demo_room = rooms::demo_room(store.as_ref()).await?;
@@ -89,18 +92,22 @@ impl Server {
                     config.media_bind_ip, config.media_port
                 )
             })?;
+        let metrics = Arc::new(metrics::Metrics::new());
         let registry = Registry::new(
             store.clone(),
             Arc::new(media),
             config.ice_servers.clone(),
             config.room_idle_grace,
             config.chat_burst,
+            metrics.clone(),
         );
         let inner = Inner {
             store,
             registry,
             admin_token_hash,
             public_url,
+            origins,
+            metrics,
             next_conn: AtomicU64::new(1),
             stopping: tokio::sync::watch::channel(false).0,
             keepalive: config.keepalive,

@@ -2,18 +2,14 @@
 
 use anyhow::Context;
 use clap::Parser;
-use roundtable::config::{Cli, Command, Config, RoomCommand};
+use roundtable::config::{Cli, Command, Config, RoomCommand, log_filter};
 use roundtable::http::check_room;
 use roundtable::{Server, new_room, store};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("ROUNDTABLE_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn")),
-        )
+        .with_env_filter(log_filter(std::env::var("ROUNDTABLE_LOG").ok().as_deref()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

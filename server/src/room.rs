@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::chat::{ChatReport, StorageHealth};
 use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// How long an empty room's task lingers before it exits, by default.
@@ -141,6 +142,7 @@ pub struct Registry {
     idle_grace: Duration,
     chat_burst: usize,
     storage: Arc<StorageHealth>,
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
@@ -151,6 +153,7 @@ impl Registry {
         ice_servers: Vec<IceServer>,
         idle_grace: Duration,
         chat_burst: usize,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
@@ -160,7 +163,14 @@ impl Registry {
             idle_grace,
             chat_burst,
             storage: Arc::default(),
+            metrics,
         })
+    }
+
+    /// Running rooms, and the participants in them.
+    pub fn load(&self) -> (usize, usize) {
+        let rooms = self.lock();
+        (rooms.len(), rooms.values().map(RoomHandle::occupancy).sum())
     }
 
     /// The media engine rooms use.
@@ -254,6 +264,7 @@ impl RoomTask {
             registry.store.clone(),
             room.info().id.clone(),
             registry.storage.clone(),
+            registry.metrics.clone(),
             reports_tx,
         );
         RoomTask {

@@ -1,5 +1,6 @@
 //! The state every HTTP handler and WebSocket task shares: the store, the running rooms and
-//! the media engine (through the registry), and the admin token's hash.
+//! the media engine (through the registry), the admin token's hash, the origins allowed to
+//! open the WebSocket, and the metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::media::{DelaySnapshot, MediaStats};
+use crate::metrics::{Metrics, Scrape};
+use crate::origin::AllowedOrigins;
 use crate::room::Registry;
 use crate::store::Store;
 
@@ -22,6 +25,8 @@ pub struct Inner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) admin_token_hash: [u8; 32],
     pub(crate) public_url: String,
+    pub(crate) origins: AllowedOrigins,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) keepalive: crate::config::Keepalive,
     /// Flips to `true` when the server stops; every WebSocket task watches it.
@@ -79,6 +84,18 @@ impl AppState {
         format!("{}/r/{room_id}", self.public_url)
     }
 
+    /// The metrics' text, with what the server holds now.
+    pub(crate) fn render_metrics(&self) -> String {
+        let (rooms, participants) = self.registry.load();
+        self.metrics.render(&Scrape {
+            rooms,
+            participants,
+            media: self.media_stats(),
+            delay: self.forward_delay(),
+        })
+    }
+
+    /// Whether `token` is the admin token, byte for byte.
     pub(crate) fn is_admin(&self, token: &str) -> bool {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Compare without an early exit, so timing says nothing about the stored hash.

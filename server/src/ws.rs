@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::{SessionHandle, Signal};
+use crate::metrics::ConnState;
 use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
 use crate::state::AppState;
 
@@ -49,6 +50,8 @@ struct Conn {
     /// The client sent `leave`. From then on `left` is the only message it gets, and what it
     /// sends is ignored (docs/protocol.md, "Leaving").
     leaving: bool,
+    /// This connection in `roundtable_connections`.
+    counted: ConnState,
 }
 
 /// Serve one upgraded WebSocket until it closes.
@@ -62,6 +65,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         MESSAGES_PER_SECOND,
         MESSAGE_BURST,
     );
+    let counted = state.metrics.connection();
     let mut conn = Conn {
         id,
         state,
@@ -71,6 +75,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         limited: false,
         member: None,
         leaving: false,
+        counted,
     };
     let keepalive = conn.state.keepalive;
     let mut ping = tokio::time::interval(keepalive.ping_every);
@@ -188,6 +193,7 @@ impl Conn {
         if let Err(reject) = wire::check_version(version) {
             return self.reply(reject);
         }
+        let asked = Instant::now();
         // A room task may exit between lookup and send (idle shutdown); then start it anew.
         for _ in 0..2 {
             let room = match self.state.registry.get_or_start(&room_id).await {
@@ -220,6 +226,8 @@ impl Conn {
             match outcome.await {
                 Ok(Some(joined)) => {
                     tracing::info!(conn = self.id, room = %room_id, participant = %joined.participant, "joined");
+                    self.state.metrics.joined(asked.elapsed());
+                    self.counted.set_joined(true);
                     self.member = Some(Membership {
                         room,
                         session: joined.session,
@@ -244,6 +252,7 @@ impl Conn {
             return;
         };
         self.leaving = reason == LeaveReason::Left;
+        self.counted.set_joined(false);
         let cmd = RoomCmd::Leave {
             conn: self.id,
             reason,

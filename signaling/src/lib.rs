@@ -1,10 +1,12 @@
-//! Roundtable's sans-IO core: the wire protocol and the room state machine.
+//! Roundtable's sans-IO core: the wire protocol, the room state machine and the rules they
+//! share (display names, the message rate).
 //!
 //! Nothing here does IO, spawns, locks or reads a clock. Callers pass the time in as [`Now`]
 //! and carry out what [`room::Room::poll_output`] asks for. That keeps every rule (capacity,
 //! chat limits, who consumes which track) testable without sockets or sleeping.
 
 pub mod limits;
+pub mod name;
 pub mod room;
 pub mod stats;
 pub mod wire;

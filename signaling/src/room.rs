@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::Now;
 use crate::wire::{
-    ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MAX_NAME_CHARS, MediaKind,
-    PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo, check_version,
+    ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MediaKind, PROTOCOL_VERSION,
+    ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo, check_version,
 };
 use chat::ChatLog;
 
@@ -164,13 +164,7 @@ impl Room {
             ));
         }
         check_version(version)?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            return Err(Reject::new(
-                ErrorCode::BadName,
-                format!("a name is 1 to {MAX_NAME_CHARS} characters"),
-            ));
-        }
+        let name = crate::name::display_name(name)?;
         if self.order.len() >= self.config.info.capacity as usize {
             return Err(Reject::new(
                 ErrorCode::RoomFull,

@@ -316,7 +316,7 @@ pub enum ErrorCode {
     RoomNotFound,
     /// The room is at capacity.
     RoomFull,
-    /// The name is empty or too long.
+    /// The name is empty, too long, shows nothing, or holds a control or bidi character.
     BadName,
     /// The chat text is empty.
     ChatEmpty,

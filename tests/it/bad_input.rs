@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::common::TestServer;
 use roundtable_loadgen::client::{Ws, connect};
 
-fn code_of(msg: &ServerMsg) -> Option<ErrorCode> {
+pub(crate) fn code_of(msg: &ServerMsg) -> Option<ErrorCode> {
     match msg {
         ServerMsg::Error { code, .. } => Some(*code),
         _ => None,
@@ -25,7 +25,7 @@ async fn still_alive(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn join(ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<ServerMsg> {
+pub(crate) async fn join(ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<ServerMsg> {
     ws.send(&ClientMsg::Join {
         v: wire::PROTOCOL_VERSION,
         room: room.into(),

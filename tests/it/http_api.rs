@@ -223,5 +223,19 @@ async fn the_media_report_shows_what_is_forwarded() -> anyhow::Result<()> {
         .map(|n| n as u64)
         .sum();
     assert!(field("count") <= received, "{delay}, {received} received");
+
+    // `/metrics` shows the same counts.
+    let samples = crate::observability::scrape(&server).await?;
+    let metric = |series: &str| crate::observability::value(&samples, series);
+    assert_eq!(metric("roundtable_media_peer_connections"), 4.0);
+    assert_eq!(metric("roundtable_media_consumers"), 4.0);
+    assert!(metric("roundtable_forwarded_packets_total") > 0.0);
+    // Every forwarded packet carries a payload.
+    let packets = metric("roundtable_forwarded_packets_total");
+    assert!(metric("roundtable_forwarded_bytes_total") >= packets);
+    let delays = metric("roundtable_forward_delay_seconds_count");
+    assert!(delays >= field("count") as f64, "{delays}");
+    let inf = "roundtable_forward_delay_seconds_bucket{le=\"+Inf\"}";
+    assert_eq!(metric(inf), delays);
     Ok(())
 }

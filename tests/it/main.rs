@@ -3,8 +3,10 @@
 mod bad_input;
 mod common;
 mod gate;
+mod hardening;
 mod http_api;
 mod lifecycle;
+mod observability;
 mod offer_order;
 mod pg;
 mod room_flow;

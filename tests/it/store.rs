@@ -53,6 +53,7 @@ macro_rules! both_backends {
 }
 
 both_backends!(check_rooms => rooms_sqlite, rooms_postgres);
+both_backends!(check_ping => ping_sqlite, ping_postgres);
 both_backends!(check_chat_recent => chat_recent_sqlite, chat_recent_postgres);
 both_backends!(check_chat_conflict => chat_conflict_sqlite, chat_conflict_postgres);
 both_backends!(check_chat_batch => chat_batch_sqlite, chat_batch_postgres);
@@ -60,6 +61,11 @@ both_backends!(
     check_chat_rooms_separate => chat_rooms_separate_sqlite, chat_rooms_separate_postgres
 );
 both_backends!(check_settings => settings_sqlite, settings_postgres);
+
+/// The readiness probe's query answers on a fresh store.
+async fn check_ping(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}
 
 async fn check_rooms(store: Arc<dyn Store>) {
     assert_eq!(store.get_room("nope").await.unwrap(), None);

@@ -67,9 +67,12 @@ pub(super) struct SharedStats {
     connections: AtomicUsize,
     producers: AtomicUsize,
     consumers: AtomicUsize,
+    forwarded: AtomicU64,
+    forwarded_bytes: AtomicU64,
     unrouted: AtomicU64,
     send_dropped: AtomicU64,
     send_failed: AtomicU64,
+    client_queue_full: AtomicU64,
 }
 
 impl SharedStats {
@@ -78,9 +81,12 @@ impl SharedStats {
             connections: self.connections.load(Ordering::Relaxed),
             producers: self.producers.load(Ordering::Relaxed),
             consumers: self.consumers.load(Ordering::Relaxed),
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             unrouted: self.unrouted.load(Ordering::Relaxed),
             send_dropped: self.send_dropped.load(Ordering::Relaxed),
             send_failed: self.send_failed.load(Ordering::Relaxed),
+            client_queue_full: self.client_queue_full.load(Ordering::Relaxed),
         }
     }
 }
@@ -158,6 +164,8 @@ struct Driver {
     stats: Arc<SharedStats>,
     send_dropped: u64,
     send_failed: u64,
+    /// Messages for clients dropped because their queue was full.
+    client_queue_full: u64,
     /// `Engine::forwarded` at the last send.
     sent_mark: u64,
 }
@@ -179,6 +187,7 @@ impl Driver {
             stats,
             send_dropped: 0,
             send_failed: 0,
+            client_queue_full: 0,
             sent_mark: 0,
         }
     }
@@ -314,8 +323,10 @@ impl Driver {
                 Output::Transmit(t) => self.queue.push(t.to, t.bytes),
                 Output::Client { session, msg } => {
                     if let Some(links) = self.links.get(&session)
-                        && links.to_client.try_send(msg).is_err()
+                        && let Err(mpsc::error::TrySendError::Full(_)) =
+                            links.to_client.try_send(msg)
                     {
+                        self.client_queue_full += 1;
                         tracing::warn!(participant = %links.participant, "client queue full; message dropped");
                     }
                 }
@@ -349,6 +360,10 @@ impl Driver {
         shared.connections.store(s.connections, Ordering::Relaxed);
         shared.producers.store(s.producers, Ordering::Relaxed);
         shared.consumers.store(s.consumers, Ordering::Relaxed);
+        shared.forwarded.store(s.forwarded, Ordering::Relaxed);
+        shared
+            .forwarded_bytes
+            .store(s.forwarded_bytes, Ordering::Relaxed);
         shared.unrouted.store(s.unrouted, Ordering::Relaxed);
         shared
             .send_dropped
@@ -356,5 +371,8 @@ impl Driver {
         shared
             .send_failed
             .store(self.send_failed, Ordering::Relaxed);
+        shared
+            .client_queue_full
+            .store(self.client_queue_full, Ordering::Relaxed);
     }
 }

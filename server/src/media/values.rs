@@ -106,12 +106,18 @@ pub struct MediaStats {
     pub producers: usize,
     /// Forwarded (track, subscriber) pairs.
     pub consumers: usize,
+    /// RTP packets forwarded to subscribers (one per copy).
+    pub forwarded: u64,
+    /// Their payload octets (headers and SRTP overhead excluded).
+    pub forwarded_bytes: u64,
     /// Datagrams that reached the media socket from no known connection (dropped).
     pub unrouted: u64,
     /// Datagrams dropped because the media socket's send buffer was full.
     pub send_dropped: u64,
     /// Datagrams the kernel refused for another reason (an unreachable peer).
     pub send_failed: u64,
+    /// Messages for a client (offers, answers, candidates) dropped because its queue was full.
+    pub client_queue_full: u64,
 }
 
 impl MediaStats {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use signaling::wire::ChatMessage;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// Most messages in one transaction. A burst larger than this takes several commits.
@@ -61,10 +62,11 @@ pub fn start(
     store: Arc<dyn Store>,
     room: String,
     health: Arc<StorageHealth>,
+    metrics: Arc<Metrics>,
     reports: mpsc::UnboundedSender<ChatReport>,
 ) -> mpsc::UnboundedSender<ChatMessage> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write(store, room, health, rx, reports));
+    tokio::spawn(write(store, room, health, metrics, rx, reports));
     tx
 }
 
@@ -72,6 +74,7 @@ async fn write(
     store: Arc<dyn Store>,
     room: String,
     health: Arc<StorageHealth>,
+    metrics: Arc<Metrics>,
     mut rx: mpsc::UnboundedReceiver<ChatMessage>,
     reports: mpsc::UnboundedSender<ChatReport>,
 ) {
@@ -82,10 +85,12 @@ async fn write(
         let report = match store.append_chat_batch(&room, &batch).await {
             Ok(()) => {
                 health.stored();
+                metrics.chat_written(true, batch.len());
                 ChatReport::Stored { seq }
             }
             Err(e) => {
                 health.failed(&room, batch.len(), &e);
+                metrics.chat_written(false, batch.len());
                 ChatReport::Failed { seq }
             }
         };

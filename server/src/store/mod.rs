@@ -73,6 +73,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Write a server setting, replacing any old value.
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Read one row of a table: the database answers, with our schema. For readiness probes.
+    async fn ping(&self) -> StoreResult<()>;
 }
 
 /// What a unique-key violation in a chat batch says.

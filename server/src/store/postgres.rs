@@ -167,4 +167,11 @@ impl Store for PgStore {
         .await?;
         Ok(())
     }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM settings LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

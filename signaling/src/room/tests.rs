@@ -172,6 +172,10 @@ fn bad_joins_are_refused_with_codes() {
         Harness::error_code(&h.join(1, &"x".repeat(65)), 1),
         Some(ErrorCode::BadName)
     );
+    assert_eq!(
+        Harness::error_code(&h.join(1, "\u{202E}Ann"), 1),
+        Some(ErrorCode::BadName)
+    );
     h.join(1, "Ann");
     assert_eq!(
         Harness::error_code(&h.join(1, "Ann again"), 1),

@@ -258,6 +258,7 @@ impl Engine {
             let Some(pc) = self.pcs.get_mut(&pc_id) else {
                 continue;
             };
+            let octets = out.payload.len() as u64;
             // Straight into the pipeline: the sender's checks (SSRC, payload type, extension
             // ids) were made once, when the consumer was activated.
             let msg = TaggedRTCMessage {
@@ -269,6 +270,7 @@ impl Engine {
                 continue;
             }
             self.stats.forwarded += 1;
+            self.stats.forwarded_bytes += octets;
             self.wrote(pc_id);
         }
         self.copies = copies;

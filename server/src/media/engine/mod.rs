@@ -131,6 +131,8 @@ pub struct Stats {
     pub unrouted: u64,
     /// RTP packets written to subscribers (one per copy).
     pub forwarded: u64,
+    /// Their payload octets (headers and SRTP overhead excluded).
+    pub forwarded_bytes: u64,
 }
 
 /// See the module docs.
