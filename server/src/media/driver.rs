@@ -324,7 +324,7 @@ impl Driver {
                 Output::Client { session, msg } => {
                     if let Some(links) = self.links.get(&session)
                         && let Err(mpsc::error::TrySendError::Full(_)) =
-                            links.to_client.try_send(msg)
+                            links.to_client.try_send(*msg)
                     {
                         self.client_queue_full += 1;
                         tracing::warn!(participant = %links.participant, "client queue full; message dropped");

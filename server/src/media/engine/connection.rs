@@ -284,17 +284,20 @@ impl Engine {
     }
 
     /// `pc_id` took a packet into its pipeline: pump it now if that makes [`MAX_UNFLUSHED`],
-    /// and in any case before the next output.
+    /// and in any case before the next output. One lookup: this runs for every copy.
     pub(super) fn wrote(&mut self, pc_id: PcId) {
         let Some(pc) = self.pcs.get_mut(&pc_id) else {
             return;
         };
         pc.unflushed += 1;
+        if !pc.flush_pending {
+            pc.flush_pending = true;
+            self.to_flush.push(pc_id);
+        }
         if pc.unflushed >= MAX_UNFLUSHED {
             let session = pc.session;
             self.guarded(session, |engine| engine.flush_writes(pc_id));
         }
-        self.mark_flush(pc_id);
     }
 
     /// Collect `pc_id`'s datagrams before the next output: one pump for many packets costs

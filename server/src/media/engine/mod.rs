@@ -106,8 +106,9 @@ pub enum Output {
     Client {
         /// The session.
         session: SessionId,
-        /// The message.
-        msg: ServerMsg,
+        /// The message, boxed: it is rare and large, and every datagram passes through this
+        /// enum (unboxed, a `ServerMsg` made each one 192 bytes rather than 72).
+        msg: Box<ServerMsg>,
     },
     /// Tell the room of a session what happened to its media.
     Room {
@@ -328,7 +329,10 @@ impl Engine {
     }
 
     fn tell_client(&mut self, session: SessionId, msg: ServerMsg) {
-        self.out.push_back(Output::Client { session, msg });
+        self.out.push_back(Output::Client {
+            session,
+            msg: Box::new(msg),
+        });
     }
 
     fn tell_room(&mut self, session: SessionId, event: MediaEvent) {

@@ -118,7 +118,7 @@ impl Net {
                 Output::Client { session, msg } => {
                     self.clients[session as usize - 1]
                         .from_server
-                        .push_back(msg);
+                        .push_back(*msg);
                 }
                 Output::Room { event, .. } => self.room.push_back(event),
             }
