@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use signaling::wire::IceServer;
 
+use crate::limits::{LimitFile, LimitOpts, Limits};
+
 /// The `roundtable` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +64,9 @@ pub struct Opts {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Timeouts, connection caps and rates (`limits`).
+    #[command(flatten)]
+    pub limits: LimitOpts,
 }
 
 /// Subcommands.
@@ -114,6 +119,8 @@ struct FileConfig {
     admin_token: Option<String>,
     #[serde(default)]
     ice_servers: Vec<IceServer>,
+    #[serde(default)]
+    limits: LimitFile,
 }
 
 /// Resolved settings.
@@ -139,6 +146,8 @@ pub struct Config {
     pub room_idle_grace: std::time::Duration,
     /// WebSocket keepalive: how often the server pings, and after how much silence it closes.
     pub keepalive: Keepalive,
+    /// Timeouts, connection caps and rates.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -155,6 +164,7 @@ impl Config {
             ice_servers: vec![],
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -198,6 +208,7 @@ impl Config {
             ice_servers: file.ice_servers,
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
+            limits: Limits::resolve(&opts.limits, file.limits),
         })
     }
 }

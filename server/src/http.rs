@@ -6,11 +6,12 @@ use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signaling::wire::MediaKind;
 
+use crate::listener::ClientAddr;
 use crate::media::{DelaySnapshot, MediaStats};
 use crate::room::RoomCmd;
 use crate::rooms::{DEFAULT_CAPACITY, MAX_CAPACITY, new_room};
@@ -157,12 +158,17 @@ async fn asset(Path(file): Path<String>) -> Result<impl IntoResponse, AppError> 
     ))
 }
 
-async fn websocket(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn websocket(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
+) -> Response {
+    let client = client.map(|Extension(ClientAddr(ip))| ip);
     upgrade
         .max_message_size(ws::MAX_FRAME_BYTES)
         .max_frame_size(ws::MAX_FRAME_BYTES)
         .read_buffer_size(ws::READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| ws::serve(socket, state))
+        .on_upgrade(move |socket| ws::serve(socket, state, client))
 }
 
 async fn room_info(

@@ -17,10 +17,11 @@ use signaling::room::{ConnId, Output, Room, RoomConfig};
 use signaling::wire::{
     CHAT_HISTORY_LEN, ChatMessage, IceServer, LeaveReason, MediaKind, RoomInfo, ServerMsg,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
 use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
 
 /// How long an empty room's task lingers before it exits, by default.
 pub const IDLE_GRACE: Duration = Duration::from_secs(30);
@@ -99,12 +100,24 @@ pub struct Joined {
 pub struct RoomHandle {
     tx: mpsc::Sender<RoomCmd>,
     occupancy: Arc<AtomicUsize>,
+    commands: Arc<AtomicU64>,
 }
 
 impl RoomHandle {
     /// Send a command; `Err` means the task has exited (the caller may restart it).
     pub async fn send(&self, cmd: RoomCmd) -> Result<(), RoomCmd> {
         self.tx.send(cmd).await.map_err(|e| e.0)
+    }
+
+    /// Send a command if the room's queue has room: a busy room sheds a flooding
+    /// connection's messages instead of queueing them.
+    pub fn try_send(&self, cmd: RoomCmd) -> Result<(), mpsc::error::TrySendError<RoomCmd>> {
+        self.tx.try_send(cmd)
+    }
+
+    /// Commands the task has taken.
+    pub fn commands(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
     }
 
     /// Participants in the room now.
@@ -133,6 +146,11 @@ pub struct Registry {
     media: Arc<Media>,
     ice_servers: Vec<IceServer>,
     idle_grace: Duration,
+    /// Flips to `true` at shutdown: each room finishes what it holds, chat included, and
+    /// stops.
+    stopping: watch::Sender<bool>,
+    /// Room tasks and their chat writers.
+    tasks: Tasks,
 }
 
 impl Registry {
@@ -149,7 +167,20 @@ impl Registry {
             media,
             ice_servers,
             idle_grace,
+            stopping: watch::channel(false).0,
+            tasks: Tasks::default(),
         })
+    }
+
+    /// Stop every room: each takes the commands already queued, then ends; its chat writer
+    /// ends once it has stored what it was given.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves when every room task and chat writer has ended.
+    pub async fn stopped(&self) {
+        self.tasks.idle().await;
     }
 
     /// The media engine rooms use.
@@ -188,10 +219,11 @@ impl Registry {
         let handle = RoomHandle {
             tx,
             occupancy: Arc::new(AtomicUsize::new(0)),
+            commands: Arc::new(AtomicU64::new(0)),
         };
         rooms.insert(record.id.clone(), handle.clone());
-        let task = RoomTask::new(Room::new(config), self.clone(), handle.occupancy.clone());
-        tokio::spawn(task.run(rx, handle.tx.clone()));
+        let task = RoomTask::new(Room::new(config), self.clone(), handle.clone());
+        self.tasks.spawn(task.run(rx, handle.tx.clone()));
         Ok(handle)
     }
 
@@ -222,6 +254,7 @@ struct RoomTask {
     room: Room,
     registry: Arc<Registry>,
     occupancy: Arc<AtomicUsize>,
+    commands: Arc<AtomicU64>,
     conns: HashMap<ConnId, ClientLink>,
     sessions: HashMap<String, Arc<SessionHandle>>,
     /// Published tracks: track id → key, publisher and kind.
@@ -237,11 +270,11 @@ struct RoomTask {
 }
 
 impl RoomTask {
-    fn new(room: Room, registry: Arc<Registry>, occupancy: Arc<AtomicUsize>) -> Self {
+    fn new(room: Room, registry: Arc<Registry>, handle: RoomHandle) -> Self {
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (chat_tx, chat_rx) = mpsc::unbounded_channel();
         let chat_done = Arc::new(AtomicU64::new(0));
-        tokio::spawn(write_chat(
+        registry.tasks.spawn(write_chat(
             registry.store.clone(),
             room.info().id.clone(),
             chat_rx,
@@ -250,7 +283,8 @@ impl RoomTask {
         RoomTask {
             room,
             registry,
-            occupancy,
+            occupancy: handle.occupancy,
+            commands: handle.commands,
             conns: HashMap::new(),
             sessions: HashMap::new(),
             tracks: HashMap::new(),
@@ -266,14 +300,25 @@ impl RoomTask {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, own_tx: mpsc::Sender<RoomCmd>) {
         let id = self.room.info().id.clone();
         tracing::info!(room = %id, "room started");
+        let mut stopping = self.registry.stopping.subscribe();
+        let mut stopped = false;
         loop {
             let idle = self.room.is_empty();
             let timeout = self.room.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle_cmd(cmd),
+                    Some(cmd) => {
+                        self.commands.fetch_add(1, Ordering::Relaxed);
+                        self.handle_cmd(cmd);
+                    }
                     None => break,
                 },
+                // Shutdown: take what is queued (`recv` then ends the loop), and leave the
+                // chat writer to finish.
+                _ = stopping.wait_for(|s| *s), if !stopped => {
+                    stopped = true;
+                    rx.close();
+                }
                 Some(event) = self.media_rx.recv() => self.handle_media(event),
                 _ = sleep_until_opt(timeout) => self.room.handle_timeout(now()),
                 _ = tokio::time::sleep(self.registry.idle_grace), if idle => {
