@@ -56,6 +56,12 @@ struct Conn {
     budget: Option<Arc<Budget>>,
     /// Whether the last message was refused by the rate limit (one error per episode).
     limited: bool,
+    /// When the client was last heard from (a message, a ping or a pong).
+    last_heard: Instant,
+    /// Over its budget, the socket is not read until then.
+    paused_until: Option<Instant>,
+    /// The time one token of the connection's budget takes to come back.
+    token_time: std::time::Duration,
     /// The budget of messages for the room, and whether its last one was refused.
     room_bucket: TokenBucket,
     room_limited: bool,
@@ -81,7 +87,6 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
     let keepalive = conn.state.keepalive;
     let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
     let mut stopping = conn.state.stopping();
     let kicked = conn.kicked.clone();
     let join_by = tokio::time::sleep(limits.join_timeout);
@@ -89,28 +94,12 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
     let close: Option<(u16, &str)> = loop {
         let unjoined = conn.member.is_none() && !conn.leaving;
         tokio::select! {
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    last_heard = Instant::now();
-                    if conn.accepts(last_heard) {
-                        conn.handle_text(text.as_str()).await;
-                    }
+            frame = stream.next(), if conn.paused_until.is_none() => {
+                if let Err(close) = conn.handle_frame(frame).await {
+                    break close;
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    last_heard = Instant::now();
-                    // Counted like text: each refusal is a reply, so unmetered it would let a
-                    // client make the server write as fast as it can send.
-                    if conn.accepts(last_heard) {
-                        conn.reply(Reject::new(ErrorCode::BinaryFrame, "the protocol is JSON text frames"));
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Err(e)) => {
-                    tracing::debug!(conn = conn.id, err = %e, "websocket read error");
-                    break close_for(e);
-                }
-            },
+            }
+            _ = sleep_until_opt(conn.paused_until) => conn.paused_until = None,
             Some(msg) = out_rx.recv() => {
                 let left = matches!(msg, ServerMsg::Left {});
                 if conn.leaving && !left {
@@ -131,7 +120,7 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
             _ = stopping.changed() => break Some((1001, "server_shutdown")),
             _ = kicked.notified() => break Some((1008, "too_slow")),
             _ = ping.tick() => {
-                if last_heard.elapsed() >= keepalive.close_after {
+                if conn.last_heard.elapsed() >= keepalive.close_after {
                     break Some((1001, "keepalive_timeout"));
                 }
                 if outbox.push(Message::Ping(Default::default())).is_err() {
@@ -151,7 +140,47 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
     outbox.close(frame).await;
 }
 
+/// Closes the connection, with a close frame if the socket can take one.
+type Close = Option<(u16, &'static str)>;
+
 impl Conn {
+    /// Handle one frame from the client; `Err` ends the connection.
+    async fn handle_frame(
+        &mut self,
+        frame: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), Close> {
+        let now = Instant::now();
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                self.last_heard = now;
+                if self.accepts(now) {
+                    self.handle_text(text.as_str()).await;
+                }
+            }
+            // Counted like text: each refusal is a reply, so unmetered it would let a client
+            // make the server write as fast as it can send. So are pings, which the WebSocket
+            // layer answers.
+            Some(Ok(Message::Binary(_))) => {
+                self.last_heard = now;
+                if self.accepts(now) {
+                    let msg = "the protocol is JSON text frames";
+                    self.reply(Reject::new(ErrorCode::BinaryFrame, msg));
+                }
+            }
+            Some(Ok(Message::Ping(_))) => {
+                self.last_heard = now;
+                self.accepts(now);
+            }
+            Some(Ok(Message::Pong(_))) => self.last_heard = now,
+            Some(Ok(Message::Close(_))) | None => return Err(None),
+            Some(Err(e)) => {
+                tracing::debug!(conn = self.id, err = %e, "websocket read error");
+                return Err(close_for(e));
+            }
+        }
+        Ok(())
+    }
+
     fn new(state: AppState, client: Option<IpAddr>) -> Self {
         let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
         let now = Instant::now().into_std();
@@ -166,6 +195,9 @@ impl Conn {
             bucket,
             budget,
             limited: false,
+            last_heard: Instant::now(),
+            paused_until: None,
+            token_time: std::time::Duration::from_secs_f64(1.0 / limits.messages_per_second),
             room_bucket: TokenBucket::new(now, ROOM_MESSAGES_PER_SECOND, ROOM_MESSAGE_BURST),
             room_limited: false,
             member: None,
@@ -181,10 +213,15 @@ impl Conn {
     }
 
     /// The connection's budget, then its address's: a flood from many sockets of one
-    /// address costs the others nothing.
+    /// address costs the others nothing. After a refusal the socket is not read for one
+    /// token's time, so a flood costs the server about one read per token; the rest waits
+    /// in the flooder's own socket.
     fn within_rate(&mut self, now: Instant) -> bool {
         let ok =
             self.bucket.take(now.into_std()) && self.budget.as_ref().is_none_or(|b| b.take(now));
+        if !ok {
+            self.paused_until = Some(now + self.token_time);
+        }
         if !ok && !self.limited {
             let msg = "too many messages from this connection or address; dropping";
             self.reply(Reject::new(ErrorCode::RateLimited, msg));
@@ -353,5 +390,12 @@ fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
         Some(tungstenite::Error::Capacity(_)) => Some((1009, "message_too_large")),
         Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol_error")),
         _ => None,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
