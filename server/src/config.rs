@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use signaling::wire::IceServer;
 
+use crate::limits::{LimitFile, LimitOpts, Limits};
+
 /// The `roundtable` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -71,6 +73,9 @@ pub struct Opts {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Timeouts, connection caps and rates (`limits`).
+    #[command(flatten)]
+    pub limits: LimitOpts,
 }
 
 /// Subcommands.
@@ -124,6 +129,8 @@ struct FileConfig {
     admin_token: Option<String>,
     #[serde(default)]
     ice_servers: Vec<IceServer>,
+    #[serde(default)]
+    limits: LimitFile,
 }
 
 /// Resolved settings.
@@ -154,6 +161,8 @@ pub struct Config {
     /// Chat messages a participant may send in any 10 s window. Not a flag: the chat
     /// benchmark raises it to measure the store rather than the limit.
     pub chat_burst: usize,
+    /// Timeouts, connection caps and rates.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -172,6 +181,7 @@ impl Config {
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
             chat_burst: CHAT_BURST,
+            limits: Limits::default(),
         }
     }
 
@@ -220,6 +230,7 @@ impl Config {
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
             chat_burst: CHAT_BURST,
+            limits: Limits::resolve(&opts.limits, file.limits),
         })
     }
 }

@@ -10,12 +10,13 @@ use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signaling::wire::MediaKind;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::listener::ClientAddr;
 use crate::media::{DelaySnapshot, MediaStats};
 use crate::room::RoomCmd;
 use crate::rooms::{DEFAULT_CAPACITY, MAX_CAPACITY, new_room};
@@ -212,6 +213,7 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
     State(state): State<AppState>,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
 ) -> Result<Response, AppError> {
     let origin = headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
     if !state.origins.allows(origin) {
@@ -220,11 +222,12 @@ async fn websocket(
             "pages of this origin may not open the WebSocket".into(),
         ));
     }
+    let client = client.map(|Extension(ClientAddr(ip))| ip);
     Ok(upgrade
         .max_message_size(ws::MAX_FRAME_BYTES)
         .max_frame_size(ws::MAX_FRAME_BYTES)
         .read_buffer_size(ws::READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| ws::serve(socket, state)))
+        .on_upgrade(move |socket| ws::serve(socket, state, client)))
 }
 
 /// `GET /readyz`: 200 when the database answers, 503 `database_unavailable` when it fails

@@ -5,25 +5,31 @@ mod admin_token;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod limits;
+pub mod listener;
 pub mod media;
 pub mod metrics;
 pub mod origin;
+pub mod outbox;
+pub mod peers;
 pub mod room;
 pub mod rooms;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use roundtable_peer::PeerNet;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::listener::{Listener, Open};
 use crate::media::Media;
 use crate::room::Registry;
 use crate::state::Inner;
@@ -55,6 +61,7 @@ pub struct Server {
 impl Server {
     /// Open the store, bind the listener and prepare the first-start data.
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
+        let open_files = peers::raise_open_file_limit();
         let store = store::open(&config.database_url)
             .await
             .with_context(|| format!("opening database {}", config.database_url))?;
@@ -111,7 +118,16 @@ impl Server {
             next_conn: AtomicU64::new(1),
             stopping: tokio::sync::watch::channel(false).0,
             keepalive: config.keepalive,
+            limits: config.limits.clone(),
+            peers: peers::Peers::new(&config.limits, open_files),
+            websockets: tasks::Tasks::default(),
+            queued: Default::default(),
         };
+        tracing::info!(
+            open_files,
+            max_connections = inner.peers.max_total(),
+            "connection cap"
+        );
         let state = AppState {
             inner: Arc::new(inner),
         };
@@ -133,29 +149,36 @@ impl Server {
         self.state.clone()
     }
 
-    /// Serve until `shutdown` resolves.
+    /// Serve until `shutdown` resolves, then close everything within the shutdown timeout.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stopping = self.state.stopping.clone();
-        let app = http::app(self.state);
-        // Graceful shutdown waits for open connections, and a WebSocket never ends by itself:
-        // tell every connection to close (1001) first, or Ctrl-C would wait for the last user.
-        let shutdown = async move {
-            shutdown.await;
-            stopping.send_replace(true);
-        };
-        // Without TCP_NODELAY a second small frame to a client (a chat echo behind another)
-        // waits for the client's delayed ACK, about 40 ms.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(err = %e, "TCP_NODELAY not set");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let state = self.state;
+        let limits = &state.limits;
+        let listener = Listener::new(self.listener, state.peers.clone(), limits.header_timeout);
+        let open = listener.serve(http::app(state.clone()), shutdown).await;
+        wind_down(&state, open, limits.shutdown_timeout).await;
         Ok(())
+    }
+}
+
+/// Close every WebSocket (1001 `server_shutdown`), let each room take what it has queued and
+/// store its chat, and wait for all of it, but no longer than `bound`: a half-sent request
+/// or a stalled client does not hold the process.
+async fn wind_down(state: &AppState, mut open: Open, bound: Duration) {
+    tracing::info!("stopping");
+    state.stopping.send_replace(true);
+    state.registry.stop();
+    let all = async {
+        open.closed().await;
+        state.websockets.idle().await;
+        state.registry.stopped().await;
+    };
+    if tokio::time::timeout(bound, all).await.is_err() {
+        tracing::warn!(
+            ?bound,
+            "stopping: gave up waiting for connections and rooms"
+        );
     }
 }

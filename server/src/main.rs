@@ -29,11 +29,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("admin token (shown once, keep it): {token}");
     }
     println!("demo room: {}", started.demo_link);
-    server
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    server.run(stop_signal()?).await
+}
+
+/// Resolves on SIGTERM (service managers, `docker stop`) or SIGINT (Ctrl-C).
+fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+    })
 }
 
 async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@
 pub mod chat;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,12 +22,13 @@ use signaling::room::{ConnId, Output, Room, RoomConfig};
 use signaling::wire::{
     CHAT_HISTORY_LEN, ChatMessage, IceServer, LeaveReason, MediaKind, RoomInfo, ServerMsg,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::chat::{ChatReport, StorageHealth};
 use crate::media::{Media, MediaEvent, SessionHandle, TrackKey};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
 
 /// How long an empty room's task lingers before it exits, by default.
 pub const IDLE_GRACE: Duration = Duration::from_secs(30);
@@ -106,12 +107,24 @@ pub struct Joined {
 pub struct RoomHandle {
     tx: mpsc::Sender<RoomCmd>,
     occupancy: Arc<AtomicUsize>,
+    commands: Arc<AtomicU64>,
 }
 
 impl RoomHandle {
     /// Send a command; `Err` means the task has exited (the caller may restart it).
     pub async fn send(&self, cmd: RoomCmd) -> Result<(), RoomCmd> {
         self.tx.send(cmd).await.map_err(|e| e.0)
+    }
+
+    /// Send a command if the room's queue has room: a busy room sheds a flooding
+    /// connection's messages instead of queueing them.
+    pub fn try_send(&self, cmd: RoomCmd) -> Result<(), mpsc::error::TrySendError<RoomCmd>> {
+        self.tx.try_send(cmd)
+    }
+
+    /// Commands the task has taken.
+    pub fn commands(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
     }
 
     /// Participants in the room now.
@@ -143,6 +156,11 @@ pub struct Registry {
     chat_burst: usize,
     storage: Arc<StorageHealth>,
     metrics: Arc<Metrics>,
+    /// Flips to `true` at shutdown: each room finishes what it holds, chat included, and
+    /// stops.
+    stopping: watch::Sender<bool>,
+    /// Room tasks and their chat writers.
+    tasks: Tasks,
 }
 
 impl Registry {
@@ -164,7 +182,20 @@ impl Registry {
             chat_burst,
             storage: Arc::default(),
             metrics,
+            stopping: watch::channel(false).0,
+            tasks: Tasks::default(),
         })
+    }
+
+    /// Stop every room: each takes the commands already queued, then ends; its chat writer
+    /// ends once it has stored what it was given.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves when every room task and chat writer has ended.
+    pub async fn stopped(&self) {
+        self.tasks.idle().await;
     }
 
     /// Running rooms, and the participants in them.
@@ -209,10 +240,11 @@ impl Registry {
         let handle = RoomHandle {
             tx,
             occupancy: Arc::new(AtomicUsize::new(0)),
+            commands: Arc::new(AtomicU64::new(0)),
         };
         rooms.insert(record.id.clone(), handle.clone());
-        let task = RoomTask::new(Room::new(config), self.clone(), handle.occupancy.clone());
-        tokio::spawn(task.run(rx, handle.tx.clone()));
+        let task = RoomTask::new(Room::new(config), self.clone(), handle.clone());
+        self.tasks.spawn(task.run(rx, handle.tx.clone()));
         Ok(handle)
     }
 
@@ -243,6 +275,7 @@ struct RoomTask {
     room: Room,
     registry: Arc<Registry>,
     occupancy: Arc<AtomicUsize>,
+    commands: Arc<AtomicU64>,
     conns: HashMap<ConnId, ClientLink>,
     sessions: HashMap<String, Arc<SessionHandle>>,
     /// Published tracks: track id → key, publisher and kind.
@@ -257,10 +290,11 @@ struct RoomTask {
 }
 
 impl RoomTask {
-    fn new(room: Room, registry: Arc<Registry>, occupancy: Arc<AtomicUsize>) -> Self {
+    fn new(room: Room, registry: Arc<Registry>, handle: RoomHandle) -> Self {
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (reports_tx, chat_reports) = mpsc::unbounded_channel();
         let chat_tx = chat::start(
+            &registry.tasks,
             registry.store.clone(),
             room.info().id.clone(),
             registry.storage.clone(),
@@ -270,7 +304,8 @@ impl RoomTask {
         RoomTask {
             room,
             registry,
-            occupancy,
+            occupancy: handle.occupancy,
+            commands: handle.commands,
             conns: HashMap::new(),
             sessions: HashMap::new(),
             tracks: HashMap::new(),
@@ -285,6 +320,8 @@ impl RoomTask {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, own_tx: mpsc::Sender<RoomCmd>) {
         let id = self.room.info().id.clone();
         tracing::info!(room = %id, "room started");
+        let mut stopping = self.registry.stopping.subscribe();
+        let mut stopped = false;
         loop {
             // A task that stopped with chat pending would drop its outcome, and a fresh one
             // would load history without it.
@@ -292,9 +329,18 @@ impl RoomTask {
             let timeout = self.room.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle_cmd(cmd),
+                    Some(cmd) => {
+                        self.commands.fetch_add(1, Ordering::Relaxed);
+                        self.handle_cmd(cmd);
+                    }
                     None => break,
                 },
+                // Shutdown: take what is queued (`recv` then ends the loop), and leave the
+                // chat writer to finish.
+                _ = stopping.wait_for(|s| *s), if !stopped => {
+                    stopped = true;
+                    rx.close();
+                }
                 Some(event) = self.media_rx.recv() => self.handle_media(event),
                 Some(report) = self.chat_reports.recv() => self.handle_chat_report(report),
                 _ = sleep_until_opt(timeout) => self.room.handle_timeout(now()),

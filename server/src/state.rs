@@ -31,6 +31,13 @@ pub struct Inner {
     pub(crate) keepalive: crate::config::Keepalive,
     /// Flips to `true` when the server stops; every WebSocket task watches it.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    pub(crate) limits: crate::limits::Limits,
+    /// Open connections, by address.
+    pub(crate) peers: Arc<crate::peers::Peers>,
+    /// Running WebSocket tasks.
+    pub(crate) websockets: crate::tasks::Tasks,
+    /// Bytes queued for every WebSocket.
+    pub(crate) queued: Arc<crate::outbox::Gauge>,
 }
 
 impl std::ops::Deref for AppState {
@@ -77,6 +84,26 @@ impl AppState {
     /// The media engine's one UDP address.
     pub fn media_addr(&self) -> std::net::SocketAddr {
         self.registry.media().media_addr()
+    }
+
+    /// Open connections (HTTP and WebSocket) now.
+    pub fn open_connections(&self) -> usize {
+        self.peers.open()
+    }
+
+    /// Running WebSocket tasks now.
+    pub fn open_websockets(&self) -> usize {
+        self.websockets.running()
+    }
+
+    /// Bytes queued for every WebSocket together: now, and the most at once since start.
+    pub fn queued_bytes(&self) -> (usize, usize) {
+        (self.queued.now(), self.queued.peak())
+    }
+
+    /// Commands a running room's task has taken (0 if it is not running).
+    pub fn room_commands(&self, room_id: &str) -> u64 {
+        self.registry.running(room_id).map_or(0, |h| h.commands())
     }
 
     /// The join link of a room.

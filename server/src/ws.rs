@@ -1,11 +1,16 @@
 //! One task per WebSocket connection: decode frames, route them to the room task or the
-//! participant's media session, and write what comes back. A failure here ends this
-//! connection only.
+//! participant's media session, and queue what comes back for the connection's writer
+//! ([`Outbox`]). A failure here ends this connection only.
+//!
+//! Over-limit messages are dropped here, before they reach a room: each connection has a
+//! budget, its address has one shared by all its connections, and the messages that go to
+//! the room (chat, media state) have a smaller one.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use signaling::limits::TokenBucket;
 use signaling::room::ConnId;
 use signaling::wire::{self, ClientMsg, ErrorCode, LeaveReason, Reject, ServerMsg};
@@ -14,6 +19,8 @@ use tokio::time::Instant;
 
 use crate::media::{SessionHandle, Signal};
 use crate::metrics::ConnState;
+use crate::outbox::{Ended, Outbox};
+use crate::peers::Budget;
 use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
 use crate::state::AppState;
 
@@ -28,10 +35,10 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages queued for one connection; a client this far behind is disconnected.
 const OUTBOUND_QUEUE: usize = 1024;
-/// Sustained client messages per second (trickle ICE bursts fit in the burst).
-const MESSAGES_PER_SECOND: f64 = 50.0;
-/// Client messages allowed at once.
-const MESSAGE_BURST: f64 = 200.0;
+/// Messages for the room (chat, media state) per second, and at once. The room's own chat
+/// rule (5 in 10 s) is stricter; this drops a flood before it reaches the room's queue.
+const ROOM_MESSAGES_PER_SECOND: f64 = 1.0;
+const ROOM_MESSAGE_BURST: f64 = 10.0;
 
 struct Membership {
     room: RoomHandle,
@@ -42,10 +49,23 @@ struct Conn {
     id: ConnId,
     state: AppState,
     out_tx: mpsc::Sender<ServerMsg>,
+    /// Taken by the connection's loop.
+    out_rx: Option<mpsc::Receiver<ServerMsg>>,
     kicked: Arc<Notify>,
     bucket: TokenBucket,
+    /// The budget this connection's address shares with its other connections.
+    budget: Option<Arc<Budget>>,
     /// Whether the last message was refused by the rate limit (one error per episode).
     limited: bool,
+    /// When the client was last heard from (a message, a ping or a pong).
+    last_heard: Instant,
+    /// Over its budget, the socket is not read until then.
+    paused_until: Option<Instant>,
+    /// The time one token of the connection's budget takes to come back.
+    token_time: std::time::Duration,
+    /// The budget of messages for the room, and whether its last one was refused.
+    room_bucket: TokenBucket,
+    room_limited: bool,
     member: Option<Membership>,
     /// The client sent `leave`. From then on `left` is the only message it gets, and what it
     /// sends is ignored (docs/protocol.md, "Leaving").
@@ -54,106 +74,174 @@ struct Conn {
     counted: ConnState,
 }
 
-/// Serve one upgraded WebSocket until it closes.
-pub async fn serve(socket: WebSocket, state: AppState) {
-    let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let id = state.next_conn_id();
-    let kicked = Arc::new(Notify::new());
-    let bucket = TokenBucket::new(
-        Instant::now().into_std(),
-        MESSAGES_PER_SECOND,
-        MESSAGE_BURST,
+/// Serve one upgraded WebSocket until it closes. `client` is its address, when known.
+pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
+    let _running = state.websockets.enter();
+    let (sink, mut stream) = socket.split();
+    let limits = state.limits.clone();
+    let mut outbox = Outbox::start(
+        sink,
+        limits.send_queue_bytes,
+        limits.write_timeout,
+        state.queued.clone(),
     );
-    let counted = state.metrics.connection();
-    let mut conn = Conn {
-        id,
-        state,
-        out_tx,
-        kicked: kicked.clone(),
-        bucket,
-        limited: false,
-        member: None,
-        leaving: false,
-        counted,
-    };
+    let mut conn = Conn::new(state, client);
+    let mut out_rx = conn.out_rx.take().expect("a fresh connection");
     let keepalive = conn.state.keepalive;
     let mut ping = tokio::time::interval(keepalive.ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
     let mut stopping = conn.state.stopping();
+    let kicked = conn.kicked.clone();
+    let join_by = tokio::time::sleep(limits.join_timeout);
+    tokio::pin!(join_by);
     let close: Option<(u16, &str)> = loop {
+        let unjoined = conn.member.is_none() && !conn.leaving;
         tokio::select! {
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    last_heard = Instant::now();
-                    if conn.accepts(last_heard) {
-                        conn.handle_text(text.as_str()).await;
-                    }
+            frame = stream.next(), if conn.paused_until.is_none() => {
+                if let Err(close) = conn.handle_frame(frame).await {
+                    break close;
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    last_heard = Instant::now();
-                    // Counted like text: each refusal is a reply, so unmetered it would let a
-                    // client make the server write as fast as it can send.
-                    if conn.accepts(last_heard) {
-                        conn.reply(Reject::new(ErrorCode::BinaryFrame, "the protocol is JSON text frames"));
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Err(e)) => {
-                    tracing::debug!(conn = id, err = %e, "websocket read error");
-                    break close_for(e);
-                }
-            },
+            }
+            _ = sleep_until_opt(conn.paused_until) => conn.paused_until = None,
             Some(msg) = out_rx.recv() => {
                 let left = matches!(msg, ServerMsg::Left {});
                 if conn.leaving && !left {
                     continue; // an event or reply that was on its way when `leave` came
                 }
-                if sink.send(Message::Text(wire::encode_server(&msg).into())).await.is_err() {
-                    break None;
+                if outbox.push(Message::Text(wire::encode_server(&msg).into())).is_err() {
+                    break Some((1008, "too_slow"));
                 }
                 if left {
                     break Some((1000, "left"));
                 }
             }
+            ended = outbox.ended() => break match ended {
+                Ended::Stalled => Some((1008, "write_timeout")),
+                Ended::Done | Ended::Broken => None,
+            },
+            _ = &mut join_by, if unjoined => break Some((1008, "join_timeout")),
             _ = stopping.changed() => break Some((1001, "server_shutdown")),
             _ = kicked.notified() => break Some((1008, "too_slow")),
             _ = ping.tick() => {
-                if last_heard.elapsed() >= keepalive.close_after {
+                if conn.last_heard.elapsed() >= keepalive.close_after {
                     break Some((1001, "keepalive_timeout"));
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                if outbox.push(Message::Ping(Default::default())).is_err() {
+                    break Some((1008, "too_slow"));
                 }
             }
         }
     };
     if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+        tracing::debug!(conn = conn.id, code, reason, "closing websocket");
     }
+    let frame = close.map(|(code, reason)| CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    });
     conn.leave(LeaveReason::Disconnected).await;
+    outbox.close(frame).await;
 }
 
+/// Closes the connection, with a close frame if the socket can take one.
+type Close = Option<(u16, &'static str)>;
+
 impl Conn {
+    /// Handle one frame from the client; `Err` ends the connection.
+    async fn handle_frame(
+        &mut self,
+        frame: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), Close> {
+        let now = Instant::now();
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                self.last_heard = now;
+                if self.accepts(now) {
+                    self.handle_text(text.as_str()).await;
+                }
+            }
+            // Counted like text: each refusal is a reply, so unmetered it would let a client
+            // make the server write as fast as it can send. So are pings, which the WebSocket
+            // layer answers.
+            Some(Ok(Message::Binary(_))) => {
+                self.last_heard = now;
+                if self.accepts(now) {
+                    let msg = "the protocol is JSON text frames";
+                    self.reply(Reject::new(ErrorCode::BinaryFrame, msg));
+                }
+            }
+            Some(Ok(Message::Ping(_))) => {
+                self.last_heard = now;
+                self.accepts(now);
+            }
+            Some(Ok(Message::Pong(_))) => self.last_heard = now,
+            Some(Ok(Message::Close(_))) | None => return Err(None),
+            Some(Err(e)) => {
+                tracing::debug!(conn = self.id, err = %e, "websocket read error");
+                return Err(close_for(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn new(state: AppState, client: Option<IpAddr>) -> Self {
+        let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let now = Instant::now().into_std();
+        let limits = &state.limits;
+        let bucket = TokenBucket::new(now, limits.messages_per_second, limits.message_burst());
+        let budget = client.map(|ip| state.peers.budget(ip));
+        Conn {
+            id: state.next_conn_id(),
+            out_tx,
+            out_rx: Some(out_rx),
+            kicked: Arc::new(Notify::new()),
+            bucket,
+            budget,
+            limited: false,
+            last_heard: Instant::now(),
+            paused_until: None,
+            token_time: std::time::Duration::from_secs_f64(1.0 / limits.messages_per_second),
+            room_bucket: TokenBucket::new(now, ROOM_MESSAGES_PER_SECOND, ROOM_MESSAGE_BURST),
+            room_limited: false,
+            member: None,
+            leaving: false,
+            counted: state.metrics.connection(),
+            state,
+        }
+    }
+
     /// Whether to handle a frame that arrived at `now`: not once the client has sent `leave`,
     /// and not beyond the rate limit.
     fn accepts(&mut self, now: Instant) -> bool {
         !self.leaving && self.within_rate(now)
     }
 
+    /// The connection's budget, then its address's: a flood from many sockets of one
+    /// address costs the others nothing. After a refusal the socket is not read for one
+    /// token's time, so a flood costs the server about one read per token; the rest waits
+    /// in the flooder's own socket.
     fn within_rate(&mut self, now: Instant) -> bool {
-        let ok = self.bucket.take(now.into_std());
+        let ok =
+            self.bucket.take(now.into_std()) && self.budget.as_ref().is_none_or(|b| b.take(now));
+        if !ok {
+            self.paused_until = Some(now + self.token_time);
+        }
         if !ok && !self.limited {
-            let msg = format!("more than {MESSAGES_PER_SECOND} messages per second; dropping");
+            let msg = "too many messages from this connection or address; dropping";
             self.reply(Reject::new(ErrorCode::RateLimited, msg));
         }
         self.limited = !ok;
+        ok
+    }
+
+    /// The smaller budget of what goes to the room.
+    fn within_room_rate(&mut self) -> bool {
+        let ok = self.room_bucket.take(Instant::now().into_std());
+        if !ok && !self.room_limited {
+            let msg = "too many chat or media_state messages; dropping";
+            self.reply(Reject::new(ErrorCode::RateLimited, msg));
+        }
+        self.room_limited = !ok;
         ok
     }
 
@@ -166,12 +254,9 @@ impl Conn {
             ClientMsg::Ping { id } => self.send(ServerMsg::Pong { id }),
             ClientMsg::Join { v, room, name } => self.join(v, room, name).await,
             ClientMsg::Leave {} => self.leave(LeaveReason::Left).await,
-            ClientMsg::Chat { text } => {
-                self.send_to_room(|conn| RoomCmd::Chat { conn, text }).await
-            }
+            ClientMsg::Chat { text } => self.send_to_room(|conn| RoomCmd::Chat { conn, text }),
             ClientMsg::MediaState { audio, video } => {
                 self.send_to_room(|conn| RoomCmd::MediaState { conn, audio, video })
-                    .await
             }
             ClientMsg::Offer { pc, sdp } => self.signal(Signal::Offer { pc, sdp }),
             ClientMsg::Answer { pc, sdp } => self.signal(Signal::Answer { pc, sdp }),
@@ -201,7 +286,7 @@ impl Conn {
                 Err(OpenError::NotFound) => {
                     return self.reply(Reject::new(
                         ErrorCode::RoomNotFound,
-                        format!("no room `{room_id}`"),
+                        format!("no room `{}`", wire::quote(&room_id)),
                     ));
                 }
                 Err(OpenError::Store(e)) => {
@@ -263,12 +348,25 @@ impl Conn {
         }
     }
 
-    async fn send_to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
-        let Some(member) = &self.member else {
+    fn send_to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
+        if self.member.is_none() {
             return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
-        };
-        if member.room.send(cmd(self.id)).await.is_err() {
-            self.reply(Reject::new(ErrorCode::Unavailable, "the room has closed"));
+        }
+        if !self.within_room_rate() {
+            return;
+        }
+        let Some(member) = &self.member else { return };
+        match member.room.try_send(cmd(self.id)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.reply(Reject::new(
+                    ErrorCode::RateLimited,
+                    "the room is busy; try again",
+                ));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.reply(Reject::new(ErrorCode::Unavailable, "the room has closed"));
+            }
         }
     }
 
@@ -300,5 +398,12 @@ fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
         Some(tungstenite::Error::Capacity(_)) => Some((1009, "message_too_large")),
         Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol_error")),
         _ => None,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }

@@ -32,6 +32,25 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// How many chat messages a joiner receives as history.
 pub const CHAT_HISTORY_LEN: usize = 200;
 
+/// Longest piece of a client's input an error quotes back, in Unicode scalar values.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// Longest error `message`, in Unicode scalar values. An error costs the server no more than
+/// this to send, whatever the input that caused it.
+pub const MAX_ERROR_CHARS: usize = 256;
+
+/// A client's input as an error may quote it: at most [`MAX_QUOTED_CHARS`], then `…`.
+pub fn quote(input: &str) -> String {
+    clip(input, MAX_QUOTED_CHARS)
+}
+
+fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 /// Which of a participant's two peer connections a negotiation message is about.
 ///
 /// `publish` carries the participant's own media up; the client offers on it.
@@ -379,11 +398,12 @@ pub struct Reject {
 }
 
 impl Reject {
-    /// Build a refusal.
+    /// Build a refusal. The message is clipped to [`MAX_ERROR_CHARS`]: whatever it quotes
+    /// (a parser's error can quote the input), an error stays small.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: clip(&message.into(), MAX_ERROR_CHARS),
         }
     }
 }
@@ -423,7 +443,7 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, Reject> {
     if !KNOWN_CLIENT_TYPES.contains(&kind.as_str()) {
         return Err(Reject::new(
             ErrorCode::UnknownType,
-            format!("unknown message type `{kind}`"),
+            format!("unknown message type `{}`", quote(&kind)),
         ));
     }
     serde_json::from_value(value)
@@ -518,6 +538,32 @@ mod tests {
             decode_client(&big).unwrap_err().code,
             ErrorCode::MessageTooLarge
         );
+    }
+
+    #[test]
+    fn errors_quote_little_of_the_input() {
+        let kind = "x".repeat(MAX_MESSAGE_BYTES - 20);
+        let e = decode_client(&format!(r#"{{"type":"{kind}"}}"#)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownType);
+        assert!(
+            e.message
+                .contains(&format!("`{}…`", "x".repeat(MAX_QUOTED_CHARS)))
+        );
+        assert!(
+            e.message.chars().count() < 2 * MAX_QUOTED_CHARS,
+            "{}",
+            e.message
+        );
+        // serde quotes a wrongly typed value whole; the message is clipped all the same.
+        let long = "y".repeat(10_000);
+        let e = decode_client(&format!(r#"{{"type":"ping","id":"{long}"}}"#)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadJson);
+        assert_eq!(
+            e.message.chars().count(),
+            MAX_ERROR_CHARS + 1,
+            "clipped, then `…`"
+        );
+        assert_eq!(quote("é".repeat(3).as_str()), "ééé");
     }
 
     #[test]

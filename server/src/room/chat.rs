@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
 
 /// Most messages in one transaction. A burst larger than this takes several commits.
 pub const MAX_CHAT_BATCH: usize = 256;
@@ -57,8 +58,9 @@ impl StorageHealth {
 
 /// Start a room's writer. Messages go in on the returned sender, in seq order; a report per
 /// batch comes out on `reports`. The writer ends once the sender is dropped and its queue is
-/// committed.
+/// committed. It runs among `tasks`, so that shutdown waits for it.
 pub fn start(
+    tasks: &Tasks,
     store: Arc<dyn Store>,
     room: String,
     health: Arc<StorageHealth>,
@@ -66,7 +68,7 @@ pub fn start(
     reports: mpsc::UnboundedSender<ChatReport>,
 ) -> mpsc::UnboundedSender<ChatMessage> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write(store, room, health, metrics, rx, reports));
+    tasks.spawn(write(store, room, health, metrics, rx, reports));
     tx
 }
 
