@@ -168,6 +168,18 @@ function recordPeerConnections() {
     }
     return sum;
   };
+  // `__roundtableInbound(prefix, kind)` for both kinds, kept fresh (every 100 ms) in
+  // `__roundtableInboundNow`, for `waitForFunction`, which wants a synchronous answer.
+  window.__roundtableInboundNow = {};
+  window.__roundtableWatchInbound = (prefix) => {
+    const watch = async () => {
+      for (const kind of ['audio', 'video']) {
+        window.__roundtableInboundNow[kind] = await window.__roundtableInbound(prefix, kind).catch(() => undefined);
+      }
+      setTimeout(watch, 100);
+    };
+    watch();
+  };
   // What the page sent of `kind`, over every outbound stream.
   window.__roundtableSent = async (kind) => {
     let packets = 0;
@@ -379,30 +391,33 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
       });
       assert.equal(res.status, 200, await res.text());
     };
-    /** Wait until `read()`'s `field` has grown by `by`. */
-    const grows = async (read, field, by, what) => {
-      const from = (await read())[field];
-      const deadline = Date.now() + WAIT;
-      while ((await read())[field] < from + by) {
-        if (Date.now() > deadline) throw new Error(`${what}: ${field} did not grow by ${by} in ${WAIT} ms`);
-        await pages.Alice.waitForTimeout(100);
-      }
+    /** Wait until Alice's inbound `kind` from Bob has grown by `by` in `field`. */
+    const grows = async (kind, field, by, what) => {
+      const target = (await inbound(kind))[field] + by;
+      await pages.Alice.waitForFunction(
+        ([k, f, t]) => (window.__roundtableInboundNow[k]?.[f] ?? -1) >= t,
+        [kind, field, target],
+        { timeout: WAIT },
+      ).catch((e) => {
+        throw new Error(`${what}: ${field} did not grow by ${by} in ${WAIT} ms: ${e.message}`);
+      });
     };
+    await pages.Alice.evaluate((p) => window.__roundtableWatchInbound(p), `${bob}-`);
     // Bob's audio keeps flowing throughout: it is the test's clock (50 packets a second).
-    await grows(() => inbound('video'), 'framesDecoded', 10, "Bob's video before the gate");
+    await grows('video', 'framesDecoded', 10, "Bob's video before the gate");
     const before = await inbound('video');
     const sentBefore = await pages.Bob.evaluate(() => window.__roundtableSent('video'));
     await gate(false);
-    await grows(() => inbound('audio'), 'packetsReceived', 25, 'half a second of audio');
+    await grows('audio', 'packetsReceived', 25, 'half a second of audio');
     const closed = await inbound('video');
-    await grows(() => inbound('audio'), 'packetsReceived', 100, 'two seconds of audio');
+    await grows('audio', 'packetsReceived', 100, 'two seconds of audio');
     const stillClosed = await inbound('video');
     assert.equal(stillClosed.packetsReceived, closed.packetsReceived, 'no video packet reached Alice while gated');
     assert.equal(stillClosed.framesDecoded, closed.framesDecoded, 'Alice decoded no frame of Bob while gated');
     const heldBack = (await pages.Bob.evaluate(() => window.__roundtableSent('video'))) - sentBefore;
 
     await gate(true);
-    await grows(() => inbound('video'), 'framesDecoded', 30, "Bob's video after the gate reopened");
+    await grows('video', 'framesDecoded', 30, "Bob's video after the gate reopened");
     const after = await inbound('video');
     assert.ok(heldBack > 50, `Bob sent ${heldBack} video packets meanwhile`);
     // Without the rewrite, every packet held back would count as lost.
