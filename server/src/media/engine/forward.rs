@@ -84,6 +84,15 @@ pub(super) struct Published {
     pub(super) last_keyframe_request: Option<Instant>,
 }
 
+impl Published {
+    /// Stop forwarding to the subscriber connection `pc`; how many consumers that removed.
+    pub(super) fn remove_consumer(&mut self, pc: PcId) -> usize {
+        let before = self.consumers.len();
+        self.consumers.retain(|c| c.pc != pc);
+        before - self.consumers.len()
+    }
+}
+
 /// One subscriber of a track.
 pub(super) struct ConsumerRef {
     pub(super) pc: PcId,

@@ -90,8 +90,7 @@ impl Engine {
         };
         for key in session.downstream.keys() {
             if let Some(p) = self.producers.get_mut(key) {
-                p.consumers.retain(|c| c.pc != session.subscribe);
-                self.stats.consumers -= 1;
+                self.stats.consumers -= p.remove_consumer(session.subscribe);
             }
         }
         for key in session.published.values() {
@@ -325,8 +324,7 @@ impl Engine {
         session.dirty = true;
         let pc_id = session.subscribe;
         if let Some(p) = self.producers.get_mut(&key) {
-            p.consumers.retain(|c| c.pc != pc_id);
-            self.stats.consumers -= 1;
+            self.stats.consumers -= p.remove_consumer(pc_id);
         }
         if let Some(pc) = self.pcs.get_mut(&pc_id)
             && let Err(e) = pc.rtc.remove_track(down.sender)
