@@ -18,7 +18,7 @@ import { RoomConnection } from '/assets/protocol.js';
 import {
   addPerson, enterCall, onConnectionLost, removePerson, renderStatus, resetCall, showRemoteMedia, updatePerson, wireCall,
 } from '/assets/call.js';
-import { appendChat, wireChat } from '/assets/chat.js';
+import { appendChat, chatRefused, wireChat } from '/assets/chat.js';
 import { onJoinFailed, openLobby, readName, setJoinBusy, wireLobby } from '/assets/lobby.js';
 import { startPreview, stopLocalMedia } from '/assets/media.js';
 import { state } from '/assets/state.js';
@@ -67,7 +67,10 @@ const connHandlers = {
   'participant-left': ({ id }) => removePerson(id),
   media: showRemoteMedia,
   chat: appendChat,
-  'server-error': ({ code, message }) => showToast(message || `Server error: ${code}`),
+  'server-error': ({ code, message }) => {
+    chatRefused(code);
+    showToast(message || `Server error: ${code}`);
+  },
   closed: onConnectionLost,
 };
 

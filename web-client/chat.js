@@ -13,6 +13,8 @@ const chat = {
   /** The last message shown: history and live messages may overlap. */
   lastSeq: -Infinity,
   unread: 0,
+  /** What was sent last and not yet echoed: given back to the input if the server refuses it. */
+  unconfirmed: '',
 };
 
 /** The panel is shown (`hidden` may also be "until-found", which counts as hidden). */
@@ -23,6 +25,7 @@ export function appendChat(m) {
   if (m.seq <= chat.lastSeq) return;
   chat.lastSeq = m.seq;
   const mine = m.from === state.you;
+  if (mine && m.text === chat.unconfirmed) chat.unconfirmed = '';
   const item = el('li', mine ? 'chat-msg mine' : 'chat-msg');
   const meta = el('div', 'chat-meta');
   const time = el('time', 'chat-time', new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
@@ -43,7 +46,20 @@ function sendChat(e) {
   if (!text || !state.conn) return;
   if ([...text].length > MAX_CHAT_CHARS) return showToast(`Chat messages can be at most ${MAX_CHAT_CHARS} characters.`);
   state.conn.sendChat(text);
+  chat.unconfirmed = text;
   input.value = '';
+}
+
+/**
+ * The server refused the last message (it could not store it, or it came too fast): put its
+ * text back in the empty input, so the person can send it again.
+ * @param {string} code
+ */
+export function chatRefused(code) {
+  if (code !== 'storage_unavailable' && code !== 'rate_limited') return;
+  const input = $('chat-input', HTMLInputElement);
+  if (chat.unconfirmed && !input.value) input.value = chat.unconfirmed;
+  chat.unconfirmed = '';
 }
 
 /** @param {boolean} open @param {boolean} [focus] */
@@ -58,6 +74,7 @@ export function setChatOpen(open, focus = true) {
 export function resetChat() {
   $('chat-log').replaceChildren();
   chat.lastSeq = -Infinity;
+  chat.unconfirmed = '';
   setUnread(0);
 }
 

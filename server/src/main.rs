@@ -11,6 +11,8 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(std::env::var("ROUNDTABLE_LOG").ok().as_deref()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not for a log file or a journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let config = Config::resolve(&cli.opts)?;

@@ -331,6 +331,22 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
     await pages.Alice.screenshot({ path: path.join(SHOTS, 'three-person-call.png') });
   });
 
+  it('gives a refused chat message back to its sender, and shows it to no one', { timeout: TEST_TIMEOUT }, async () => {
+    // The room takes 5 messages per person in 10 s; the sixth is refused (`rate_limited`).
+    const input = pages.Bob.getByLabel('Chat message');
+    const texts = [1, 2, 3, 4, 5, 6].map((n) => `Bob's point ${n}`);
+    for (const text of texts) {
+      await input.fill(text);
+      await pages.Bob.getByRole('button', { name: 'Send' }).click();
+      if (text !== texts[5]) await pages.Bob.getByRole('list', { name: 'Chat log' }).getByText(text).waitFor({ timeout: WAIT });
+    }
+    await pages.Bob.waitForFunction((t) => document.querySelector('#chat-input')?.value === t, texts[5], { timeout: WAIT });
+    const log = pages.Alice.getByRole('list', { name: 'Chat log' });
+    await log.getByText(texts[4]).waitFor({ timeout: WAIT });
+    assert.equal(await log.getByText(texts[5]).count(), 0, 'the refused message reached no one');
+    await input.fill('');
+  });
+
   it('shows a muted microphone on the others\' tiles when someone mutes', { timeout: TEST_TIMEOUT }, async () => {
     const mute = pages.Bob.getByRole('button', { name: 'Mute' });
     await mute.click();
