@@ -13,7 +13,7 @@
 pub mod chat;
 mod registry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -152,6 +152,9 @@ struct RoomTask {
     tracks: HashMap<String, (TrackKey, String, MediaKind)>,
     /// Subscription changes of the outputs being drained: subscriber → (add, remove).
     changes: HashMap<String, (Vec<TrackKey>, Vec<TrackKey>)>,
+    /// Gated media: (participant, kind) whose tracks, those to come included, are not
+    /// forwarded.
+    gated: HashSet<(String, MediaKind)>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     /// To the chat writer, and its reports back.
@@ -180,6 +183,7 @@ impl RoomTask {
             sessions: HashMap::new(),
             tracks: HashMap::new(),
             changes: HashMap::new(),
+            gated: HashSet::new(),
             media_tx,
             media_rx,
             chat_tx,
@@ -282,6 +286,12 @@ impl RoomTask {
                         applied += 1;
                     }
                 }
+                // A track they publish later is gated too, before anyone receives it.
+                if open {
+                    self.gated.remove(&(participant, kind));
+                } else if applied > 0 {
+                    self.gated.insert((participant, kind));
+                }
                 let _ = reply.send(applied);
             }
             RoomCmd::MediaState { conn, audio, video } => {
@@ -305,6 +315,10 @@ impl RoomTask {
             MediaEvent::TrackPublished { key, info } => {
                 if !self.sessions.contains_key(&info.participant) {
                     return; // gone meanwhile; its session is closing
+                }
+                if self.gated.contains(&(info.participant.clone(), info.kind)) {
+                    // Sent before the subscriptions: no packet of it is forwarded.
+                    self.registry.media.gate(key, false);
                 }
                 self.tracks
                     .insert(info.id.clone(), (key, info.participant.clone(), info.kind));
@@ -349,6 +363,7 @@ impl RoomTask {
                     if let Some(session) = self.sessions.remove(&participant) {
                         session.close();
                     }
+                    self.gated.retain(|(p, _)| *p != participant);
                     self.changes.remove(&participant);
                     self.tracks
                         .retain(|_, (_, publisher, _)| *publisher != participant);
@@ -371,13 +386,15 @@ impl RoomTask {
     }
 
     fn open_media(&mut self, conn: ConnId, participant: String) {
-        let Some(to_client) = self.conns.get(&conn).map(|c| c.tx.clone()) else {
+        let Some(link) = self.conns.get(&conn) else {
             return;
         };
-        let session =
-            self.registry
-                .media
-                .open_session(participant.clone(), to_client, self.media_tx.clone());
+        let session = self.registry.media.open_session(
+            participant.clone(),
+            link.tx.clone(),
+            link.kicked.clone(),
+            self.media_tx.clone(),
+        );
         self.sessions.insert(participant, Arc::new(session));
     }
 

@@ -153,3 +153,50 @@ async fn the_forwarding_api_refuses_what_it_cannot_do() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A participant whose audio is gated stays gated when they publish another audio track:
+/// the new track is closed before anyone receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_participants_next_track_is_gated_too() -> anyhow::Result<()> {
+    use roundtable_loadgen::client::{PublishPlan, TrackPlan};
+
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Gate", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let bo = Client::join(server.addr, &room, "Bo").await?;
+    ann.publish(1000).await?;
+    let ann_id = ann.id.clone();
+    bo.media
+        .wait_for("Ann's first audio", |log| {
+            log.from(&ann_id, MediaKind::Audio).len() >= 20
+        })
+        .await?;
+    let close = r#"{"kind":"audio","open":false}"#;
+    let (status, body) = forwarding(&server, &room, &ann_id, Some(ADMIN_TOKEN), close).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    video_goes_on(&bo, &ann_id, 20).await?;
+    let closed_at = audio_from(&bo, &ann_id);
+
+    // A second microphone: 200 packets of Opus, 20 ms apart.
+    let second = PublishPlan {
+        audio: Some(TrackPlan {
+            period: std::time::Duration::from_millis(20),
+            min_bytes: 80,
+            max_bytes: 80,
+            keyframes: None,
+            packets: Some(200),
+        }),
+        video: None,
+        set: 1,
+        ..PublishPlan::default()
+    };
+    ann.publish_plan(second).await?;
+    // Two seconds of Ann's video: her new track has long been offered to Bo by then.
+    video_goes_on(&bo, &ann_id, 200).await?;
+    assert_eq!(
+        audio_from(&bo, &ann_id),
+        closed_at,
+        "the new audio track reached Bo although Ann's audio is gated"
+    );
+    Ok(())
+}

@@ -81,6 +81,9 @@ pub struct PublishPlan {
     pub video: Option<TrackPlan>,
     /// The video track's codec.
     pub video_codec: VideoCodec,
+    /// Tells this plan's tracks from an earlier plan's on the same connection: added to
+    /// their SSRCs and written into their track ids (0 for a client's first plan).
+    pub set: u32,
 }
 
 impl PublishPlan {
@@ -98,6 +101,7 @@ impl PublishPlan {
             audio: Some(fixed(20, 80, u64::from(video_packets / 2))),
             video: Some(fixed(10, 1000, u64::from(video_packets))),
             video_codec: VideoCodec::Vp8,
+            set: 0,
         }
     }
 }
@@ -191,6 +195,7 @@ impl TrackSpec {
     /// The Opus and/or video track `plan` names, in media stream `stream_id`.
     pub(crate) fn all(stream_id: &str, plan: PublishPlan) -> Vec<TrackSpec> {
         let (video_mime, video_fmtp) = plan.video_codec.mime_and_fmtp();
+        let set = plan.set;
         let tracks = [
             (plan.audio, MediaKind::Audio, "audio/opus", "", 0x1000_0001),
             (
@@ -203,9 +208,10 @@ impl TrackSpec {
         ];
         tracks
             .into_iter()
-            .filter_map(|(plan, kind, mime, fmtp, ssrc)| {
-                let plan = plan?;
-                let (track, init) = track_and_init(stream_id, kind, (mime, fmtp), ssrc);
+            .filter_map(|(track_plan, kind, mime, fmtp, ssrc)| {
+                let plan = track_plan?;
+                let ssrc = ssrc + set * 16;
+                let (track, init) = track_and_init(stream_id, kind, (mime, fmtp), ssrc, set);
                 Some(TrackSpec {
                     plan,
                     kind,
@@ -224,6 +230,7 @@ fn track_and_init(
     kind: MediaKind,
     (mime, fmtp): (&str, &str),
     ssrc: u32,
+    set: u32,
 ) -> (MediaStreamTrack, RTCRtpTransceiverInit) {
     let codec = RTCRtpCodec {
         mime_type: mime.into(),
@@ -246,7 +253,11 @@ fn track_and_init(
     };
     let track = MediaStreamTrack::new(
         stream_id.into(),
-        format!("{stream_id}-{mime}"),
+        if set == 0 {
+            format!("{stream_id}-{mime}")
+        } else {
+            format!("{stream_id}-{mime}-{set}")
+        },
         mime.into(),
         rtp_kind,
         vec![coding],

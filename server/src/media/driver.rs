@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use roundtable_peer::PeerNet;
 use signaling::wire::ServerMsg;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::delay::{self, DelayReader, DelayRecorder};
 use super::engine::{Cmd, Engine, Output, PcFactory, SessionId};
@@ -43,6 +43,7 @@ pub(super) enum LoopCmd {
         id: SessionId,
         participant: String,
         to_client: mpsc::Sender<ServerMsg>,
+        kicked: Arc<Notify>,
         to_room: mpsc::UnboundedSender<MediaEvent>,
         /// The session's negotiation messages in the channel (see `SESSION_QUEUE`).
         in_flight: Arc<AtomicUsize>,
@@ -57,6 +58,8 @@ pub(super) enum LoopCmd {
 struct Links {
     participant: String,
     to_client: mpsc::Sender<ServerMsg>,
+    /// Ends the client's connection (see `Media::open_session`).
+    kicked: Arc<Notify>,
     to_room: mpsc::UnboundedSender<MediaEvent>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -273,6 +276,7 @@ impl Driver {
                 id,
                 participant,
                 to_client,
+                kicked,
                 to_room,
                 in_flight,
             } => {
@@ -281,6 +285,7 @@ impl Driver {
                     Links {
                         participant: participant.clone(),
                         to_client,
+                        kicked,
                         to_room,
                         in_flight,
                     },
@@ -326,8 +331,10 @@ impl Driver {
                         && let Err(mpsc::error::TrySendError::Full(_)) =
                             links.to_client.try_send(*msg)
                     {
+                        // Its negotiation cannot go on without this message: it must rejoin.
                         self.client_queue_full += 1;
-                        tracing::warn!(participant = %links.participant, "client queue full; message dropped");
+                        links.kicked.notify_one();
+                        tracing::warn!(participant = %links.participant, "client queue full; disconnecting it");
                     }
                 }
                 Output::Room { session, event } => {

@@ -58,11 +58,14 @@ impl Media {
     }
 
     /// Open a session for a participant who just joined. The engine's messages for the
-    /// client go to `to_client`, its events for the room to `to_room`.
+    /// client go to `to_client`, its events for the room to `to_room`. A client whose queue
+    /// is full when a message comes is told to go with `kicked`: a lost offer or answer
+    /// would leave its negotiation stuck.
     pub fn open_session(
         &self,
         participant: String,
         to_client: mpsc::Sender<ServerMsg>,
+        kicked: Arc<tokio::sync::Notify>,
         to_room: mpsc::UnboundedSender<MediaEvent>,
     ) -> SessionHandle {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
@@ -71,6 +74,7 @@ impl Media {
             id,
             participant,
             to_client,
+            kicked,
             to_room,
             in_flight: in_flight.clone(),
         });
