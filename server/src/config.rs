@@ -230,7 +230,7 @@ impl Config {
             room_idle_grace: crate::room::IDLE_GRACE,
             keepalive: Keepalive::default(),
             chat_burst: CHAT_BURST,
-            limits: Limits::resolve(&opts.limits, file.limits),
+            limits: Limits::resolve(&opts.limits, file.limits)?,
         })
     }
 }

@@ -62,9 +62,9 @@ impl Server {
     /// Open the store, bind the listener and prepare the first-start data.
     pub async fn bind(config: &Config) -> anyhow::Result<Server> {
         let open_files = peers::raise_open_file_limit();
-        let store = store::open(&config.database_url)
-            .await
-            .with_context(|| format!("opening database {}", config.database_url))?;
+        let store = store::open(&config.database_url).await.with_context(|| {
+            format!("opening database {}", store::redacted(&config.database_url))
+        })?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;

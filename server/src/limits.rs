@@ -86,12 +86,46 @@ impl Limits {
     }
 
     /// Flags and variables win over the file, the file over the defaults.
-    pub(crate) fn resolve(opts: &LimitOpts, file: LimitFile) -> Self {
+    ///
+    /// # Errors
+    /// A time or a rate that is not a positive number, or a cap of 0.
+    pub(crate) fn resolve(opts: &LimitOpts, file: LimitFile) -> anyhow::Result<Self> {
         let d = Limits::default();
         let secs = |flag: Option<f64>, file: Option<f64>, default: Duration| {
-            flag.or(file).map_or(default, Duration::from_secs_f64)
+            flag.or(file).map_or(default, |s| {
+                // Checked below; a bad value must not panic here.
+                Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+            })
         };
-        Limits {
+        let positive = |name: &str, v: Option<f64>| match v {
+            Some(v) if !(v.is_finite() && v > 0.0) => {
+                anyhow::bail!("`{name}` must be a positive number, not {v}")
+            }
+            _ => Ok(()),
+        };
+        for (name, flag, in_file) in [
+            (
+                "shutdown_timeout",
+                opts.shutdown_timeout,
+                file.shutdown_timeout,
+            ),
+            ("header_timeout", opts.header_timeout, file.header_timeout),
+            ("join_timeout", opts.join_timeout, file.join_timeout),
+            ("write_timeout", opts.write_timeout, file.write_timeout),
+            (
+                "messages_per_second",
+                opts.messages_per_second,
+                file.messages_per_second,
+            ),
+            (
+                "ip_messages_per_second",
+                opts.ip_messages_per_second,
+                file.ip_messages_per_second,
+            ),
+        ] {
+            positive(name, flag.or(in_file))?;
+        }
+        let limits = Limits {
             shutdown_timeout: secs(
                 opts.shutdown_timeout,
                 file.shutdown_timeout,
@@ -125,7 +159,15 @@ impl Limits {
                 .ip_messages_per_second
                 .or(file.ip_messages_per_second)
                 .unwrap_or(d.ip_messages_per_second),
+        };
+        for (name, cap) in [
+            ("max_connections", limits.max_connections),
+            ("max_connections_per_ip", limits.max_connections_per_ip),
+            ("send_queue_bytes", limits.send_queue_bytes),
+        ] {
+            anyhow::ensure!(cap > 0, "`{name}` must be at least 1");
         }
+        Ok(limits)
     }
 }
 
@@ -199,11 +241,30 @@ mod tests {
             trusted_proxies: Some(vec![]),
             ..Default::default()
         };
-        let l = Limits::resolve(&opts, file);
+        let l = Limits::resolve(&opts, file).unwrap();
         assert_eq!(l.header_timeout, Duration::from_millis(1500));
         assert_eq!(l.join_timeout, Duration::from_millis(500));
         assert_eq!(l.max_connections, 7);
         assert!(l.trusted_proxies.is_empty());
         assert_eq!(l.shutdown_timeout, Limits::default().shutdown_timeout);
+    }
+
+    #[test]
+    fn a_time_or_rate_that_is_not_positive_and_a_zero_cap_are_refused() {
+        let bad = [
+            "join_timeout = -1",
+            "header_timeout = 0",
+            "messages_per_second = 0",
+            "ip_messages_per_second = nan",
+            "write_timeout = inf",
+            "max_connections_per_ip = 0",
+            "send_queue_bytes = 0",
+        ];
+        for text in bad {
+            let file: LimitFile = toml::from_str(text).unwrap();
+            let err = Limits::resolve(&LimitOpts::default(), file).unwrap_err();
+            let key = text.split(' ').next().unwrap();
+            assert!(format!("{err}").contains(key), "{text}: {err}");
+        }
     }
 }

@@ -50,7 +50,7 @@ fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
 async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()> {
     let store = store::open(&config.database_url)
         .await
-        .with_context(|| format!("opening database {}", config.database_url))?;
+        .with_context(|| format!("opening database {}", store::redacted(&config.database_url)))?;
     let base = config
         .public_url
         .clone()

@@ -98,3 +98,30 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }
 }
+
+/// `url` as it may be logged or shown: without its password, if it has one.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted;
+
+    #[test]
+    fn a_password_never_shows() {
+        let url = "postgres://rt:s3cret@db.example.org/rt";
+        assert_eq!(redacted(url), "postgres://rt:***@db.example.org/rt");
+        assert_eq!(
+            redacted("sqlite:./data/roundtable.db"),
+            "sqlite:./data/roundtable.db"
+        );
+        assert_eq!(redacted("postgres://rt@db/rt"), "postgres://rt@db/rt");
+    }
+}
