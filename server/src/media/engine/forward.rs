@@ -63,8 +63,9 @@ impl Seen {
 /// One published track as the engine forwards it.
 pub(super) struct Published {
     pub(super) info: TrackInfo,
-    /// The codec the publisher negotiated.
+    /// The codec the publisher negotiated, and its payload type there.
     pub(super) codec: RTCRtpCodec,
+    payload_type: u8,
     pub(super) publisher: SessionId,
     pub(super) publisher_pc: PcId,
     pub(super) receiver: RTCRtpReceiverId,
@@ -239,6 +240,12 @@ impl Engine {
             return;
         };
         published.received += 1;
+        // Subscribers negotiated the track's first codec only: a packet in another (a
+        // publisher that switched codec, or bandwidth-probing padding left on the RTX
+        // stream) would reach them as garbage.
+        if packet.header.payload_type != published.payload_type {
+            return;
+        }
         if !published.seen.is_new(packet.header.sequence_number) || !published.open {
             return;
         }
@@ -327,6 +334,7 @@ impl Engine {
             Published {
                 info: info.clone(),
                 codec,
+                payload_type,
                 publisher: session_id,
                 publisher_pc: pc_id,
                 receiver,

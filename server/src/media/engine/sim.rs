@@ -271,6 +271,27 @@ impl Net {
         s.write_rtp(now, packet).unwrap();
     }
 
+    /// Publisher `i` sends its next packet with `payload_type` instead of its codec's,
+    /// written past its sender's checks (as a publisher that switched codec would send it).
+    pub(crate) fn send_rtp_as(&mut self, i: usize, payload_type: u8) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let (ssrc, _, ticks) = c.track;
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.version = 2;
+        packet.header.ssrc = ssrc;
+        packet.header.payload_type = payload_type;
+        packet.header.sequence_number = c.sent;
+        packet.header.timestamp = u32::from(c.sent) * ticks;
+        packet.payload = vec![0; 80].into();
+        c.sent += 1;
+        let msg = TaggedRTCMessage {
+            now,
+            message: RTCMessage::RtpPacket(String::new(), packet),
+        };
+        c.pc.handle_write(msg).unwrap();
+    }
+
     /// Publisher `i` sends packet `seq` again on its retransmission stream (RTX, RFC
     /// 4588), as a sender does when asked for it or when it probes bandwidth with
     /// recent media. The RTX sequence number is derived from `seq`: copy each packet

@@ -647,3 +647,23 @@ fn timers_fire_in_a_loop_that_never_sleeps() {
         "{to_publisher} datagrams to the publisher in the last 2 s"
     );
 }
+
+/// A subscriber's section carries the track's first codec only: packets in another payload
+/// type (a publisher that switched codec) are not forwarded as if they were of the first.
+#[test]
+fn a_packet_in_another_codec_is_not_forwarded() {
+    let (mut net, producer) = video_and_subscriber(Flow::Receive);
+    let (publisher, subscriber) = (0, 1);
+    let _ = net.received(subscriber);
+    for _ in 0..3 {
+        net.send_rtp(publisher);
+    }
+    // VP9 (payload type 98), which the publish connection negotiated too.
+    for _ in 0..2 {
+        net.send_rtp_as(publisher, 98);
+    }
+    net.run_until(|_| false, Duration::from_millis(100));
+    let (rtp, _) = net.received(subscriber);
+    assert_eq!(rtp.len(), 3, "only the VP8 packets");
+    assert_eq!(net.engine.received(producer.key), Some(1 + 5), "all came");
+}
