@@ -13,8 +13,12 @@ const chat = {
   /** The last message shown: history and live messages may overlap. */
   lastSeq: -Infinity,
   unread: 0,
-  /** What was sent last and not yet echoed: given back to the input if the server refuses it. */
-  unconfirmed: '',
+  /**
+   * What was sent and not yet echoed, oldest first. The server answers chat in order, with
+   * the echo or a refusal; a refused text goes back to the input.
+   * @type {string[]}
+   */
+  unconfirmed: [],
 };
 
 /** The panel is shown (`hidden` may also be "until-found", which counts as hidden). */
@@ -25,7 +29,7 @@ export function appendChat(m) {
   if (m.seq <= chat.lastSeq) return;
   chat.lastSeq = m.seq;
   const mine = m.from === state.you;
-  if (mine && m.text === chat.unconfirmed) chat.unconfirmed = '';
+  if (mine && m.text === chat.unconfirmed[0]) chat.unconfirmed.shift();
   const item = el('li', mine ? 'chat-msg mine' : 'chat-msg');
   const meta = el('div', 'chat-meta');
   const time = el('time', 'chat-time', new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
@@ -46,20 +50,22 @@ function sendChat(e) {
   if (!text || !state.conn) return;
   if ([...text].length > MAX_CHAT_CHARS) return showToast(`Chat messages can be at most ${MAX_CHAT_CHARS} characters.`);
   state.conn.sendChat(text);
-  chat.unconfirmed = text;
+  chat.unconfirmed.push(text);
   input.value = '';
 }
 
 /**
- * The server refused the last message (it could not store it, or it came too fast): put its
- * text back in the empty input, so the person can send it again.
+ * The server refused the oldest message still waiting for its echo (it could not store it,
+ * or it came too fast): put its text back in the input, if that is empty, so the person can
+ * send it again. A `rate_limited` can also be about another message; with none waiting,
+ * nothing happens.
  * @param {string} code
  */
 export function chatRefused(code) {
   if (code !== 'storage_unavailable' && code !== 'rate_limited') return;
+  const text = chat.unconfirmed.shift();
   const input = $('chat-input', HTMLInputElement);
-  if (chat.unconfirmed && !input.value) input.value = chat.unconfirmed;
-  chat.unconfirmed = '';
+  if (text !== undefined && !input.value) input.value = text;
 }
 
 /** @param {boolean} open @param {boolean} [focus] */
@@ -74,7 +80,7 @@ export function setChatOpen(open, focus = true) {
 export function resetChat() {
   $('chat-log').replaceChildren();
   chat.lastSeq = -Infinity;
-  chat.unconfirmed = '';
+  chat.unconfirmed = [];
   setUnread(0);
 }
 

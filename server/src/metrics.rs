@@ -179,7 +179,7 @@ fn describe() {
     describe_counter!("roundtable_chat_committed_total", "Chat messages stored.");
     describe_counter!(
         "roundtable_chat_failed_total",
-        "Chat messages the store refused or failed, after retries."
+        "Chat messages the store refused or failed (their senders got storage_unavailable)."
     );
     describe_gauge!(
         "roundtable_media_peer_connections",

@@ -3,7 +3,7 @@
 //! straight into the subscriber's connection. Nothing is queued per consumer and nothing
 //! waits.
 //!
-//! The gate: a closed track forwards nothing and asks its publisher for nothing. Each
+//! The gate: a closed track forwards nothing and asks its publisher for no keyframe. Each
 //! consumer numbers its packets itself ([`Rewrite`]), so when the gate reopens its sequence
 //! numbers go on from the last one it sent, and its timestamps from the last one plus the
 //! time that passed, as LiveKit's forwarder does on unmute. A receiver sees no gap to repair

@@ -588,7 +588,7 @@ fn a_gated_track_reaches_no_one_and_resumes_without_a_gap() {
     }
 }
 
-/// While a video track is gated closed its publisher is asked for nothing, even when a
+/// While a video track is gated closed its publisher is asked for no keyframe, even when a
 /// subscriber asks for a keyframe; when it reopens, the publisher is asked for one.
 #[test]
 fn a_gated_video_track_asks_for_a_keyframe_only_when_it_reopens() {
