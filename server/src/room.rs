@@ -194,6 +194,13 @@ impl RoomTask {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, own_tx: mpsc::Sender<RoomCmd>) {
         let id = self.room.info().id.clone();
         tracing::info!(room = %id, "room started");
+        // However the task ends (a panic included), its handle leaves the registry: a dead
+        // handle would refuse every later join to the room.
+        let _unregister = Unregister {
+            registry: self.registry.clone(),
+            id: id.clone(),
+            tx: own_tx.clone(),
+        };
         let mut stopping = self.registry.stopping.subscribe();
         let mut stopped = false;
         loop {
@@ -417,6 +424,19 @@ impl RoomTask {
                 self.conns.remove(&conn);
             }
         }
+    }
+}
+
+/// Takes a room's handle out of the registry when it drops.
+struct Unregister {
+    registry: Arc<Registry>,
+    id: String,
+    tx: mpsc::Sender<RoomCmd>,
+}
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.registry.remove_if_same(&self.id, &self.tx);
     }
 }
 
