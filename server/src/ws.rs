@@ -21,7 +21,7 @@ use crate::media::{SessionHandle, Signal};
 use crate::metrics::ConnState;
 use crate::outbox::{Ended, Outbox};
 use crate::peers::Budget;
-use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle};
+use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle, sleep_until_opt};
 use crate::state::AppState;
 
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
@@ -398,12 +398,5 @@ fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
         Some(tungstenite::Error::Capacity(_)) => Some((1009, "message_too_large")),
         Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol_error")),
         _ => None,
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -284,7 +284,7 @@ impl Engine {
     }
 
     /// `pc_id` took a packet into its pipeline: pump it now if that makes [`MAX_UNFLUSHED`],
-    /// and in any case before the next output. One lookup: this runs for every copy.
+    /// and in any case before the next output. It runs for every copy: one map lookup.
     pub(super) fn wrote(&mut self, pc_id: PcId) {
         let Some(pc) = self.pcs.get_mut(&pc_id) else {
             return;

@@ -14,7 +14,7 @@ use super::PcId;
 /// family, reflexive and relayed ones); the map must not grow without bound.
 const MAX_ADDRS_PER_PC: usize = 16;
 
-/// Length of the ufrags we choose: 16 letters and digits, about 95 bits.
+/// Length of the ufrags we choose: 16 letters and digits, about 93 bits.
 const UFRAG_LEN: usize = 16;
 
 /// See the module docs.
@@ -30,7 +30,7 @@ impl Demux {
     /// A ufrag no connection has.
     pub(super) fn new_ufrag(&self) -> String {
         loop {
-            let candidate = random_token(UFRAG_LEN);
+            let candidate = crate::ids::random_id(UFRAG_LEN);
             if !self.by_ufrag.contains_key(&candidate) {
                 return candidate;
             }
@@ -94,15 +94,6 @@ fn stun_local_ufrag(bytes: &[u8]) -> Option<String> {
     let username = msg.get(rtc::stun::attributes::ATTR_USERNAME).ok()?;
     let username = std::str::from_utf8(&username).ok()?;
     Some(username.split(':').next()?.to_string())
-}
-
-fn random_token(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 #[cfg(test)]
