@@ -135,6 +135,14 @@ impl Pc {
         }
     }
 
+    /// It took a packet into its pipeline. Returns whether it must be listed for the next
+    /// flush (it was not yet), and whether it holds [`MAX_UNFLUSHED`] and is due a pump now.
+    pub(super) fn took_one(&mut self) -> (bool, bool) {
+        self.unflushed += 1;
+        let list = !std::mem::replace(&mut self.flush_pending, true);
+        (list, self.unflushed >= MAX_UNFLUSHED)
+    }
+
     /// From now on webrtc-rs takes DTLS: hand it what came early.
     fn ice_connected(&mut self) {
         self.ice_connected = true;
@@ -284,20 +292,31 @@ impl Engine {
     }
 
     /// `pc_id` took a packet into its pipeline: pump it now if that makes [`MAX_UNFLUSHED`],
-    /// and in any case before the next output. It runs for every copy: one map lookup.
+    /// and in any case before the next output.
     pub(super) fn wrote(&mut self, pc_id: PcId) {
         let Some(pc) = self.pcs.get_mut(&pc_id) else {
             return;
         };
-        pc.unflushed += 1;
-        if !pc.flush_pending {
-            pc.flush_pending = true;
+        let (list, pump) = pc.took_one();
+        if list {
             self.to_flush.push(pc_id);
         }
-        if pc.unflushed >= MAX_UNFLUSHED {
-            let session = pc.session;
-            self.guarded(session, |engine| engine.flush_writes(pc_id));
+        if pump {
+            self.to_pump.push(pc_id);
         }
+        self.pump_due();
+    }
+
+    /// Pump the connections that hold [`MAX_UNFLUSHED`] packets.
+    pub(super) fn pump_due(&mut self) {
+        let mut due = std::mem::take(&mut self.to_pump);
+        for &pc_id in &due {
+            if let Some(session) = self.pcs.get(&pc_id).map(|pc| pc.session) {
+                self.guarded(session, |engine| engine.flush_writes(pc_id));
+            }
+        }
+        due.clear();
+        self.to_pump = due;
     }
 
     /// Collect `pc_id`'s datagrams before the next output: one pump for many packets costs

@@ -236,7 +236,17 @@ impl Engine {
                 }
             }
         };
-        let Some(published) = self.producers.get_mut(&key) else {
+        // Disjoint borrows of the engine's fields: each copy goes straight into its
+        // subscriber's connection, with no list of copies in between.
+        let Engine {
+            producers,
+            pcs,
+            to_flush,
+            to_pump,
+            stats,
+            ..
+        } = self;
+        let Some(published) = producers.get_mut(&key) else {
             return;
         };
         published.received += 1;
@@ -258,23 +268,19 @@ impl Engine {
         // subscriber.
         strip_extensions(&mut packet.header);
         let clock_rate = published.codec.clock_rate;
-        let mut copies = std::mem::take(&mut self.copies);
+        let octets = packet.payload.len() as u64;
         for c in published
             .consumers
             .iter_mut()
             .filter(|c| c.payload_type != 0)
         {
+            let Some(pc) = pcs.get_mut(&c.pc) else {
+                continue;
+            };
             let mut out = packet.clone();
             out.header.ssrc = c.ssrc;
             out.header.payload_type = c.payload_type;
             c.rewrite.apply(&mut out.header, now, clock_rate);
-            copies.push((c.pc, out));
-        }
-        for (pc_id, out) in copies.drain(..) {
-            let Some(pc) = self.pcs.get_mut(&pc_id) else {
-                continue;
-            };
-            let octets = out.payload.len() as u64;
             // Straight into the pipeline: the sender's checks (SSRC, payload type, extension
             // ids) were made once, when the consumer was activated.
             let msg = TaggedRTCMessage {
@@ -285,11 +291,17 @@ impl Engine {
                 tracing::trace!(%e, "forward");
                 continue;
             }
-            self.stats.forwarded += 1;
-            self.stats.forwarded_bytes += octets;
-            self.wrote(pc_id);
+            stats.forwarded += 1;
+            stats.forwarded_bytes += octets;
+            let (list, pump) = pc.took_one();
+            if list {
+                to_flush.push(c.pc);
+            }
+            if pump {
+                to_pump.push(c.pc);
+            }
         }
-        self.copies = copies;
+        self.pump_due();
     }
 
     /// The first packet of a track the publisher opened: make it a published track and tell

@@ -155,8 +155,9 @@ pub struct Engine {
     to_negotiate: VecDeque<SessionId>,
     /// Connections with writes to collect before the next output is polled.
     to_flush: Vec<PcId>,
-    /// Scratch, reused: a forwarded packet's copies, and the connections whose timer is due.
-    copies: Vec<(PcId, rtc::rtp::Packet)>,
+    /// Connections that hold enough packets to be pumped at once (see `connection`).
+    to_pump: Vec<PcId>,
+    /// Scratch, reused: the connections whose timer is due.
     due: Vec<PcId>,
     stats: Stats,
 }
@@ -177,7 +178,7 @@ impl Engine {
             stale_timers: Vec::new(),
             to_negotiate: VecDeque::new(),
             to_flush: Vec::new(),
-            copies: Vec::new(),
+            to_pump: Vec::new(),
             due: Vec::new(),
             stats: Stats::default(),
         }
