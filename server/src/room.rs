@@ -366,6 +366,12 @@ impl RoomTask {
                         self.changes.entry(subscriber).or_default().1.push(*key);
                     }
                 }
+                Output::RefuseTrack { track_id } => {
+                    // Closed for good and forgotten: nobody subscribes to it.
+                    if let Some((key, _, _)) = self.tracks.remove(&track_id) {
+                        self.registry.media.gate(key, false);
+                    }
+                }
                 Output::CloseMedia { participant } => {
                     if let Some(session) = self.sessions.remove(&participant) {
                         session.close();

@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::Now;
 use crate::wire::{
-    ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MediaKind, PROTOCOL_VERSION,
-    ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo, check_version,
+    ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MAX_TRACKS_PER_PARTICIPANT,
+    MediaKind, PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo,
+    check_version,
 };
 use chat::ChatLog;
 
@@ -68,6 +69,12 @@ pub enum Output {
         /// The receiving participant.
         subscriber: String,
         /// The producer track id.
+        track_id: String,
+    },
+    /// Never forward the track `track_id` (its publisher has too many): close its gate for
+    /// good. No `Subscribe` for it comes.
+    RefuseTrack {
+        /// The track.
         track_id: String,
     },
     /// Tear down `participant`'s media session; it has left.
@@ -361,7 +368,25 @@ impl Room {
         id: &str,
         kind: MediaKind,
     ) {
-        if !self.participants.contains_key(participant) || self.tracks.contains_key(id) {
+        let Some(publisher) = self.participants.get(participant) else {
+            return;
+        };
+        if self.tracks.contains_key(id) {
+            return;
+        }
+        let published = self
+            .tracks
+            .values()
+            .filter(|t| t.participant == participant)
+            .count();
+        if published >= MAX_TRACKS_PER_PARTICIPANT {
+            let conn = publisher.conn;
+            self.outputs.push_back(Output::RefuseTrack {
+                track_id: id.to_string(),
+            });
+            let why =
+                format!("at most {MAX_TRACKS_PER_PARTICIPANT} tracks; this one is not sent on");
+            self.reject(conn, Reject::new(ErrorCode::TooManyTracks, why));
             return;
         }
         let track = TrackInfo {

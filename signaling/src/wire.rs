@@ -23,6 +23,11 @@ pub fn check_version(v: u32) -> Result<(), Reject> {
 /// [`ErrorCode::MessageTooLarge`] and are dropped; the connection stays open.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Tracks one participant may publish at once: a microphone and a camera, and a screen's
+/// video and audio. Each track adds a section to every other participant's `subscribe`
+/// SDP, so one client must not be able to make everyone's grow without bound.
+pub const MAX_TRACKS_PER_PARTICIPANT: usize = 4;
+
 /// Longest chat message, in Unicode scalar values.
 pub const MAX_CHAT_CHARS: usize = 2000;
 
@@ -353,6 +358,9 @@ pub enum ErrorCode {
     MediaUnavailable,
     /// The server is shutting down or the room closed.
     Unavailable,
+    /// A participant published more than [`MAX_TRACKS_PER_PARTICIPANT`] tracks; the extra
+    /// one is not forwarded.
+    TooManyTracks,
     /// The server could not store a chat message (its database is full, read-only or gone),
     /// so nobody got it.
     StorageUnavailable,
@@ -382,6 +390,7 @@ impl ErrorCode {
             ErrorCode::BadCandidate => "bad_candidate",
             ErrorCode::MediaUnavailable => "media_unavailable",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::TooManyTracks => "too_many_tracks",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::Internal => "internal",
         }

@@ -547,3 +547,66 @@ fn stun_binding_request(username: &str) -> Vec<u8> {
     m.resize(20 + 4 + padded, 0);
     m
 }
+
+/// A participant who publishes more than four tracks is told `too_many_tracks` for each
+/// extra one, and nobody else hears of it or receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_track_is_refused() -> anyhow::Result<()> {
+    use roundtable_loadgen::client::{Client, PublishPlan};
+
+    let server = TestServer::sqlite().await?;
+    let room = server.room("Tracks", 5).await?;
+    let mut ann = Client::join(server.addr, &room, "Ann").await?;
+    let mut bo = Client::join(server.addr, &room, "Bo").await?;
+    // Three sets of a microphone and a camera: six tracks.
+    for set in 0..3 {
+        let plan = PublishPlan {
+            set,
+            ..PublishPlan::counted(2000)
+        };
+        ann.publish_plan(plan).await?;
+    }
+    for extra in 1..=2 {
+        ann.expect(&format!("too_many_tracks {extra}"), |m| {
+            matches!(
+                m,
+                ServerMsg::Error {
+                    code: ErrorCode::TooManyTracks,
+                    ..
+                }
+            )
+        })
+        .await?;
+    }
+    let mut announced = 0;
+    bo.expect("four tracks announced", |m| {
+        announced += usize::from(matches!(m, ServerMsg::TrackPublished { .. }));
+        announced == 4
+    })
+    .await?;
+    // The engine has all six, and forwards four of them to Bo.
+    let deadline = tokio::time::Instant::now() + roundtable_loadgen::client::WAIT;
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        every.tick().await;
+        let stats = server.state.media_stats();
+        if stats.producers == 6 && stats.consumers == 4 {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "media holds {stats:?}"
+        );
+    }
+    // No fifth announcement follows: a ping's pong comes after anything already on its way.
+    bo.send(ClientMsg::Ping { id: Some(9) });
+    bo.expect("the pong", |m| {
+        assert!(
+            !matches!(m, ServerMsg::TrackPublished { .. }),
+            "a fifth track was announced"
+        );
+        matches!(m, ServerMsg::Pong { id: Some(9) })
+    })
+    .await?;
+    Ok(())
+}

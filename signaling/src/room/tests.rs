@@ -276,6 +276,55 @@ fn tracks_are_routed_to_everyone_else_and_cleaned_up() {
     assert_eq!(h.room.len(), 2, "Bo and Cy remain");
 }
 
+/// A participant's fifth track is refused: never forwarded, its publisher told, and nobody
+/// else hears of it. One that ends frees its place.
+#[test]
+fn a_participant_publishes_at_most_four_tracks() {
+    let mut h = Harness::new(5);
+    h.join(1, "Ann");
+    h.join(2, "Bo");
+    h.drain();
+    for n in 1..=MAX_TRACKS_PER_PARTICIPANT {
+        h.room
+            .handle_track_published(h.now, "p1", &format!("p1-t{n}"), MediaKind::Audio);
+    }
+    let out = h.drain();
+    let subscribed = out
+        .iter()
+        .filter(|o| matches!(o, Output::Subscribe { .. }))
+        .count();
+    assert_eq!(subscribed, MAX_TRACKS_PER_PARTICIPANT);
+    h.room
+        .handle_track_published(h.now, "p1", "p1-t5", MediaKind::Video);
+    let out = h.drain();
+    assert!(
+        matches!(&out[..], [Output::RefuseTrack { track_id }, Output::Send { conn: 1, .. }] if track_id == "p1-t5"),
+        "{out:?}"
+    );
+    assert_eq!(Harness::error_code(&out, 1), Some(ErrorCode::TooManyTracks));
+    assert!(
+        Harness::sent_to(&out, 2).is_empty(),
+        "Bo hears nothing of it"
+    );
+    // Another participant has places of their own, and an ended track frees one.
+    h.room
+        .handle_track_published(h.now, "p2", "p2-t1", MediaKind::Audio);
+    assert!(
+        h.drain()
+            .iter()
+            .any(|o| matches!(o, Output::Subscribe { subscriber, .. } if subscriber == "p1"))
+    );
+    h.room.handle_track_unpublished(h.now, "p1-t1");
+    h.drain();
+    h.room
+        .handle_track_published(h.now, "p1", "p1-t6", MediaKind::Audio);
+    assert!(
+        h.drain()
+            .iter()
+            .any(|o| matches!(o, Output::Subscribe { track, .. } if track.id == "p1-t6"))
+    );
+}
+
 #[test]
 fn tracks_from_departed_participants_are_ignored() {
     let mut h = Harness::new(5);
