@@ -51,25 +51,33 @@ async fn video_goes_on(bo: &Client, ann: &str, n: usize) -> anyhow::Result<()> {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gated_track_stops_reaching_the_others_and_resumes_without_a_gap() -> anyhow::Result<()> {
+/// Ann publishes `packets` video packets 10 ms apart (and half as many audio, 20 ms apart) to
+/// Bo in a fresh room; once Bo hears her, her audio is gated closed. Returns the server,
+/// the room, Ann and Bo.
+async fn ann_gated_for_bo(packets: u16) -> anyhow::Result<(TestServer, String, Client, Client)> {
     let server = TestServer::sqlite().await?;
     let room = server.room("Gate", 5).await?;
     let mut ann = Client::join(server.addr, &room, "Ann").await?;
     let bo = Client::join(server.addr, &room, "Bo").await?;
-    // 8 s of each: 800 video packets 10 ms apart, 400 audio packets 20 ms apart.
-    ann.publish(800).await?;
+    ann.publish(packets).await?;
     let ann_id = ann.id.clone();
     bo.media
         .wait_for("Ann's first audio", |log| {
             log.from(&ann_id, MediaKind::Audio).len() >= 20
         })
         .await?;
-
     let close = r#"{"kind":"audio","open":false}"#;
     let (status, body) = forwarding(&server, &room, &ann_id, Some(ADMIN_TOKEN), close).await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["tracks"], 1, "{body}");
+    Ok((server, room, ann, bo))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_track_stops_reaching_the_others_and_resumes_without_a_gap() -> anyhow::Result<()> {
+    // 8 s of each: 800 video packets 10 ms apart, 400 audio packets 20 ms apart.
+    let (server, room, ann, bo) = ann_gated_for_bo(800).await?;
+    let ann_id = ann.id.clone();
     // What was on its way when the gate closed has arrived after 200 ms of video; in the
     // next second, not one audio packet more.
     video_goes_on(&bo, &ann_id, 20).await?;
@@ -160,20 +168,8 @@ async fn the_forwarding_api_refuses_what_it_cannot_do() -> anyhow::Result<()> {
 async fn a_gated_participants_next_track_is_gated_too() -> anyhow::Result<()> {
     use roundtable_loadgen::client::{PublishPlan, TrackPlan};
 
-    let server = TestServer::sqlite().await?;
-    let room = server.room("Gate", 5).await?;
-    let mut ann = Client::join(server.addr, &room, "Ann").await?;
-    let bo = Client::join(server.addr, &room, "Bo").await?;
-    ann.publish(1000).await?;
+    let (_server, _room, mut ann, bo) = ann_gated_for_bo(1000).await?;
     let ann_id = ann.id.clone();
-    bo.media
-        .wait_for("Ann's first audio", |log| {
-            log.from(&ann_id, MediaKind::Audio).len() >= 20
-        })
-        .await?;
-    let close = r#"{"kind":"audio","open":false}"#;
-    let (status, body) = forwarding(&server, &room, &ann_id, Some(ADMIN_TOKEN), close).await?;
-    assert_eq!(status, StatusCode::OK, "{body}");
     video_goes_on(&bo, &ann_id, 20).await?;
     let closed_at = audio_from(&bo, &ann_id);
 

@@ -253,19 +253,26 @@ impl Net {
         Track { key }
     }
 
-    /// Publisher `i` sends its next packet, of 80 bytes (Opus or VP8 as it publishes).
-    pub(crate) fn send_rtp(&mut self, i: usize) {
-        let now = self.now;
+    /// Publisher `i`'s next packet, of 80 bytes, in `payload_type` (its codec's if `None`).
+    fn next_packet(&mut self, i: usize, payload_type: Option<u8>) -> rtc::rtp::Packet {
         let c = &mut self.clients[i];
-        let (ssrc, payload_type, ticks) = c.track;
+        let (ssrc, own, ticks) = c.track;
         let mut packet = rtc::rtp::Packet::default();
         packet.header.version = 2;
         packet.header.ssrc = ssrc;
-        packet.header.payload_type = payload_type;
+        packet.header.payload_type = payload_type.unwrap_or(own);
         packet.header.sequence_number = c.sent;
         packet.header.timestamp = u32::from(c.sent) * ticks;
         packet.payload = vec![0; 80].into();
         c.sent += 1;
+        packet
+    }
+
+    /// Publisher `i` sends its next packet (Opus or VP8 as it publishes).
+    pub(crate) fn send_rtp(&mut self, i: usize) {
+        let now = self.now;
+        let packet = self.next_packet(i, None);
+        let c = &mut self.clients[i];
         let sender = c.sender.expect("a publisher");
         let mut s = c.pc.rtp_sender(sender).unwrap();
         s.write_rtp(now, packet).unwrap();
@@ -275,16 +282,8 @@ impl Net {
     /// written past its sender's checks (as a publisher that switched codec would send it).
     pub(crate) fn send_rtp_as(&mut self, i: usize, payload_type: u8) {
         let now = self.now;
+        let packet = self.next_packet(i, Some(payload_type));
         let c = &mut self.clients[i];
-        let (ssrc, _, ticks) = c.track;
-        let mut packet = rtc::rtp::Packet::default();
-        packet.header.version = 2;
-        packet.header.ssrc = ssrc;
-        packet.header.payload_type = payload_type;
-        packet.header.sequence_number = c.sent;
-        packet.header.timestamp = u32::from(c.sent) * ticks;
-        packet.payload = vec![0; 80].into();
-        c.sent += 1;
         let msg = TaggedRTCMessage {
             now,
             message: RTCMessage::RtpPacket(String::new(), packet),
