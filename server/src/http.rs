@@ -263,7 +263,7 @@ async fn room_info(
         .ok_or_else(|| AppError::NotFound("room_not_found", format!("no room `{id}`")))?;
     let participants = state.registry.running(&id).map_or(0, |h| h.occupancy());
     Ok(Json(json!({
-        "id": room.id, "title": room.title, "capacity": room.capacity, "participants": participants,
+        "id": room.id, "title": room.title, "capacity": room.policy.capacity, "participants": participants,
     })))
 }
 
@@ -311,7 +311,7 @@ async fn create_room(
     let room = new_room(body.title.trim().to_string(), capacity);
     state.store.create_room(&room).await?;
     let join_url = state.join_url(&room.id);
-    let body = json!({ "id": room.id, "title": room.title, "capacity": room.capacity, "join_url": join_url });
+    let body = json!({ "id": room.id, "title": room.title, "capacity": room.policy.capacity, "join_url": join_url });
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -328,7 +328,7 @@ async fn list_rooms(
         .map(|r| {
             let participants = state.registry.running(&r.id).map_or(0, |h| h.occupancy());
             json!({
-                "id": r.id, "title": r.title, "capacity": r.capacity, "created_at": r.created_at,
+                "id": r.id, "title": r.title, "capacity": r.policy.capacity, "created_at": r.created_at,
                 "participants": participants, "join_url": state.join_url(&r.id),
             })
         })

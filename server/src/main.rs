@@ -67,13 +67,13 @@ async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()
             let join_url = format!("{}/r/{}", base.trim_end_matches('/'), room.id);
             if json {
                 let out = serde_json::json!({
-                    "id": room.id, "title": room.title, "capacity": room.capacity, "join_url": join_url,
+                    "id": room.id, "title": room.title, "capacity": room.policy.capacity, "join_url": join_url,
                 });
                 println!("{out}");
             } else {
                 println!(
                     "created room {} ({}, capacity {})\njoin link: {join_url}",
-                    room.id, room.title, room.capacity
+                    room.id, room.title, room.policy.capacity
                 );
             }
         }
@@ -83,7 +83,7 @@ async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()
                 println!("{}", serde_json::to_string(&rooms)?);
             } else {
                 for r in rooms {
-                    println!("{}\t{}\tcapacity {}", r.id, r.title, r.capacity);
+                    println!("{}\t{}\tcapacity {}", r.id, r.title, r.policy.capacity);
                 }
             }
         }

@@ -72,6 +72,12 @@ pub enum RoomCmd {
         /// Tracks it applied to.
         reply: oneshot::Sender<usize>,
     },
+    /// The room's policy or invites changed in the store: the fresh snapshot. The room
+    /// keeps it if its revision is newer than the one it has.
+    Refresh {
+        /// Policy, reserved invites and revision.
+        snapshot: signaling::policy::Snapshot,
+    },
     /// Microphone/camera flags.
     MediaState {
         /// The connection.
@@ -300,6 +306,10 @@ impl RoomTask {
                     self.gated.insert((participant, kind));
                 }
                 let _ = reply.send(applied);
+            }
+            RoomCmd::Refresh { snapshot } => {
+                self.room.handle_snapshot(now, snapshot);
+                self.drain();
             }
             RoomCmd::MediaState { conn, audio, video } => {
                 self.room.handle_media_state(now, conn, audio, video);

@@ -29,7 +29,7 @@ pub fn new_room(title: String, capacity: u32) -> RoomRecord {
     RoomRecord {
         id: random_id(10),
         title,
-        capacity,
         created_at,
+        policy: signaling::policy::RoomPolicy::new(capacity),
     }
 }

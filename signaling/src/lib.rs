@@ -7,6 +7,8 @@
 
 pub mod limits;
 pub mod name;
+pub mod policy;
+pub mod roles;
 pub mod room;
 pub mod stats;
 pub mod wire;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::roles::Role;
+
 /// The protocol version this build speaks. A client sends it in `join`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -106,8 +108,11 @@ pub enum ClientMsg {
         v: u32,
         /// The room id from the join link.
         room: String,
-        /// Display name.
+        /// Display name. Ignored (and may be empty) when the invite fixes the name.
         name: String,
+        /// The secret of an invite link; without it, the room's open link is used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invite: Option<String>,
     },
     /// Leave the room; the server closes the connection after `left`.
     Leave {},
@@ -144,6 +149,46 @@ pub enum ClientMsg {
         /// The text, 1 to [`MAX_CHAT_CHARS`] characters.
         text: String,
     },
+    /// Raise one's hand: join the end of the raise-hand queue.
+    RaiseHand {},
+    /// Lower a hand: one's own, or (facilitators) `participant`'s.
+    LowerHand {
+        /// Whose hand; one's own when omitted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant: Option<String>,
+    },
+    /// Facilitators: stop or allow the forwarding of someone's audio or video.
+    Mute {
+        /// Whom.
+        participant: String,
+        /// Audio (mute) or video (camera).
+        kind: MediaKind,
+        /// `true` stops it; `false` allows it again.
+        muted: bool,
+    },
+    /// Facilitators: remove someone from the room.
+    Remove {
+        /// Whom.
+        participant: String,
+        /// Also revoke the invite they joined with, so it lets nobody in again.
+        #[serde(default)]
+        bar: bool,
+    },
+    /// Facilitators: lock or unlock the room. A locked room seats no new joins; they wait.
+    Lock {
+        /// `true` locks.
+        locked: bool,
+    },
+    /// Facilitators: seat someone from the waiting room.
+    Admit {
+        /// Their waiting id.
+        waiter: String,
+    },
+    /// Facilitators: turn someone in the waiting room away.
+    Decline {
+        /// Their waiting id.
+        waiter: String,
+    },
     /// Keepalive; answered with `pong`.
     Ping {
         /// Echoed back in `pong`.
@@ -159,10 +204,29 @@ pub struct ParticipantInfo {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// Microphone on.
+    /// Their role.
+    pub role: Role,
+    /// Microphone on (as they report it).
     pub audio: bool,
-    /// Camera on.
+    /// Camera on (as they report it).
     pub video: bool,
+    /// Whether their audio may be forwarded; `false` once a facilitator muted them.
+    pub audio_allowed: bool,
+    /// Whether their video may be forwarded; `false` once a facilitator stopped it.
+    pub video_allowed: bool,
+}
+
+/// Someone in the waiting room, as facilitators see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaiterInfo {
+    /// Waiting id (`w1`, `w2`, ...), for `admit` and `decline`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The role they would be seated as.
+    pub role: Role,
+    /// When they started waiting, Unix ms.
+    pub since: i64,
 }
 
 /// A published (producer) track.
@@ -223,6 +287,8 @@ pub enum LeaveReason {
     Left,
     /// The connection closed or timed out.
     Disconnected,
+    /// A facilitator removed them.
+    Removed,
 }
 
 /// Messages from the server to a client.
@@ -235,6 +301,8 @@ pub enum ServerMsg {
         v: u32,
         /// The caller's own participant id.
         you: String,
+        /// The caller's role.
+        role: Role,
         /// The room.
         room: RoomInfo,
         /// Everyone in the room, the caller included, in join order.
@@ -245,7 +313,53 @@ pub enum ServerMsg {
         chat: Vec<ChatMessage>,
         /// ICE servers for both peer connections.
         ice_servers: Vec<IceServer>,
+        /// Raised hands, in the order they went up.
+        hands: Vec<String>,
+        /// Whether the room is locked.
+        locked: bool,
+        /// The waiting room, in order; facilitators only (empty for others).
+        waiting: Vec<WaiterInfo>,
     },
+    /// The join found no seat and waits; sent again whenever the position changes.
+    Waiting {
+        /// 1 is next in line.
+        position: u32,
+    },
+    /// Facilitators: the waiting room changed; everyone in it, in order.
+    Queue {
+        /// Who waits, first first.
+        waiting: Vec<WaiterInfo>,
+    },
+    /// The raise-hand queue changed.
+    Hands {
+        /// Participant ids, in the order hands went up.
+        queue: Vec<String>,
+    },
+    /// The room was locked or unlocked.
+    RoomLocked {
+        /// Locked now.
+        locked: bool,
+        /// The facilitator who did it (`admin` for the admin API).
+        by: String,
+    },
+    /// To the participant concerned: a facilitator stopped or allowed their audio or video.
+    Moderated {
+        /// Audio or video.
+        kind: MediaKind,
+        /// Whether it is forwarded again.
+        allowed: bool,
+        /// The facilitator (`admin` for the admin API).
+        by: String,
+    },
+    /// To the participant concerned: a facilitator removed them. The server closes next.
+    Removed {
+        /// The facilitator.
+        by: String,
+        /// Whether their invite was revoked.
+        barred: bool,
+    },
+    /// To someone waiting: a facilitator turned them away. The server closes next.
+    Declined {},
     /// Someone joined.
     ParticipantJoined {
         /// Who.
@@ -364,6 +478,31 @@ pub enum ErrorCode {
     /// The server could not store a chat message (its database is full, read-only or gone),
     /// so nobody got it.
     StorageUnavailable,
+    /// The sender's role may not do that.
+    Forbidden,
+    /// The invite is not one this server made (mistyped or altered).
+    InviteInvalid,
+    /// The invite has expired.
+    InviteExpired,
+    /// The invite's uses are spent.
+    InviteUsedUp,
+    /// The invite was revoked.
+    InviteRevoked,
+    /// The invite is for another room.
+    InviteWrongRoom,
+    /// The room's open link is off: an invite is needed.
+    InviteRequired,
+    /// The room is locked and has no waiting room.
+    RoomLocked,
+    /// The seats of the joiner's role are taken.
+    RoleFull,
+    /// No participant with that id is in the room.
+    ParticipantNotFound,
+    /// Nobody with that waiting id is in the waiting room.
+    WaiterNotFound,
+    /// `remove` with `bar` of someone who joined through the open link: there is no invite
+    /// to revoke. Nothing was done.
+    NotBarrable,
     /// A bug or resource failure on the server.
     Internal,
 }
@@ -392,6 +531,18 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::TooManyTracks => "too_many_tracks",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InviteInvalid => "invite_invalid",
+            ErrorCode::InviteExpired => "invite_expired",
+            ErrorCode::InviteUsedUp => "invite_used_up",
+            ErrorCode::InviteRevoked => "invite_revoked",
+            ErrorCode::InviteWrongRoom => "invite_wrong_room",
+            ErrorCode::InviteRequired => "invite_required",
+            ErrorCode::RoomLocked => "room_locked",
+            ErrorCode::RoleFull => "role_full",
+            ErrorCode::ParticipantNotFound => "participant_not_found",
+            ErrorCode::WaiterNotFound => "waiter_not_found",
+            ErrorCode::NotBarrable => "not_barrable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -467,6 +618,13 @@ const KNOWN_CLIENT_TYPES: &[&str] = &[
     "candidate",
     "media_state",
     "chat",
+    "raise_hand",
+    "lower_hand",
+    "mute",
+    "remove",
+    "lock",
+    "admit",
+    "decline",
     "ping",
 ];
 
@@ -498,6 +656,7 @@ mod tests {
             v: 1,
             room: "r".into(),
             name: "Ann".into(),
+            invite: None,
         };
         let text = encode_client(&m);
         assert_eq!(text, r#"{"type":"join","v":1,"room":"r","name":"Ann"}"#);

@@ -112,7 +112,7 @@ impl Registry {
         let info = RoomInfo {
             id: record.id.clone(),
             title: record.title,
-            capacity: record.capacity,
+            capacity: record.policy.capacity,
         };
         let config = RoomConfig {
             info,

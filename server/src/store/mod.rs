@@ -6,6 +6,8 @@ mod sqlite;
 
 use std::sync::Arc;
 
+use signaling::policy::{RoomPolicy, Snapshot};
+use signaling::roles::Role;
 use signaling::wire::ChatMessage;
 
 /// A stored room.
@@ -15,10 +17,71 @@ pub struct RoomRecord {
     pub id: String,
     /// Title shown to participants.
     pub title: String,
-    /// Most participants at once.
-    pub capacity: u32,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Capacity, role caps, what happens when full, the open link.
+    #[serde(flatten)]
+    pub policy: RoomPolicy,
+}
+
+/// A stored invite. Its secret is not here: the store keeps only the secret's SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InviteRecord {
+    /// Random id, for listing and revoking; not a secret.
+    pub id: String,
+    /// The room it admits to.
+    pub room_id: String,
+    /// The role it gives.
+    pub role: Role,
+    /// A display name it fixes, if any.
+    pub name: Option<String>,
+    /// Whether it holds a seat that nobody else takes.
+    pub reserve: bool,
+    /// How many seatings it allows; `None` is unlimited.
+    pub max_uses: Option<u32>,
+    /// Seatings so far.
+    pub uses: u32,
+    /// Unix ms after which it admits nobody.
+    pub expires_at: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of its revocation, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Why an invite secret admits nobody, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteRefusal {
+    /// No invite has this secret.
+    Invalid,
+    /// It is another room's.
+    WrongRoom,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Its uses are spent.
+    UsedUp,
+}
+
+/// One moderation action, for a room's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// Unix ms.
+    pub ts: i64,
+    /// Who acted: a participant id, or `admin`.
+    pub actor: String,
+    /// Their display name then (`admin` for the admin token).
+    pub actor_name: String,
+    /// What: `mute`, `unmute`, `stop_camera`, `allow_camera`, `remove`, `lock`, `unlock`,
+    /// `admit`, `decline`, `lower_hand`.
+    pub action: String,
+    /// Whom: a participant or waiting id, if the action has a target.
+    pub target: Option<String>,
+    /// Their display name then.
+    pub target_name: Option<String>,
+    /// More, such as `barred`.
+    pub detail: Option<String>,
 }
 
 /// Store failures. Callers log them and answer `internal` (chat: `storage_unavailable`); they
@@ -69,6 +132,34 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The last `limit` chat messages of a room, oldest first.
     async fn recent_chat(&self, room_id: &str, limit: usize) -> StoreResult<Vec<ChatMessage>>;
+    /// Replace a room's title and policy, and bump its revision.
+    async fn update_room(&self, room: &RoomRecord) -> StoreResult<()>;
+    /// A room's policy and live reserved invites at `now_ms`, with its revision, read in one
+    /// transaction. `None` if no such room.
+    async fn room_snapshot(&self, room_id: &str, now_ms: i64) -> StoreResult<Option<Snapshot>>;
+    /// Insert an invite with the SHA-256 (hex) of its secret, and bump the room's revision.
+    async fn create_invite(&self, invite: &InviteRecord, secret_hash: &str) -> StoreResult<()>;
+    /// A room's invites, newest first, revoked and expired ones included.
+    async fn list_invites(&self, room_id: &str) -> StoreResult<Vec<InviteRecord>>;
+    /// Revoke an invite of `room_id` at `now_ms` and bump the room's revision. `false` if
+    /// the room has no such invite. Revoking twice keeps the first time.
+    async fn revoke_invite(&self, room_id: &str, invite_id: &str, now_ms: i64)
+    -> StoreResult<bool>;
+    /// Take one use of the invite whose secret hashes to `secret_hash`, for a join to
+    /// `room_id` at `now_ms`, atomically: of two joins racing for the last use, one wins.
+    /// `Ok(Err(_))` says why it admits nobody.
+    async fn use_invite(
+        &self,
+        room_id: &str,
+        secret_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Result<InviteRecord, InviteRefusal>>;
+    /// Give back a use taken by [`Store::use_invite`] (the join was not seated).
+    async fn release_invite(&self, invite_id: &str) -> StoreResult<()>;
+    /// Append to a room's audit log.
+    async fn append_audit(&self, room_id: &str, entry: &AuditEntry) -> StoreResult<()>;
+    /// A room's audit log, oldest first.
+    async fn audit_log(&self, room_id: &str) -> StoreResult<Vec<AuditEntry>>;
     /// Read a server setting (admin token hash, demo room id, ...).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Write a server setting, replacing any old value.
