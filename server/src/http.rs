@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use signaling::wire::MediaKind;
+use signaling::wire::{ErrorCode, MediaKind};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::listener::ClientAddr;
@@ -363,9 +363,9 @@ struct Forwarding {
     open: bool,
 }
 
-/// `POST /api/admin/rooms/{room}/participants/{participant}/forwarding`: open or close the
-/// forwarding of a participant's audio or video (the gate). An operator's override, and the
-/// mechanism moderation will use.
+/// `POST /api/admin/rooms/{room}/participants/{participant}/forwarding`: mute or unmute a
+/// participant's audio or video, as a facilitator would, under the name `admin`. Their
+/// tracks to come are covered too; the reply counts those they publish now.
 async fn forwarding(
     State(state): State<AppState>,
     Path((room, participant)): Path<(String, String)>,
@@ -384,12 +384,14 @@ async fn forwarding(
         reply,
     };
     handle.send(cmd).await.map_err(|_| not_running())?;
-    let tracks = applied.await.map_err(|_| not_running())?;
-    if tracks == 0 {
-        return Err(AppError::NotFound(
-            "track_not_found",
-            format!("`{participant}` publishes no such track in `{room}`"),
-        ));
-    }
+    let tracks = applied
+        .await
+        .map_err(|_| not_running())?
+        .map_err(|reject| match reject.code {
+            ErrorCode::ParticipantNotFound => {
+                AppError::NotFound(reject.code.as_str(), reject.message)
+            }
+            _ => AppError::Forbidden(reject.code.as_str(), reject.message),
+        })?;
     Ok(Json(json!({ "tracks": tracks, "open": body.open })))
 }

@@ -92,10 +92,9 @@ pub struct Reservation {
     pub invite: String,
     /// The role it admits.
     pub role: Role,
-    /// Unix ms after which it no longer holds the seat.
+    /// Unix ms after which it no longer holds the seat. It holds it until then (or until
+    /// revoked) even once its uses are spent: a holder who drops out can come back.
     pub expires_at: i64,
-    /// Whether its uses are spent (then it holds no seat once its holder leaves).
-    pub used_up: bool,
 }
 
 /// A room's rules and reserved seats as the store had them, with the store's revision: the

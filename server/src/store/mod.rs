@@ -64,25 +64,8 @@ pub enum InviteRefusal {
     UsedUp,
 }
 
-/// One moderation action, for a room's audit log.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AuditEntry {
-    /// Unix ms.
-    pub ts: i64,
-    /// Who acted: a participant id, or `admin`.
-    pub actor: String,
-    /// Their display name then (`admin` for the admin token).
-    pub actor_name: String,
-    /// What: `mute`, `unmute`, `stop_camera`, `allow_camera`, `remove`, `lock`, `unlock`,
-    /// `admit`, `decline`, `lower_hand`.
-    pub action: String,
-    /// Whom: a participant or waiting id, if the action has a target.
-    pub target: Option<String>,
-    /// Their display name then.
-    pub target_name: Option<String>,
-    /// More, such as `barred`.
-    pub detail: Option<String>,
-}
+/// One moderation action, for a room's audit log: the room core makes them.
+pub use signaling::room::AuditEntry;
 
 /// Store failures. Callers log them and answer `internal` (chat: `storage_unavailable`); they
 /// never reach the media path.
