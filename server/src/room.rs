@@ -137,6 +137,11 @@ impl RoomHandle {
         self.tx.try_send(cmd)
     }
 
+    /// Whether the task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Commands the task has taken.
     pub fn commands(&self) -> u64 {
         self.commands.load(Ordering::Relaxed)

@@ -4,7 +4,7 @@
 //!
 //! Over-limit messages are dropped here, before they reach a room: each connection has a
 //! budget, its address has one shared by all its connections, and the messages that go to
-//! the room (chat, media state) have a smaller one.
+//! the room from everyone (chat, media state, hands) have a smaller one.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -127,14 +127,11 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
             }
             seat = async { admission.as_mut().expect("guarded").await }, if admission.is_some() => {
                 admission = None;
-                // No seat: declined (its message closes the socket) or the room stopped.
+                // No seat: declined (its message, on its way, closes the socket), or the
+                // room stopped.
                 match seat {
                     Ok(joined) => conn.seated(joined),
-                    Err(_) if conn.member.is_some() => {
-                        let msg = "the room closed before you were admitted";
-                        conn.reply(Reject::new(ErrorCode::Unavailable, msg));
-                    }
-                    Err(_) => {}
+                    Err(_) => conn.room_gone_while_waiting(),
                 }
             }
             _ = sleep_until_opt(conn.paused_until) => conn.paused_until = None,
@@ -142,6 +139,14 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
                 let left = matches!(msg, ServerMsg::Left {});
                 if conn.leaving && !left {
                     continue; // an event or reply that was on its way when `leave` came
+                }
+                // Admitted from the waiting room: the seat was handed over before `joined`
+                // was queued, so take it now, before the client can answer `joined`.
+                if matches!(msg, ServerMsg::Joined { .. })
+                    && let Some(seat) = admission.as_mut().and_then(|rx| rx.try_recv().ok())
+                {
+                    admission = None;
+                    conn.seated(seat);
                 }
                 // The last message before the room lets go of the connection.
                 let last = match msg {
@@ -311,8 +316,19 @@ impl Conn {
             ClientMsg::Candidate { pc, candidate } => {
                 self.signal(Signal::Candidate { pc, candidate })
             }
-            // Chat, media state, hands and moderation: the room decides.
-            msg => self.send_to_room(|conn| RoomCmd::Message { conn, msg }),
+            // Chat, media state, hands and moderation: the room decides. What everyone
+            // may send, and what the room then tells everyone, takes from the room budget;
+            // a facilitator's actions do not (the connection's budget still holds).
+            msg => {
+                let metered = matches!(
+                    msg,
+                    ClientMsg::Chat { .. }
+                        | ClientMsg::MediaState { .. }
+                        | ClientMsg::RaiseHand {}
+                        | ClientMsg::LowerHand { participant: None }
+                );
+                self.send_to_room(metered, |conn| RoomCmd::Message { conn, msg })
+            }
         }
     }
 
@@ -470,6 +486,18 @@ impl Conn {
         });
     }
 
+    /// The room dropped this waiting connection's seat: if the room itself has stopped,
+    /// say so and forget it (the client may join again).
+    fn room_gone_while_waiting(&mut self) {
+        if self.member.as_ref().is_some_and(|m| m.room.is_closed()) {
+            if let Some(member) = self.member.take() {
+                self.release_invite(member.invite);
+            }
+            let msg = "the room closed before you were admitted";
+            self.reply(Reject::new(ErrorCode::Unavailable, msg));
+        }
+    }
+
     /// The room let go of this connection (removed, declined): there is nothing to leave.
     fn released(&mut self) {
         if let Some(member) = self.member.take() {
@@ -498,11 +526,11 @@ impl Conn {
         }
     }
 
-    fn send_to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
+    fn send_to_room(&mut self, metered: bool, cmd: impl FnOnce(ConnId) -> RoomCmd) {
         if self.member.is_none() {
             return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
         }
-        if !self.within_room_rate() {
+        if metered && !self.within_room_rate() {
             return;
         }
         let Some(member) = &self.member else { return };

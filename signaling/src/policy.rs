@@ -92,8 +92,10 @@ pub struct Reservation {
     pub invite: String,
     /// The role it admits.
     pub role: Role,
-    /// Unix ms after which it no longer holds the seat. It holds it until then (or until
-    /// revoked) even once its uses are spent: a holder who drops out can come back.
+    /// Unix ms after which it no longer holds the seat. It holds it until then, or until it
+    /// is revoked, even once its uses are spent: the room cannot tell a spent invite whose
+    /// holder is on the way in from one whose holder has gone for good. So a reserved invite
+    /// is best given no use limit (the default): its holder can come back after a drop.
     pub expires_at: i64,
 }
 

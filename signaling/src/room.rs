@@ -159,6 +159,9 @@ pub struct Room {
     locked: bool,
     /// Invites barred in this room's life, before the store has revoked them.
     barred: HashSet<String>,
+    /// What facilitators stopped of the holders of these invites: (audio allowed, video
+    /// allowed). A mute outlives a rejoin with the same invite.
+    moderated: HashMap<String, (bool, bool)>,
     outputs: VecDeque<Output>,
 }
 
@@ -182,6 +185,7 @@ impl Room {
             hands: Vec::new(),
             locked: false,
             barred: HashSet::new(),
+            moderated: HashMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -283,8 +287,12 @@ impl Room {
             }
             _ => {}
         }
+        let waits = self.config.snapshot.policy.when_full == crate::policy::WhenFull::Wait;
         let seat = if self.locked && ticket.role != Role::Facilitator {
             Err(Reject::new(ErrorCode::RoomLocked, "the room is locked"))
+        } else if waits && !self.waiting.is_empty() && !self.may_pass_the_queue(now, &ticket) {
+            // Nobody passes those already waiting for a seat that freed while they waited.
+            Err(Reject::new(ErrorCode::RoomFull, "others are waiting"))
         } else {
             self.seat_for(now, &ticket)
         };
@@ -293,7 +301,7 @@ impl Room {
                 self.seat(conn, name, ticket);
                 Ok(())
             }
-            Err(_) if self.config.snapshot.policy.when_full == crate::policy::WhenFull::Wait => {
+            Err(_) if waits => {
                 if self.waiting.len() >= MAX_WAITING {
                     return Err(Reject::new(
                         ErrorCode::RoomFull,
@@ -312,15 +320,35 @@ impl Room {
         let id = format!("p{}", self.next_participant);
         self.next_participant += 1;
         let can_publish = allows(ticket.role, Action::Publish);
+        let (audio_allowed, video_allowed) = ticket
+            .invite
+            .as_ref()
+            .and_then(|i| self.moderated.get(i))
+            .map_or((can_publish, can_publish), |(a, v)| {
+                (can_publish && *a, can_publish && *v)
+            });
         let info = ParticipantInfo {
             id: id.clone(),
             name,
             role: ticket.role,
             audio: false,
             video: false,
-            audio_allowed: can_publish,
-            video_allowed: can_publish,
+            audio_allowed,
+            video_allowed,
         };
+        // Muted before they left: their tracks to come are gated before anyone gets one.
+        for (kind, allowed) in [
+            (MediaKind::Audio, audio_allowed),
+            (MediaKind::Video, video_allowed),
+        ] {
+            if can_publish && !allowed {
+                self.outputs.push_back(Output::Gate {
+                    participant: id.clone(),
+                    kind,
+                    open: false,
+                });
+            }
+        }
         self.broadcast(
             None,
             ServerMsg::ParticipantJoined {

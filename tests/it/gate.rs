@@ -37,12 +37,12 @@ async fn forwarding(
 }
 
 /// Audio packets Bo received from Ann so far.
-fn audio_from(bo: &Client, ann: &str) -> usize {
+pub(crate) fn audio_from(bo: &Client, ann: &str) -> usize {
     bo.media.from(ann, MediaKind::Audio).len()
 }
 
 /// Wait until Bo has `n` more of Ann's video packets (10 ms apart): the test's clock.
-async fn video_goes_on(bo: &Client, ann: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn video_goes_on(bo: &Client, ann: &str, n: usize) -> anyhow::Result<()> {
     let start = bo.media.from(ann, MediaKind::Video).len();
     bo.media
         .wait_for("more video", |log| {

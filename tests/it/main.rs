@@ -7,6 +7,7 @@ mod gate;
 mod hardening;
 mod http_api;
 mod lifecycle;
+mod moderation;
 mod observability;
 mod offer_order;
 mod pg;

@@ -45,14 +45,7 @@ impl Room {
         let capacity = policy.capacity as usize;
         let cap = policy.caps.of(ticket.role);
         // The holder of a free reserved seat takes it.
-        let own = ticket.invite.as_deref().and_then(|invite| {
-            self.config
-                .snapshot
-                .reservations
-                .iter()
-                .find(|r| r.invite == invite && live(&r.invite, r.expires_at) && !held(invite))
-        });
-        if own.is_some() {
+        if self.holds_free_reservation(now, ticket) {
             // Always true unless the capacity or cap was lowered below the reservations.
             if self.order.len() >= capacity {
                 return Err(full());
@@ -82,6 +75,31 @@ impl Room {
             }
         }
         Ok(())
+    }
+
+    /// Whether a join may be seated while others wait: a facilitator, or the holder of a free
+    /// reserved seat (nobody in the queue could take that seat).
+    pub(super) fn may_pass_the_queue(&self, now: Now, ticket: &Ticket) -> bool {
+        ticket.role == Role::Facilitator || self.holds_free_reservation(now, ticket)
+    }
+
+    /// Whether `ticket`'s invite reserves a seat that is free now.
+    fn holds_free_reservation(&self, now: Now, ticket: &Ticket) -> bool {
+        let Some(invite) = ticket.invite.as_deref() else {
+            return false;
+        };
+        let held = self
+            .participants
+            .values()
+            .any(|p| p.invite.as_deref() == Some(invite));
+        !held
+            && !self.barred.contains(invite)
+            && self
+                .config
+                .snapshot
+                .reservations
+                .iter()
+                .any(|r| r.invite == invite && r.expires_at > now.unix_ms)
     }
 
     /// Put `conn` at the end of the waiting room and tell it, and the facilitators.

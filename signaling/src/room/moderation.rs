@@ -87,6 +87,10 @@ impl Room {
         }
         *flag = allowed;
         let (conn, info) = (p.conn, p.info.clone());
+        if let Some(invite) = &p.invite {
+            let flags = (info.audio_allowed, info.video_allowed);
+            self.moderated.insert(invite.clone(), flags);
+        }
         self.outputs.push_back(Output::Gate {
             participant: target.to_string(),
             kind,

@@ -382,3 +382,26 @@ fn the_waiting_room_is_bounded() {
         Some(ErrorCode::RoomFull)
     );
 }
+
+/// While people wait, a newcomer does not pass them for a seat that freed: they queue
+/// behind. A facilitator and the holder of a free reserved seat do pass.
+#[test]
+fn nobody_jumps_the_queue() {
+    let mut h = Harness::with_policy(3, wait, vec![reserved("adv1", Role::Advocate)]);
+    h.join(1, "A");
+    h.join(2, "B");
+    h.join(3, "C"); // w1
+    h.room.handle_leave(h.now, 1, LeaveReason::Disconnected);
+    h.drain();
+    let out = h.join(4, "D");
+    assert!(!Harness::seated(&out, 4));
+    assert_eq!(Harness::position(&out, 4), Some(2));
+    assert!(Harness::seated(
+        &h.join_as(5, "Fay", invite("f", Role::Facilitator)),
+        5
+    ));
+    assert!(Harness::seated(
+        &h.join_as(6, "Ada", invite("adv1", Role::Advocate)),
+        6
+    ));
+}

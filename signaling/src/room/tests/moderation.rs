@@ -259,3 +259,34 @@ fn an_observer_never_publishes() {
     assert!(!out.iter().any(|o| matches!(o, Output::Subscribe { .. })));
     assert_eq!(Harness::error_code(&out, 4), Some(ErrorCode::Forbidden));
 }
+
+/// A mute follows the invite: the holder who leaves and comes back is still muted, and their
+/// new tracks are gated before anyone gets them.
+#[test]
+fn a_mute_outlives_a_rejoin_with_the_same_invite() {
+    let mut h = everyone();
+    h.room.handle_mute(h.now, 1, "p2", MediaKind::Audio, true);
+    h.drain();
+    h.room.handle_leave(h.now, 2, LeaveReason::Disconnected);
+    h.drain();
+    let out = h.join_as(5, "Ada", invite("a", Role::Advocate));
+    assert!(out.contains(&Output::Gate {
+        participant: "p5".into(),
+        kind: MediaKind::Audio,
+        open: false
+    }));
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Gate {
+            kind: MediaKind::Video,
+            ..
+        }
+    )));
+    match Harness::sent_to(&out, 5).last() {
+        Some(ServerMsg::Joined { participants, .. }) => {
+            let ada = participants.iter().find(|p| p.id == "p5").unwrap();
+            assert!(!ada.audio_allowed && ada.video_allowed);
+        }
+        other => panic!("{other:?}"),
+    }
+}
