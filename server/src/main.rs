@@ -214,11 +214,15 @@ fn rules(policy: &RoomPolicy) -> String {
         .into_iter()
         .filter_map(|role| policy.caps.of(role).map(|cap| format!("{role}={cap}")))
         .collect();
+    let caps = if caps.is_empty() {
+        "no role caps".to_string()
+    } else {
+        format!("caps {}", caps.join(" "))
+    };
     let on = |b: bool| if b { "on" } else { "off" };
     format!(
-        "capacity {}, caps [{}], when full {}, auto-admit {}, open link {}",
+        "capacity {}, {caps}, when full {}, auto-admit {}, open link {}",
         policy.capacity,
-        caps.join(" "),
         match policy.when_full {
             WhenFull::Refuse => "refuse",
             WhenFull::Wait => "wait",
