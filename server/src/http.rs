@@ -312,8 +312,8 @@ async fn existing_room(state: &AppState, id: &str) -> Result<RoomRecord, AppErro
 }
 
 /// After a change to a room's rules or invites: if the room runs, hand it the store's
-/// fresh snapshot. The change is stored either way; a room that misses this one reads the
-/// next at its next join.
+/// fresh snapshot. The change is stored either way. A room that misses this refresh gets a
+/// fresh snapshot with its next join.
 async fn refresh(state: &AppState, room: &str) {
     let Some(handle) = state.registry.running(room) else {
         return;
