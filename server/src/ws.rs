@@ -27,7 +27,6 @@ use crate::room::{
     ClientLink, JoinOutcome, Joined, OpenError, RoomCmd, RoomHandle, sleep_until_opt,
 };
 use crate::state::AppState;
-use crate::store::InviteRefusal;
 
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -442,7 +441,7 @@ impl Conn {
                         invite: Some(record.id),
                         name: record.name,
                     },
-                    Err(refusal) => return Err(invite_refused(refusal)),
+                    Err(refusal) => return Err(crate::invites::refused(refusal)),
                 }
             }
         };
@@ -588,22 +587,4 @@ fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
         Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol_error")),
         _ => None,
     }
-}
-
-/// The refusal a participant sees for an invite that admits nobody.
-fn invite_refused(refusal: InviteRefusal) -> Reject {
-    let (code, why) = match refusal {
-        InviteRefusal::Invalid => (ErrorCode::InviteInvalid, "this invitation is not valid"),
-        InviteRefusal::WrongRoom => (
-            ErrorCode::InviteWrongRoom,
-            "this invitation is for another room",
-        ),
-        InviteRefusal::Revoked => (ErrorCode::InviteRevoked, "this invitation was revoked"),
-        InviteRefusal::Expired => (ErrorCode::InviteExpired, "this invitation has expired"),
-        InviteRefusal::UsedUp => (
-            ErrorCode::InviteUsedUp,
-            "this invitation has been used as often as it may be",
-        ),
-    };
-    Reject::new(code, why)
 }

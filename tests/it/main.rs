@@ -6,6 +6,7 @@ mod common;
 mod gate;
 mod hardening;
 mod http_api;
+mod invites;
 mod lifecycle;
 mod moderation;
 mod observability;
