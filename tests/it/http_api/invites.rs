@@ -118,7 +118,7 @@ async fn patch_changes_the_rules_and_refreshes_a_running_room() -> anyhow::Resul
                "auto_admit": true, "open_link": false})
     );
     // What is not given stays; null lifts a cap.
-    let body = r#"{"caps":{"observer":null}}"#;
+    let body = r#"{"caps":{"observer":null},"open_link":true}"#;
     let (_, reply) = call(&server, admin("PATCH", &path, Some(body))).await?;
     assert_eq!(reply["caps"], json!({"participant": 6}));
     assert_eq!(
