@@ -32,16 +32,26 @@ const SILENCE_LIMIT_MS = 45_000;
 
 /** @typedef {'publish'|'subscribe'} PcRole */
 /** @typedef {'audio'|'video'} MediaKind */
-/** @typedef {{id: string, name: string, audio: boolean, video: boolean}} ParticipantInfo */
+/** A room role (`signaling/src/roles.rs`). @typedef {'facilitator'|'advocate'|'participant'|'observer'} Role */
+/**
+ * `audio` and `video` are what the person reports; `*_allowed` turn false once a facilitator
+ * muted them or stopped their camera.
+ * @typedef {{id: string, name: string, role: Role, audio: boolean, video: boolean,
+ *   audio_allowed: boolean, video_allowed: boolean}} ParticipantInfo
+ */
+/** Someone in the waiting room, as facilitators see them. `since` is Unix ms. @typedef {{id: string, name: string, role: Role, since: number}} WaiterInfo */
 /** @typedef {{id: string, participant: string, kind: MediaKind}} TrackInfo */
 /** @typedef {{seq: number, from: string, name: string, text: string, ts: number}} ChatMessage */
 /** @typedef {{id: string, title: string, capacity: number}} RoomInfo */
-/** @typedef {RoomInfo & {participants: number}} RoomSummary */
+/** `open_link` false: only an invite gets in. @typedef {RoomInfo & {participants: number, open_link?: boolean}} RoomSummary */
+/** What an invite admits as: `name` is a fixed display name, or null. @typedef {{role: Role, name: string | null, expires_at: number | null}} InviteCheck */
 /** @typedef {{urls: string[], username?: string, credential?: string}} IceServerInfo */
 /**
- * @typedef {{type: 'joined', v: number, you: string, room: RoomInfo,
+ * `hands` holds participant ids in the order hands went up; `waiting` is filled for
+ * facilitators only.
+ * @typedef {{type: 'joined', v: number, you: string, role: Role, room: RoomInfo,
  *   participants: ParticipantInfo[], tracks: TrackInfo[], chat: ChatMessage[],
- *   ice_servers: IceServerInfo[]}} JoinedMsg
+ *   ice_servers: IceServerInfo[], hands: string[], locked: boolean, waiting: WaiterInfo[]}} JoinedMsg
  */
 /** @typedef {{type: 'error', code: string, message: string}} ErrorMsg */
 /** @typedef {'connecting'|'connected'|'reconnecting'|'disconnected'|'left'} ConnectionStatus */
@@ -66,10 +76,32 @@ export class RoundtableError extends Error {
  * @returns {Promise<RoomSummary>}
  * @throws {RoundtableError} `room_not_found`, `http_error` or `network`
  */
-export async function fetchRoom(roomId) {
+export function fetchRoom(roomId) {
+  return api(`/api/rooms/${encodeURIComponent(roomId)}`, { headers: { accept: 'application/json' } });
+}
+
+/**
+ * `POST /api/rooms/{roomId}/invite-check`: what an invite would admit as, without using it.
+ * @param {string} roomId @param {string} invite the secret
+ * @returns {Promise<InviteCheck>}
+ * @throws {RoundtableError} an `invite_*` code, `room_not_found`, `http_error` or `network`
+ */
+export function checkInvite(roomId, invite) {
+  return api(`/api/rooms/${encodeURIComponent(roomId)}/invite-check`, {
+    method: 'POST',
+    headers: { accept: 'application/json', 'content-type': 'application/json' },
+    body: JSON.stringify({ invite }),
+  });
+}
+
+/**
+ * One JSON request; a refusal becomes a {@link RoundtableError} with the server's code.
+ * @param {string} url @param {RequestInit} init
+ */
+async function api(url, init) {
   let res;
   try {
-    res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`, { headers: { accept: 'application/json' } });
+    res = await fetch(url, init);
   } catch (e) {
     throw new RoundtableError('network', 'Could not reach the server.');
   }
@@ -201,32 +233,44 @@ class Peer {
 
 /**
  * What each {@link RoomConnection} event carries in `detail`.
- * @typedef {{status: ConnectionStatus, joined: JoinedMsg, 'participant-joined': ParticipantInfo,
+ * @typedef {{status: ConnectionStatus, joined: JoinedMsg, waiting: {position: number},
+ *   declined: {}, 'participant-joined': ParticipantInfo,
  *   'participant-updated': ParticipantInfo, 'participant-left': {id: string, reason: string},
  *   'track-published': TrackInfo, 'track-unpublished': {id: string, participant: string},
- *   media: RemoteMedia, chat: ChatMessage, 'server-error': ErrorMsg, 'join-failed': RoundtableError,
- *   closed: {reason: string}}} RoomEvents
+ *   media: RemoteMedia, chat: ChatMessage, queue: WaiterInfo[], hands: string[],
+ *   'room-locked': {locked: boolean, by: string}, moderated: {kind: MediaKind, allowed: boolean, by: string},
+ *   removed: {by: string, barred: boolean},
+ *   'server-error': ErrorMsg, 'join-failed': RoundtableError, closed: {reason: string}}} RoomEvents
  */
 
 /**
  * A participant's connection to one room.
  *
  * Events (all `CustomEvent`, payload in `detail`):
- * `status` {@link ConnectionStatus}, `joined` {@link JoinedMsg}, `participant-joined`,
+ * `status` {@link ConnectionStatus}, `joined` {@link JoinedMsg}, `waiting` `{position}` (no seat
+ * yet; `joined` or `declined` follows), `declined`, `participant-joined`,
  * `participant-updated` {@link ParticipantInfo}, `participant-left` `{id, reason}`,
  * `track-published` {@link TrackInfo}, `track-unpublished` `{id, participant}`,
  * `media` {@link RemoteMedia} (what is received from one participant now), `chat` {@link ChatMessage},
+ * `queue` (facilitators: the waiting room, in order), `hands` (ids, in the order hands went up),
+ * `room-locked`, `moderated` (a facilitator stopped or allowed our audio or video), `removed`
+ * (a facilitator removed us; the connection is over),
  * `server-error` {@link ErrorMsg} (after joining), `join-failed` {@link RoundtableError},
  * `closed` `{reason}` when the connection ends without `leave()`.
+ *
+ * An observer's connection never publishes, whatever stream it was given.
  */
 export class RoomConnection extends EventTarget {
   /**
-   * @param {{roomId: string, name: string, stream: MediaStream | null, url?: string}} opts
+   * @param {{roomId: string, name: string, invite?: string | null, stream: MediaStream | null, url?: string}} opts
    */
-  constructor({ roomId, name, stream, url }) {
+  constructor({ roomId, name, invite, stream, url }) {
     super();
     this.roomId = roomId;
     this.name = name;
+    this.invite = invite ?? null;
+    /** Our role, once joined. @type {Role | null} */
+    this.role = null;
     this.stream = stream;
     this.url = url ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
     /** @type {WebSocket | null} */
@@ -250,6 +294,22 @@ export class RoomConnection extends EventTarget {
     /** One handler per server message type. @type {Record<string, (msg: any) => void>} */
     this.handlers = {
       joined: (m) => this.onJoined(m),
+      waiting: (m) => {
+        this.startKeepAlive(); // nothing else may come for a long while
+        this.emit('waiting', { position: m.position });
+      },
+      declined: () => {
+        this.teardown('disconnected', true);
+        this.emit('declined', {});
+      },
+      removed: (m) => {
+        this.teardown('disconnected', true);
+        this.emit('removed', { by: m.by, barred: m.barred });
+      },
+      queue: (m) => this.emit('queue', m.waiting),
+      hands: (m) => this.emit('hands', m.queue),
+      room_locked: (m) => this.emit('room-locked', { locked: m.locked, by: m.by }),
+      moderated: (m) => this.emit('moderated', { kind: m.kind, allowed: m.allowed, by: m.by }),
       participant_joined: (m) => this.emit('participant-joined', m.participant),
       participant_updated: (m) => this.emit('participant-updated', m.participant),
       participant_left: (m) => {
@@ -276,7 +336,10 @@ export class RoomConnection extends EventTarget {
     this.setStatus('connecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.onopen = () => this.send({ type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name });
+    ws.onopen = () => {
+      const join = { type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name };
+      this.send(this.invite ? { ...join, invite: this.invite } : join);
+    };
     ws.onmessage = (e) => this.onMessage(e.data);
     ws.onclose = (e) => this.onSocketClosed(e);
   }
@@ -298,13 +361,49 @@ export class RoomConnection extends EventTarget {
     this.send({ type: 'chat', text });
   }
 
+  raiseHand() {
+    this.send({ type: 'raise_hand' });
+  }
+
+  /** Lower our own hand, or (facilitators) `participant`'s. @param {string} [participant] */
+  lowerHand(participant) {
+    this.send(participant ? { type: 'lower_hand', participant } : { type: 'lower_hand' });
+  }
+
+  // Facilitators only: the server refuses these from anyone else with `forbidden`.
+
+  /** Stop (`muted`) or allow someone's audio or video. @param {string} participant @param {MediaKind} kind @param {boolean} muted */
+  moderate(participant, kind, muted) {
+    this.send({ type: 'mute', participant, kind, muted });
+  }
+
+  /** @param {string} participant @param {boolean} bar also revoke the invite they joined with */
+  remove(participant, bar) {
+    this.send({ type: 'remove', participant, bar });
+  }
+
+  /** @param {boolean} locked */
+  lock(locked) {
+    this.send({ type: 'lock', locked });
+  }
+
+  /** @param {string} waiter */
+  admit(waiter) {
+    this.send({ type: 'admit', waiter });
+  }
+
+  /** @param {string} waiter */
+  decline(waiter) {
+    this.send({ type: 'decline', waiter });
+  }
+
   /**
    * Use `track` for its kind: swap it into the existing sender (no renegotiation),
    * or add a sender and renegotiate the publish connection.
    * @param {MediaStreamTrack} track
    */
   async setTrack(track) {
-    if (!this.publish || !this.stream) return;
+    if (!this.publish || !this.stream || this.role === 'observer') return;
     const sender = this.publish.pc.getSenders().find((s) => s.track?.kind === track.kind);
     if (sender) {
       await sender.replaceTrack(track);
@@ -361,6 +460,7 @@ export class RoomConnection extends EventTarget {
   /** @param {JoinedMsg} msg */
   onJoined(msg) {
     this.you = msg.you;
+    this.role = msg.role;
     const config = { iceServers: msg.ice_servers ?? [] };
     const onError = (/** @type {unknown} */ e) => this.onMediaError(e);
     this.publish = new Peer('publish', config, (m) => this.send(m), onError);
@@ -369,10 +469,11 @@ export class RoomConnection extends EventTarget {
     for (const p of [this.publish, this.subscribe]) {
       p.pc.onconnectionstatechange = () => this.updateMediaStatus();
     }
-    this.pingTimer = setInterval(() => this.keepAlive(), PING_INTERVAL_MS);
+    this.startKeepAlive();
     this.emit('joined', msg);
     const stream = this.stream;
-    for (const track of stream?.getTracks() ?? []) {
+    const tracks = msg.role === 'observer' ? [] : stream?.getTracks() ?? [];
+    for (const track of tracks) {
       this.publish.pc.addTransceiver(track, { direction: 'sendonly', streams: stream ? [stream] : [] });
     }
     this.updateMediaStatus();
@@ -474,6 +575,10 @@ export class RoomConnection extends EventTarget {
     if (states.some((s) => s === 'disconnected' || s === 'failed')) this.setStatus('reconnecting');
     else if (publishing && this.publish?.pc.connectionState !== 'connected') this.setStatus('connecting');
     else this.setStatus('connected');
+  }
+
+  startKeepAlive() {
+    if (this.pingTimer === undefined) this.pingTimer = setInterval(() => this.keepAlive(), PING_INTERVAL_MS);
   }
 
   keepAlive() {

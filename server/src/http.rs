@@ -52,6 +52,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/media.js"),
     ),
     (
+        "moderation.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/moderation.js"),
+    ),
+    (
+        "people.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/people.js"),
+    ),
+    (
         "protocol.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/protocol.js"),
@@ -65,6 +75,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "ui.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/ui.js"),
+    ),
+    (
+        "waiting.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/waiting.js"),
+    ),
+    (
+        "words.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/words.js"),
     ),
     (
         "style.css",
