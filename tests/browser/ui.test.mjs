@@ -12,18 +12,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchBrowser, SHOTS as DEFAULT_SHOTS } from './harness.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WEB = path.join(REPO, 'web-client');
-const SHOTS = process.env.SHOTS ?? path.join(REPO, 'target', 'screenshots');
+const SHOTS = process.env.SHOTS ?? DEFAULT_SHOTS;
 /** Nothing listens here: every request is answered by the routes below. localhost is a secure context. */
 const BASE = 'http://localhost:5999';
-const CHROMIUM_FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-];
 const WAIT = 15_000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -150,9 +145,7 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
     userDataDir = mkdtempSync(path.join(tmpdir(), 'roundtable-ui-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS, viewport: DESKTOP,
-    });
+    context = await launchBrowser(userDataDir);
   });
 
   after(async () => {
