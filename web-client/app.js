@@ -147,7 +147,8 @@ async function rejoin() {
   resetCall();
   showScreen('prejoin');
   setJoinBusy(true);
-  if (!state.stream.getTracks().some((t) => t.readyState === 'live')) state.mediaReady = startPreview();
+  const live = state.stream.getTracks().some((t) => t.readyState === 'live');
+  if (!live && state.role !== 'observer') state.mediaReady = startPreview();
   join();
 }
 

@@ -6,10 +6,10 @@
  */
 import { appendChat, isChatOpen, resetChat, setChatOpen } from '/assets/chat.js';
 import { audioLive, hasVideo, renderToggles, setMedia, stopLocalMedia, videoLive } from '/assets/media.js';
-import { renderOwnModeration, resetModeration } from '/assets/moderation.js';
+import { openPersonMenu, renderOwnModeration, resetModeration } from '/assets/moderation.js';
 import { isPeopleOpen, renderPeople, renderQueue, setPeopleOpen } from '/assets/people.js';
 import { state } from '/assets/state.js';
-import { $, avatarColor, el, initials, on, plural, showScreen, showToast } from '/assets/ui.js';
+import { $, avatarColor, el, icon, initials, on, plural, showScreen, showToast } from '/assets/ui.js';
 import { ROLE_LABEL } from '/assets/words.js';
 
 /** @typedef {import('/assets/protocol.js').ParticipantInfo} ParticipantInfo */
@@ -58,7 +58,7 @@ export function enterCall(msg) {
   renderOwnModeration();
   renderLock();
   renderHands();
-  renderQueue();
+  renderQueue([]); // a facilitator hears of whoever already waits
   state.conn?.sendMediaState(audioLive(), videoLive());
   layoutGrid();
 }
@@ -137,10 +137,23 @@ export function addPerson(info) {
     video.srcObject = hasVideo() ? new MediaStream(state.stream.getVideoTracks()) : null;
   } else {
     showRemoteMedia({ participantId: info.id, tracks: state.conn?.remoteTracks(info.id) ?? [] });
+    if (state.role === 'facilitator') tile.append(tileMenuButton(person));
   }
   renderPerson(person);
   renderCount();
   layoutGrid();
+}
+
+/** A facilitator's menu on the tile too, where a noisy person is seen. @param {Person} person */
+function tileMenuButton(person) {
+  const button = /** @type {HTMLButtonElement} */ (el('button', 'icon-btn tile-menu-btn'));
+  button.type = 'button';
+  button.setAttribute('aria-haspopup', 'menu');
+  button.setAttribute('aria-expanded', 'false');
+  button.setAttribute('aria-controls', 'person-menu');
+  button.append(icon('i-more'));
+  button.addEventListener('click', () => openPersonMenu(button, person.info));
+  return button;
 }
 
 /** @param {ParticipantInfo} info @returns {void} */
@@ -169,6 +182,7 @@ function renderPerson(person) {
   badge.hidden = info.role === 'participant';
   badge.textContent = ROLE_LABEL[info.role];
   badge.dataset.role = info.role;
+  tile.querySelector('.tile-menu-btn')?.setAttribute('aria-label', `Actions for ${info.name}`);
 }
 
 /** Our own tile and row follow the Mute and Camera toggles. */

@@ -261,6 +261,15 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Actions for Pat Rivera');
     assert.equal(await opener.getAttribute('aria-expanded'), 'false');
 
+    // The same menu hangs on each tile.
+    const tile = page.locator('[data-participant-id="p3"]');
+    await tile.hover();
+    await tile.getByRole('button', { name: 'Actions for Ada Lovelace' }).click();
+    const adaMenu = page.getByRole('menu', { name: 'Actions for Ada Lovelace' });
+    assert.deepEqual(await adaMenu.getByRole('menuitem').allInnerTexts(), ['Lower hand', 'Mute', 'Stop camera', 'Remove']);
+    await page.keyboard.press('Escape');
+    await adaMenu.waitFor({ state: 'hidden' });
+
     // Each item sends its command.
     const act = async (who, item) => {
       await panel.getByRole('button', { name: `Actions for ${who}` }).click();
