@@ -193,6 +193,7 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
     });
     await page.getByText('Your camera and microphone stay off.').waitFor({ timeout: WAIT });
     await page.getByLabel('Your name').fill('Obi');
+    await shoot(page, 'lobby-observer');
     await page.getByRole('button', { name: 'Join', exact: true }).click();
     await page.locator('[data-participant-id="p9"]').waitFor({ timeout: WAIT });
     assert.equal(await page.evaluate(() => window.__gumCalls), 0, 'getUserMedia was never called');
