@@ -114,7 +114,7 @@ const connHandlers = {
   },
   'server-error': ({ code, message }) => {
     chatRefused(code);
-    showToast(describeError(code, message || `Server error: ${code}`));
+    showToast(describeError(code, message || `Server error: ${code}`, true));
   },
   closed: onConnectionLost,
 };

@@ -35,15 +35,22 @@ const TEXTS = {
   not_barrable: 'That person joined with the room’s open link, so there is no invitation to bar. Nobody was removed: choose Remove again without barring.',
 };
 
+/** A refusal in the call means something else than at the door: a facilitator's admit found no seat. */
+/** @type {Record<string, string>} */
+const IN_CALL = {
+  room_full: 'There is no free seat to admit them to. Someone has to leave first.',
+  role_full: 'All the seats for their role are taken. Someone in that role has to leave first.',
+};
+
 /** Codes that mean the invite itself is no good: joining with it again cannot work. */
 export const INVITE_ERRORS = ['invite_invalid', 'invite_expired', 'invite_used_up', 'invite_revoked', 'invite_wrong_room'];
 
 /**
  * The readable text for a code, or `fallback` (the server's message) for one not listed.
- * @param {string} code @param {string} fallback
+ * @param {string} code @param {string} fallback @param {boolean} [inCall] refused a request in the call, not a join
  */
-export function describeError(code, fallback) {
-  const text = TEXTS[code];
+export function describeError(code, fallback, inCall = false) {
+  const text = (inCall && IN_CALL[code]) || TEXTS[code];
   if (typeof text === 'function') return text();
   return text ?? fallback;
 }
