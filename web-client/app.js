@@ -97,8 +97,15 @@ const connHandlers = {
     renderQueue(before);
   },
   hands: (queue) => {
+    const raised = queue.filter((id) => !state.hands.includes(id) && id !== state.you);
     state.hands = queue;
     renderHands();
+    // Facilitators see it come up; for the others it is news, not a call to act.
+    for (const id of raised) {
+      const text = `${nameOf(id) ?? 'Someone'} raised their hand.`;
+      if (state.role === 'facilitator') showToast(text, 'info');
+      else announce(text);
+    }
   },
   'room-locked': ({ locked, by }) => {
     state.locked = locked;

@@ -164,12 +164,16 @@ export function showRemoved({ barred }) {
 
 // ---- our own microphone and camera --------------------------------------------------------
 
+/** Who moderated us, in the notice: the admin token acts as `admin`. */
+let moderator = 'A facilitator';
+
 /**
  * A facilitator stopped or allowed our audio or video. Stopped: the track goes off and its
  * button is disabled. Allowed: the button works again, but the person turns it on.
- * @param {{kind: MediaKind, allowed: boolean}} m
+ * @param {{kind: MediaKind, allowed: boolean, by: string}} m
  */
-export function onModerated({ kind, allowed }) {
+export function onModerated({ kind, allowed, by }) {
+  moderator = by === 'admin' ? 'The room’s administrator' : 'A facilitator';
   if (kind === 'audio') state.audioAllowed = allowed;
   else state.videoAllowed = allowed;
   if (!allowed) setMedia(kind, false);
@@ -177,17 +181,18 @@ export function onModerated({ kind, allowed }) {
   renderOwnModeration();
   if (allowed) {
     showToast(kind === 'audio'
-      ? 'A facilitator allowed your microphone again. Unmute when you are ready to speak.'
-      : 'A facilitator allowed your camera again. Turn it on when you are ready.', 'info');
+      ? `${moderator} allowed your microphone again. Unmute when you are ready to speak.`
+      : `${moderator} allowed your camera again. Turn it on when you are ready.`, 'info');
   }
 }
 
 /** The notice above the grid, while a facilitator holds our microphone or camera off. */
 export function renderOwnModeration() {
   const { audioAllowed: a, videoAllowed: v } = state;
-  const text = !a && !v ? 'A facilitator muted you and stopped your camera. Raise your hand to ask to speak.'
-    : !a ? 'A facilitator muted you. Raise your hand to ask to speak.'
-      : !v ? 'A facilitator stopped your camera. Raise your hand to ask to turn it back on.' : '';
+  const who = moderator;
+  const text = !a && !v ? `${who} muted you and stopped your camera. Raise your hand to ask to speak.`
+    : !a ? `${who} muted you. Raise your hand to ask to speak.`
+      : !v ? `${who} stopped your camera. Raise your hand to ask to turn it back on.` : '';
   const notice = $('moderation-notice');
   notice.hidden = !text;
   notice.replaceChildren(...(text ? [icon(!a ? 'i-mic-off' : 'i-cam-off'), el('span', '', text)] : []));
@@ -195,6 +200,7 @@ export function renderOwnModeration() {
 
 /** Everything back to normal for the next call. */
 export function resetModeration() {
+  moderator = 'A facilitator';
   state.audioAllowed = true;
   state.videoAllowed = true;
   closeMenu(false);
