@@ -158,6 +158,8 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
   });
 
 
+  // The admin API's gate is a moderation under the name `admin`: Bob's page is told, holds its
+  // camera off, and turns it on again only when Bob does.
   it('stops a gated camera for the others and resumes it with no gap they count as loss', { timeout: TEST_TIMEOUT }, async () => {
     const bob = await tiles(pages.Alice).filter({ hasText: 'Bob' }).getAttribute('data-participant-id');
     const inbound = (kind) => pages.Alice.evaluate(([p, k]) => window.__roundtableInbound(p, k), [`${bob}-`, kind]);
@@ -186,6 +188,9 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
     const before = await inbound('video');
     const sentBefore = await pages.Bob.evaluate(() => window.__roundtableSent('video'));
     await gate(false);
+    const camera = pages.Bob.getByRole('button', { name: 'Camera', exact: true });
+    await pages.Bob.getByRole('status').filter({ hasText: 'stopped your camera' }).waitFor({ timeout: WAIT });
+    assert.equal(await camera.isDisabled(), true, "Bob's camera button is disabled while gated");
     await grows('audio', 'packetsReceived', 25, 'half a second of audio');
     const closed = await inbound('video');
     await grows('audio', 'packetsReceived', 100, 'two seconds of audio');
@@ -195,6 +200,9 @@ describe('a Skill Share room in real Chromium', { timeout: TEST_TIMEOUT * 6 }, (
     const heldBack = (await pages.Bob.evaluate(() => window.__roundtableSent('video'))) - sentBefore;
 
     await gate(true);
+    await pages.Bob.waitForFunction(() => !document.querySelector('#camera-btn')?.hasAttribute('disabled'), null, { timeout: WAIT });
+    assert.equal(await camera.getAttribute('aria-pressed'), 'false', "Bob's camera stays off until he turns it on");
+    await camera.click();
     await grows('video', 'framesDecoded', 30, "Bob's video after the gate reopened");
     const after = await inbound('video');
     assert.ok(heldBack > 50, `Bob sent ${heldBack} video packets meanwhile`);
