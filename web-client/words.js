@@ -29,6 +29,7 @@ const TEXTS = {
   invite_revoked: `This invitation was withdrawn. ${ASK}`,
   invite_wrong_room: `This invitation is for another room. Check that you opened the link you were sent, or ${ASK.toLowerCase()}`,
   invite_required: 'This room is by invitation only. Ask the facilitator for your link.',
+  unavailable: 'The room closed, or the server is restarting. Try again in a moment.',
   forbidden: 'Your role in this room does not allow that.',
   participant_not_found: 'That person has already left the call.',
   waiter_not_found: 'That person is no longer waiting: they left, or another facilitator let them in or turned them away.',
