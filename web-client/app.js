@@ -2,7 +2,8 @@
 /**
  * Roundtable web client, the entry point: picks the first screen from the address, and moves
  * between screens as the person joins, leaves and rejoins and as {@link RoomConnection} events come.
- * All wire-protocol and peer-connection work lives in protocol.js.
+ * All wire-protocol and peer-connection work lives in protocol.js, the HTTP API in api.js,
+ * asking for the camera and microphone in devices.js.
  *
  * One module per screen: lobby.js (home, the lobby and the problem screen), waiting.js (the
  * waiting room), call.js (the call, with chat.js and people.js for its side panels and

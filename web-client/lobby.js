@@ -8,7 +8,8 @@
  * bar (so it is not shown, shared or bookmarked by accident), keeps it for this tab, and asks
  * the server what it admits as: the role, and maybe a fixed name.
  */
-import { checkInvite, fetchRoom, isUsableName, MAX_NAME_CHARS } from '/assets/protocol.js';
+import { checkInvite, fetchRoom } from '/assets/api.js';
+import { isUsableName, MAX_NAME_CHARS } from '/assets/protocol.js';
 import { describeError, INVITE_ERRORS, ROLE_LABEL } from '/assets/words.js';
 import { setMedia, startPreview, stopLocalMedia, switchDevice } from '/assets/media.js';
 import { STORE, state } from '/assets/state.js';

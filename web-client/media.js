@@ -3,7 +3,7 @@
  * The local camera and microphone: the stream, its preview, the device choice and the
  * Mute and Camera toggles. The lobby and the call screen both show them.
  */
-import { acquireMedia, describeMediaError, getUserMedia, trackConstraints } from '/assets/protocol.js';
+import { acquireMedia, describeMediaError, getUserMedia, trackConstraints } from '/assets/devices.js';
 import { STORE, state } from '/assets/state.js';
 import { $, setNotice, showToast } from '/assets/ui.js';
 

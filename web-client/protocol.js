@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * Roundtable client protocol: the signaling WebSocket and the two peer connections.
+ * Roundtable client protocol: the signaling WebSocket and the two peer connections, and the
+ * wire's types. The HTTP API is api.js's; the local camera and microphone devices.js's.
  *
  * No DOM code lives here. {@link RoomConnection} speaks the wire protocol that
  * `signaling/src/wire.rs` defines and reports what happens as events; the UI (`app.js` and
@@ -67,113 +68,6 @@ export class RoundtableError extends Error {
     super(message);
     this.name = 'RoundtableError';
     this.code = code;
-  }
-}
-
-/**
- * `GET /api/rooms/{roomId}`.
- * @param {string} roomId
- * @returns {Promise<RoomSummary>}
- * @throws {RoundtableError} `room_not_found`, `http_error` or `network`
- */
-export function fetchRoom(roomId) {
-  return api(`/api/rooms/${encodeURIComponent(roomId)}`, { headers: { accept: 'application/json' } });
-}
-
-/**
- * `POST /api/rooms/{roomId}/invite-check`: what an invite would admit as, without using it.
- * @param {string} roomId @param {string} invite the secret
- * @returns {Promise<InviteCheck>}
- * @throws {RoundtableError} an `invite_*` code, `room_not_found`, `http_error` or `network`
- */
-export function checkInvite(roomId, invite) {
-  return api(`/api/rooms/${encodeURIComponent(roomId)}/invite-check`, {
-    method: 'POST',
-    headers: { accept: 'application/json', 'content-type': 'application/json' },
-    body: JSON.stringify({ invite }),
-  });
-}
-
-/**
- * One JSON request; a refusal becomes a {@link RoundtableError} with the server's code.
- * @param {string} url @param {RequestInit} init
- */
-async function api(url, init) {
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch (e) {
-    throw new RoundtableError('network', 'Could not reach the server.');
-  }
-  const body = await res.json().catch(() => null);
-  if (res.ok && body) return body;
-  const code = body?.error?.code ?? (res.status === 404 ? 'room_not_found' : 'http_error');
-  throw new RoundtableError(code, body?.error?.message ?? `The server answered ${res.status}.`);
-}
-
-// ---- local media (no DOM: the UI decides what to show) ----------------------------------
-
-/** `getUserMedia`, or a `SecurityError` where the page cannot have devices (plain http). @param {MediaStreamConstraints} c */
-export function getUserMedia(c) {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    return Promise.reject(new DOMException('Media devices need a secure (https) page.', 'SecurityError'));
-  }
-  return navigator.mediaDevices.getUserMedia(c);
-}
-
-/** @param {MediaKind} kind @param {string | null} deviceId preferred device, if any @returns {MediaTrackConstraints} */
-export function trackConstraints(kind, deviceId) {
-  /** @type {MediaTrackConstraints} */
-  const c = kind === 'video' ? { width: { ideal: 1280 }, height: { ideal: 720 } } : { echoCancellation: true, noiseSuppression: true };
-  return deviceId ? { ...c, deviceId: { ideal: deviceId } } : c;
-}
-
-/**
- * Ask for microphone and camera together; when that fails for want of a device, settle for
- * whichever one works. `error` is the last failure, or null when both came.
- * @param {string | null} audioDevice @param {string | null} videoDevice
- * @returns {Promise<{stream: MediaStream, error: DOMException | null}>}
- */
-export async function acquireMedia(audioDevice, videoDevice) {
-  const audio = trackConstraints('audio', audioDevice);
-  const video = trackConstraints('video', videoDevice);
-  try {
-    return { stream: await getUserMedia({ audio, video }), error: null };
-  } catch (e) {
-    let last = /** @type {DOMException} */ (e);
-    if (last.name === 'NotAllowedError' || last.name === 'SecurityError') return { stream: new MediaStream(), error: last };
-    const tracks = [];
-    for (const c of [{ audio }, { video }]) {
-      try {
-        tracks.push(...(await getUserMedia(c)).getTracks());
-      } catch (e2) {
-        last = /** @type {DOMException} */ (e2);
-      }
-    }
-    return { stream: new MediaStream(tracks), error: tracks.length >= 2 ? null : last };
-  }
-}
-
-/**
- * What went wrong with the camera or microphone, in plain words for the pre-join screen.
- * @param {DOMException} err from {@link acquireMedia} @param {MediaStream} got the tracks that did come
- */
-export function describeMediaError(err, got) {
-  const watch = 'You can still join to watch and listen.';
-  switch (err.name) {
-    case 'NotAllowedError':
-      return `Camera and microphone access is blocked. Allow it in your browser's site settings and reload. ${watch}`;
-    case 'NotFoundError':
-    case 'OverconstrainedError':
-      if (got.getAudioTracks().length) return 'No camera was found. You can join with your microphone only.';
-      if (got.getVideoTracks().length) return 'No microphone was found. Others will see you but not hear you.';
-      return `No camera or microphone was found. ${watch}`;
-    case 'NotReadableError':
-      return `Your camera or microphone is in use by another application. Close it and reload. ${watch}`;
-    case 'SecurityError':
-      return `Camera and microphone only work on a secure (https) connection. ${watch}`;
-    default:
-      return `Could not start your camera or microphone (${err.message || err.name}). ${watch}`;
   }
 }
 

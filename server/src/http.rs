@@ -27,6 +27,11 @@ use crate::ws;
 /// The web client, embedded so that one binary runs the product.
 const ASSETS: &[(&str, &str, &str)] = &[
     (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/api.js"),
+    ),
+    (
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/app.js"),
@@ -40,6 +45,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "chat.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/chat.js"),
+    ),
+    (
+        "devices.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/devices.js"),
     ),
     (
         "lobby.js",
