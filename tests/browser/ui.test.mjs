@@ -8,7 +8,7 @@
 // target/screenshots), to be looked at.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -151,6 +151,14 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
   after(async () => {
     await context?.close().catch(() => {});
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('is served whole: every module and style sheet of web-client/ is in the server\'s ASSETS', () => {
+    const http = readFileSync(path.join(REPO, 'server', 'src', 'http.rs'), 'utf8');
+    const list = http.slice(http.indexOf('const ASSETS'), http.indexOf('];', http.indexOf('const ASSETS')));
+    const served = new Set([...list.matchAll(/"([\w-]+\.(?:js|css))"/g)].map((m) => m[1]));
+    const files = readdirSync(WEB).filter((f) => /\.(js|css)$/.test(f));
+    assert.deepEqual(files.filter((f) => !served.has(f)), [], 'files the server would answer 404 for');
   });
 
   it('takes the invite out of the address, shows its role and fixed name, and joins with it', async () => {
