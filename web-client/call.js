@@ -1,12 +1,16 @@
 // @ts-check
 /**
- * The call screen: the header with its status, the grid of tiles (one per participant) and
- * the toolbar. The chat panel beside the grid is chat.js.
+ * The call screen: the header with its status, the grid of tiles (one per participant), the
+ * toolbar, and the side panel beside the grid: chat (chat.js) or people (people.js), one at
+ * a time. This module owns who is in the call; people.js draws the same roster as a list.
  */
 import { appendChat, isChatOpen, resetChat, setChatOpen } from '/assets/chat.js';
-import { audioLive, hasVideo, renderToggles, setMedia, videoLive } from '/assets/media.js';
+import { audioLive, hasVideo, renderToggles, setMedia, stopLocalMedia, videoLive } from '/assets/media.js';
+import { openPersonMenu, renderOwnModeration, resetModeration } from '/assets/moderation.js';
+import { isPeopleOpen, renderPeople, renderQueue, setPeopleOpen } from '/assets/people.js';
 import { state } from '/assets/state.js';
-import { $, el, on, plural, showScreen, showToast } from '/assets/ui.js';
+import { $, avatarColor, el, icon, initials, on, plural, showScreen, showToast } from '/assets/ui.js';
+import { ROLE_LABEL } from '/assets/words.js';
 
 /** @typedef {import('/assets/protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('/assets/protocol.js').JoinedMsg} JoinedMsg */
@@ -16,23 +20,45 @@ import { $, el, on, plural, showScreen, showToast } from '/assets/ui.js';
 
 const STATUS_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', disconnected: 'Disconnected' };
 
-/** Everyone in the call, ourselves included, by participant id. @type {Map<string, Person>} */
+/** Everyone in the call, ourselves included, by participant id, in join order. @type {Map<string, Person>} */
 const people = new Map();
+
+/** Everyone in the call, in join order. */
+export const roster = () => [...people.values()].map((p) => p.info);
+
+/** A participant's name, if they are in the call. @param {string} id */
+export const nameOf = (id) => people.get(id)?.info.name;
 
 // ---- the screen ---------------------------------------------------------------------------
 
 /** Show the call that was just joined. @param {JoinedMsg} msg */
 export function enterCall(msg) {
   state.you = msg.you;
+  state.role = msg.role;
   state.roomTitle = msg.room.title;
   resetCall();
+  state.hands = msg.hands;
+  state.locked = msg.locked;
+  state.waiting = msg.waiting;
+  const self = msg.participants.find((p) => p.id === msg.you);
+  state.audioAllowed = self?.audio_allowed ?? true;
+  state.videoAllowed = self?.video_allowed ?? true;
+  if (!state.audioAllowed) setMedia('audio', false);
+  if (!state.videoAllowed) setMedia('video', false);
+  // Observers never publish: what the lobby may have opened is let go.
+  if (msg.role === 'observer') stopLocalMedia();
+  for (const id of ['mute-btn', 'camera-btn', 'hand-btn']) $(id).hidden = msg.role === 'observer';
   $('call-title').textContent = msg.room.title;
   document.title = `${msg.room.title} · Roundtable`;
   for (const p of msg.participants) addPerson(p);
   for (const m of msg.chat) appendChat(m);
   showScreen('call');
-  setChatOpen(!matchMedia('(max-width: 860px)').matches, false); // on phones the chat covers the videos
+  openPanel(matchMedia('(max-width: 860px)').matches ? null : 'chat', false); // on phones a panel covers the videos
   renderToggles();
+  renderOwnModeration();
+  renderLock();
+  renderHands();
+  renderQueue([]); // a facilitator hears of whoever already waits
   state.conn?.sendMediaState(audioLive(), videoLive());
   layoutGrid();
 }
@@ -55,24 +81,36 @@ export function resetCall() {
   $('grid').replaceChildren();
   $('call-banner').hidden = true;
   people.clear();
+  state.hands = [];
+  state.waiting = [];
+  state.locked = false;
   resetChat();
+  resetModeration();
+  renderPeople(roster());
   renderStatus('connecting');
 }
 
+/** The room was locked or unlocked. */
+export function renderLock() {
+  $('locked-pill').hidden = !state.locked;
+  $('lock-btn').hidden = state.role !== 'facilitator';
+  $('lock-text').textContent = state.locked ? 'Unlock room' : 'Lock room';
+  $('lock-btn').querySelector('use')?.setAttribute('href', state.locked ? '#i-unlock' : '#i-lock');
+}
+
+// ---- side panels --------------------------------------------------------------------------
+
+/**
+ * Show one side panel, or none. Both share the space beside the grid.
+ * @param {'chat' | 'people' | null} panel @param {boolean} [focus] move focus into it
+ */
+export function openPanel(panel, focus = true) {
+  setChatOpen(panel === 'chat', focus);
+  setPeopleOpen(panel === 'people', focus);
+  layoutGrid();
+}
+
 // ---- tiles --------------------------------------------------------------------------------
-
-/** @param {string} name */
-function initials(name) {
-  const words = name.trim().split(/\s+/).filter(Boolean);
-  return words.slice(0, 2).map((w) => [...w][0].toUpperCase()).join('') || '?';
-}
-
-/** A stable colour per participant; the golden angle keeps similar ids apart. @param {string} key */
-function avatarColor(key) {
-  let h = 7;
-  for (const ch of key) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return `hsl(${Math.round((h * 137.508) % 360)} 45% 42%)`;
-}
 
 /** @param {ParticipantInfo} info @returns {void} */
 export function addPerson(info) {
@@ -99,10 +137,23 @@ export function addPerson(info) {
     video.srcObject = hasVideo() ? new MediaStream(state.stream.getVideoTracks()) : null;
   } else {
     showRemoteMedia({ participantId: info.id, tracks: state.conn?.remoteTracks(info.id) ?? [] });
+    if (state.role === 'facilitator') tile.append(tileMenuButton(person));
   }
   renderPerson(person);
   renderCount();
   layoutGrid();
+}
+
+/** A facilitator's menu on the tile too, where a noisy person is seen. @param {Person} person */
+function tileMenuButton(person) {
+  const button = /** @type {HTMLButtonElement} */ (el('button', 'icon-btn tile-menu-btn'));
+  button.type = 'button';
+  button.setAttribute('aria-haspopup', 'menu');
+  button.setAttribute('aria-expanded', 'false');
+  button.setAttribute('aria-controls', 'person-menu');
+  button.append(icon('i-more'));
+  button.addEventListener('click', () => openPersonMenu(button, person.info));
+  return button;
 }
 
 /** @param {ParticipantInfo} info @returns {void} */
@@ -111,21 +162,34 @@ export function updatePerson(info) {
   if (!person) return addPerson(info);
   person.info = info;
   renderPerson(person);
+  renderPeople(roster());
 }
 
-/** @param {Person} person */
+/**
+ * A muted or stopped person shows as such whether they did it or a facilitator did: the
+ * server forwards nothing then, and a stopped video would freeze on its last frame.
+ * @param {Person} person
+ */
 function renderPerson(person) {
-  const self = person.info.id === state.you;
-  const audio = self ? audioLive() : person.info.audio;
-  const video = self ? videoLive() : person.info.video && person.tracks.some((t) => t.kind === 'video');
-  person.tile.classList.toggle('muted', !audio);
-  person.tile.classList.toggle('no-video', !video);
+  const { info, tile } = person;
+  const self = info.id === state.you;
+  const audio = self ? audioLive() : info.audio && info.audio_allowed;
+  const video = self ? videoLive() : info.video && info.video_allowed && person.tracks.some((t) => t.kind === 'video');
+  tile.classList.toggle('muted', !audio);
+  tile.classList.toggle('no-video', !video);
+  tile.classList.toggle('observer', info.role === 'observer');
+  const badge = /** @type {HTMLElement} */ (tile.querySelector('.tile-role'));
+  badge.hidden = info.role === 'participant';
+  badge.textContent = ROLE_LABEL[info.role];
+  badge.dataset.role = info.role;
+  tile.querySelector('.tile-menu-btn')?.setAttribute('aria-label', `Actions for ${info.name}`);
 }
 
-/** Our own tile follows the Mute and Camera toggles. */
-function renderSelf() {
+/** Our own tile and row follow the Mute and Camera toggles. */
+export function renderSelf() {
   const self = people.get(state.you);
   if (self) renderPerson(self);
+  renderPeople(roster());
 }
 
 /** @param {string} id */
@@ -137,6 +201,23 @@ export function removePerson(id) {
   people.delete(id);
   renderCount();
   layoutGrid();
+}
+
+/** Raised hands, in order: a numbered hand on each tile, the list, and our own button. */
+export function renderHands() {
+  for (const [id, { tile }] of people) {
+    const at = state.hands.indexOf(id);
+    const hand = /** @type {HTMLElement} */ (tile.querySelector('.tile-hand'));
+    hand.hidden = at < 0;
+    hand.setAttribute('aria-label', `Hand raised, number ${at + 1} in line`);
+    /** @type {HTMLElement} */ (hand.querySelector('.tile-hand-pos')).textContent = String(at + 1);
+  }
+  const mine = state.hands.indexOf(state.you);
+  $('hand-text').textContent = mine < 0 ? 'Raise hand' : 'Lower hand';
+  $('hand-btn').classList.toggle('raised', mine >= 0);
+  $('hand-position').hidden = mine < 0;
+  $('hand-position').textContent = String(mine + 1);
+  renderPeople(roster());
 }
 
 /** One stream per participant: its audio and video play from the tile's own video element. @param {RemoteMedia} media */
@@ -158,6 +239,7 @@ function onAutoplayBlocked(err) {
 
 function renderCount() {
   $('people-count').textContent = plural(people.size, 'person', 'people');
+  renderPeople(roster());
 }
 
 /** Size tiles so that all of them fit the grid at 16:9, as large as possible. */
@@ -189,9 +271,11 @@ export function wireCall() {
     setMedia('video', !state.videoOn);
     renderSelf();
   });
-  on('chat-toggle', 'click', () => {
-    setChatOpen(!isChatOpen());
-    layoutGrid();
+  on('hand-btn', 'click', () => {
+    if (state.hands.includes(state.you)) state.conn?.lowerHand();
+    else state.conn?.raiseHand();
   });
+  on('chat-toggle', 'click', () => openPanel(isChatOpen() ? null : 'chat'));
+  on('people-toggle', 'click', () => openPanel(isPeopleOpen() ? null : 'people'));
   new ResizeObserver(layoutGrid).observe($('grid'));
 }

@@ -3,7 +3,7 @@
  * The local camera and microphone: the stream, its preview, the device choice and the
  * Mute and Camera toggles. The lobby and the call screen both show them.
  */
-import { acquireMedia, describeMediaError, getUserMedia, trackConstraints } from '/assets/protocol.js';
+import { acquireMedia, describeMediaError, getUserMedia, trackConstraints } from '/assets/devices.js';
 import { STORE, state } from '/assets/state.js';
 import { $, setNotice, showToast } from '/assets/ui.js';
 
@@ -80,6 +80,7 @@ export async function switchDevice(kind, deviceId) {
  * @param {'audio' | 'video'} kind @param {boolean} on
  */
 export function setMedia(kind, on) {
+  if (on && !(kind === 'audio' ? state.audioAllowed : state.videoAllowed)) return; // a facilitator holds it off
   if (kind === 'audio') state.audioOn = on;
   else state.videoOn = on;
   for (const t of state.stream.getTracks()) if (t.kind === kind) t.enabled = on;
@@ -87,17 +88,20 @@ export function setMedia(kind, on) {
   state.conn?.sendMediaState(audioLive(), videoLive());
 }
 
-/** Mute is pressed when the microphone is off; Camera is pressed when the camera is on. */
+/**
+ * Mute is pressed when the microphone is off; Camera is pressed when the camera is on. Each is
+ * disabled without its device, or while a facilitator holds it off (moderation.js says why).
+ */
 export function renderToggles() {
   for (const id of ['pre-mute', 'mute-btn']) {
     const button = $(id, HTMLButtonElement);
     button.setAttribute('aria-pressed', String(!audioLive()));
-    button.disabled = !hasAudio();
+    button.disabled = !hasAudio() || !state.audioAllowed;
   }
   for (const id of ['pre-camera', 'camera-btn']) {
     const button = $(id, HTMLButtonElement);
     button.setAttribute('aria-pressed', String(videoLive()));
-    button.disabled = !hasVideo();
+    button.disabled = !hasVideo() || !state.videoAllowed;
   }
   $('preview-off').hidden = videoLive();
   $('preview-off-text').textContent = hasVideo() ? 'Camera is off' : 'No camera';

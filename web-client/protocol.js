@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * Roundtable client protocol: the signaling WebSocket and the two peer connections.
+ * Roundtable client protocol: the signaling WebSocket and the two peer connections, and the
+ * wire's types. The HTTP API is api.js's; the local camera and microphone devices.js's.
  *
  * No DOM code lives here. {@link RoomConnection} speaks the wire protocol that
  * `signaling/src/wire.rs` defines and reports what happens as events; the UI (`app.js` and
@@ -32,16 +33,26 @@ const SILENCE_LIMIT_MS = 45_000;
 
 /** @typedef {'publish'|'subscribe'} PcRole */
 /** @typedef {'audio'|'video'} MediaKind */
-/** @typedef {{id: string, name: string, audio: boolean, video: boolean}} ParticipantInfo */
+/** A room role (`signaling/src/roles.rs`). @typedef {'facilitator'|'advocate'|'participant'|'observer'} Role */
+/**
+ * `audio` and `video` are what the person reports; `*_allowed` turn false once a facilitator
+ * muted them or stopped their camera.
+ * @typedef {{id: string, name: string, role: Role, audio: boolean, video: boolean,
+ *   audio_allowed: boolean, video_allowed: boolean}} ParticipantInfo
+ */
+/** Someone in the waiting room, as facilitators see them. `since` is Unix ms. @typedef {{id: string, name: string, role: Role, since: number}} WaiterInfo */
 /** @typedef {{id: string, participant: string, kind: MediaKind}} TrackInfo */
 /** @typedef {{seq: number, from: string, name: string, text: string, ts: number}} ChatMessage */
 /** @typedef {{id: string, title: string, capacity: number}} RoomInfo */
-/** @typedef {RoomInfo & {participants: number}} RoomSummary */
+/** `open_link` false: only an invite gets in. @typedef {RoomInfo & {participants: number, open_link?: boolean}} RoomSummary */
+/** What an invite admits as: `name` is a fixed display name, or null. @typedef {{role: Role, name: string | null, expires_at: number | null}} InviteCheck */
 /** @typedef {{urls: string[], username?: string, credential?: string}} IceServerInfo */
 /**
- * @typedef {{type: 'joined', v: number, you: string, room: RoomInfo,
+ * `hands` holds participant ids in the order hands went up; `waiting` is filled for
+ * facilitators only.
+ * @typedef {{type: 'joined', v: number, you: string, role: Role, room: RoomInfo,
  *   participants: ParticipantInfo[], tracks: TrackInfo[], chat: ChatMessage[],
- *   ice_servers: IceServerInfo[]}} JoinedMsg
+ *   ice_servers: IceServerInfo[], hands: string[], locked: boolean, waiting: WaiterInfo[]}} JoinedMsg
  */
 /** @typedef {{type: 'error', code: string, message: string}} ErrorMsg */
 /** @typedef {'connecting'|'connected'|'reconnecting'|'disconnected'|'left'} ConnectionStatus */
@@ -57,91 +68,6 @@ export class RoundtableError extends Error {
     super(message);
     this.name = 'RoundtableError';
     this.code = code;
-  }
-}
-
-/**
- * `GET /api/rooms/{roomId}`.
- * @param {string} roomId
- * @returns {Promise<RoomSummary>}
- * @throws {RoundtableError} `room_not_found`, `http_error` or `network`
- */
-export async function fetchRoom(roomId) {
-  let res;
-  try {
-    res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`, { headers: { accept: 'application/json' } });
-  } catch (e) {
-    throw new RoundtableError('network', 'Could not reach the server.');
-  }
-  const body = await res.json().catch(() => null);
-  if (res.ok && body) return body;
-  const code = body?.error?.code ?? (res.status === 404 ? 'room_not_found' : 'http_error');
-  throw new RoundtableError(code, body?.error?.message ?? `The server answered ${res.status}.`);
-}
-
-// ---- local media (no DOM: the UI decides what to show) ----------------------------------
-
-/** `getUserMedia`, or a `SecurityError` where the page cannot have devices (plain http). @param {MediaStreamConstraints} c */
-export function getUserMedia(c) {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    return Promise.reject(new DOMException('Media devices need a secure (https) page.', 'SecurityError'));
-  }
-  return navigator.mediaDevices.getUserMedia(c);
-}
-
-/** @param {MediaKind} kind @param {string | null} deviceId preferred device, if any @returns {MediaTrackConstraints} */
-export function trackConstraints(kind, deviceId) {
-  /** @type {MediaTrackConstraints} */
-  const c = kind === 'video' ? { width: { ideal: 1280 }, height: { ideal: 720 } } : { echoCancellation: true, noiseSuppression: true };
-  return deviceId ? { ...c, deviceId: { ideal: deviceId } } : c;
-}
-
-/**
- * Ask for microphone and camera together; when that fails for want of a device, settle for
- * whichever one works. `error` is the last failure, or null when both came.
- * @param {string | null} audioDevice @param {string | null} videoDevice
- * @returns {Promise<{stream: MediaStream, error: DOMException | null}>}
- */
-export async function acquireMedia(audioDevice, videoDevice) {
-  const audio = trackConstraints('audio', audioDevice);
-  const video = trackConstraints('video', videoDevice);
-  try {
-    return { stream: await getUserMedia({ audio, video }), error: null };
-  } catch (e) {
-    let last = /** @type {DOMException} */ (e);
-    if (last.name === 'NotAllowedError' || last.name === 'SecurityError') return { stream: new MediaStream(), error: last };
-    const tracks = [];
-    for (const c of [{ audio }, { video }]) {
-      try {
-        tracks.push(...(await getUserMedia(c)).getTracks());
-      } catch (e2) {
-        last = /** @type {DOMException} */ (e2);
-      }
-    }
-    return { stream: new MediaStream(tracks), error: tracks.length >= 2 ? null : last };
-  }
-}
-
-/**
- * What went wrong with the camera or microphone, in plain words for the pre-join screen.
- * @param {DOMException} err from {@link acquireMedia} @param {MediaStream} got the tracks that did come
- */
-export function describeMediaError(err, got) {
-  const watch = 'You can still join to watch and listen.';
-  switch (err.name) {
-    case 'NotAllowedError':
-      return `Camera and microphone access is blocked. Allow it in your browser's site settings and reload. ${watch}`;
-    case 'NotFoundError':
-    case 'OverconstrainedError':
-      if (got.getAudioTracks().length) return 'No camera was found. You can join with your microphone only.';
-      if (got.getVideoTracks().length) return 'No microphone was found. Others will see you but not hear you.';
-      return `No camera or microphone was found. ${watch}`;
-    case 'NotReadableError':
-      return `Your camera or microphone is in use by another application. Close it and reload. ${watch}`;
-    case 'SecurityError':
-      return `Camera and microphone only work on a secure (https) connection. ${watch}`;
-    default:
-      return `Could not start your camera or microphone (${err.message || err.name}). ${watch}`;
   }
 }
 
@@ -201,32 +127,44 @@ class Peer {
 
 /**
  * What each {@link RoomConnection} event carries in `detail`.
- * @typedef {{status: ConnectionStatus, joined: JoinedMsg, 'participant-joined': ParticipantInfo,
+ * @typedef {{status: ConnectionStatus, joined: JoinedMsg, waiting: {position: number},
+ *   declined: {}, 'participant-joined': ParticipantInfo,
  *   'participant-updated': ParticipantInfo, 'participant-left': {id: string, reason: string},
  *   'track-published': TrackInfo, 'track-unpublished': {id: string, participant: string},
- *   media: RemoteMedia, chat: ChatMessage, 'server-error': ErrorMsg, 'join-failed': RoundtableError,
- *   closed: {reason: string}}} RoomEvents
+ *   media: RemoteMedia, chat: ChatMessage, queue: WaiterInfo[], hands: string[],
+ *   'room-locked': {locked: boolean, by: string}, moderated: {kind: MediaKind, allowed: boolean, by: string},
+ *   removed: {by: string, barred: boolean},
+ *   'server-error': ErrorMsg, 'join-failed': RoundtableError, closed: {reason: string}}} RoomEvents
  */
 
 /**
  * A participant's connection to one room.
  *
  * Events (all `CustomEvent`, payload in `detail`):
- * `status` {@link ConnectionStatus}, `joined` {@link JoinedMsg}, `participant-joined`,
+ * `status` {@link ConnectionStatus}, `joined` {@link JoinedMsg}, `waiting` `{position}` (no seat
+ * yet; `joined` or `declined` follows), `declined`, `participant-joined`,
  * `participant-updated` {@link ParticipantInfo}, `participant-left` `{id, reason}`,
  * `track-published` {@link TrackInfo}, `track-unpublished` `{id, participant}`,
  * `media` {@link RemoteMedia} (what is received from one participant now), `chat` {@link ChatMessage},
+ * `queue` (facilitators: the waiting room, in order), `hands` (ids, in the order hands went up),
+ * `room-locked`, `moderated` (a facilitator stopped or allowed our audio or video), `removed`
+ * (a facilitator removed us; the connection is over),
  * `server-error` {@link ErrorMsg} (after joining), `join-failed` {@link RoundtableError},
  * `closed` `{reason}` when the connection ends without `leave()`.
+ *
+ * An observer's connection never publishes, whatever stream it was given.
  */
 export class RoomConnection extends EventTarget {
   /**
-   * @param {{roomId: string, name: string, stream: MediaStream | null, url?: string}} opts
+   * @param {{roomId: string, name: string, invite?: string | null, stream: MediaStream | null, url?: string}} opts
    */
-  constructor({ roomId, name, stream, url }) {
+  constructor({ roomId, name, invite, stream, url }) {
     super();
     this.roomId = roomId;
     this.name = name;
+    this.invite = invite ?? null;
+    /** Our role, once joined. @type {Role | null} */
+    this.role = null;
     this.stream = stream;
     this.url = url ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
     /** @type {WebSocket | null} */
@@ -250,6 +188,22 @@ export class RoomConnection extends EventTarget {
     /** One handler per server message type. @type {Record<string, (msg: any) => void>} */
     this.handlers = {
       joined: (m) => this.onJoined(m),
+      waiting: (m) => {
+        this.startKeepAlive(); // nothing else may come for a long while
+        this.emit('waiting', { position: m.position });
+      },
+      declined: () => {
+        this.teardown('disconnected', true);
+        this.emit('declined', {});
+      },
+      removed: (m) => {
+        this.teardown('disconnected', true);
+        this.emit('removed', { by: m.by, barred: m.barred });
+      },
+      queue: (m) => this.emit('queue', m.waiting),
+      hands: (m) => this.emit('hands', m.queue),
+      room_locked: (m) => this.emit('room-locked', { locked: m.locked, by: m.by }),
+      moderated: (m) => this.emit('moderated', { kind: m.kind, allowed: m.allowed, by: m.by }),
       participant_joined: (m) => this.emit('participant-joined', m.participant),
       participant_updated: (m) => this.emit('participant-updated', m.participant),
       participant_left: (m) => {
@@ -276,7 +230,10 @@ export class RoomConnection extends EventTarget {
     this.setStatus('connecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.onopen = () => this.send({ type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name });
+    ws.onopen = () => {
+      const join = { type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name };
+      this.send(this.invite ? { ...join, invite: this.invite } : join);
+    };
     ws.onmessage = (e) => this.onMessage(e.data);
     ws.onclose = (e) => this.onSocketClosed(e);
   }
@@ -298,13 +255,49 @@ export class RoomConnection extends EventTarget {
     this.send({ type: 'chat', text });
   }
 
+  raiseHand() {
+    this.send({ type: 'raise_hand' });
+  }
+
+  /** Lower our own hand, or (facilitators) `participant`'s. @param {string} [participant] */
+  lowerHand(participant) {
+    this.send(participant ? { type: 'lower_hand', participant } : { type: 'lower_hand' });
+  }
+
+  // Facilitators only: the server refuses these from anyone else with `forbidden`.
+
+  /** Stop (`muted`) or allow someone's audio or video. @param {string} participant @param {MediaKind} kind @param {boolean} muted */
+  moderate(participant, kind, muted) {
+    this.send({ type: 'mute', participant, kind, muted });
+  }
+
+  /** @param {string} participant @param {boolean} bar also revoke the invite they joined with */
+  remove(participant, bar) {
+    this.send({ type: 'remove', participant, bar });
+  }
+
+  /** @param {boolean} locked */
+  lock(locked) {
+    this.send({ type: 'lock', locked });
+  }
+
+  /** @param {string} waiter */
+  admit(waiter) {
+    this.send({ type: 'admit', waiter });
+  }
+
+  /** @param {string} waiter */
+  decline(waiter) {
+    this.send({ type: 'decline', waiter });
+  }
+
   /**
    * Use `track` for its kind: swap it into the existing sender (no renegotiation),
    * or add a sender and renegotiate the publish connection.
    * @param {MediaStreamTrack} track
    */
   async setTrack(track) {
-    if (!this.publish || !this.stream) return;
+    if (!this.publish || !this.stream || this.role === 'observer') return;
     const sender = this.publish.pc.getSenders().find((s) => s.track?.kind === track.kind);
     if (sender) {
       await sender.replaceTrack(track);
@@ -361,6 +354,7 @@ export class RoomConnection extends EventTarget {
   /** @param {JoinedMsg} msg */
   onJoined(msg) {
     this.you = msg.you;
+    this.role = msg.role;
     const config = { iceServers: msg.ice_servers ?? [] };
     const onError = (/** @type {unknown} */ e) => this.onMediaError(e);
     this.publish = new Peer('publish', config, (m) => this.send(m), onError);
@@ -369,10 +363,11 @@ export class RoomConnection extends EventTarget {
     for (const p of [this.publish, this.subscribe]) {
       p.pc.onconnectionstatechange = () => this.updateMediaStatus();
     }
-    this.pingTimer = setInterval(() => this.keepAlive(), PING_INTERVAL_MS);
+    this.startKeepAlive();
     this.emit('joined', msg);
     const stream = this.stream;
-    for (const track of stream?.getTracks() ?? []) {
+    const tracks = msg.role === 'observer' ? [] : stream?.getTracks() ?? [];
+    for (const track of tracks) {
       this.publish.pc.addTransceiver(track, { direction: 'sendonly', streams: stream ? [stream] : [] });
     }
     this.updateMediaStatus();
@@ -474,6 +469,10 @@ export class RoomConnection extends EventTarget {
     if (states.some((s) => s === 'disconnected' || s === 'failed')) this.setStatus('reconnecting');
     else if (publishing && this.publish?.pc.connectionState !== 'connected') this.setStatus('connecting');
     else this.setStatus('connected');
+  }
+
+  startKeepAlive() {
+    if (this.pingTimer === undefined) this.pingTimer = setInterval(() => this.keepAlive(), PING_INTERVAL_MS);
   }
 
   keepAlive() {

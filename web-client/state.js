@@ -5,6 +5,8 @@
  */
 
 /** @typedef {import('/assets/protocol.js').RoomConnection} RoomConnection */
+/** @typedef {import('/assets/protocol.js').Role} Role */
+/** @typedef {import('/assets/protocol.js').WaiterInfo} WaiterInfo */
 
 /** localStorage keys: the name and the chosen devices, remembered for the next visit. */
 export const STORE = { name: 'roundtable.name', video: 'roundtable.camera', audio: 'roundtable.microphone' };
@@ -20,6 +22,18 @@ export const state = {
   /** @type {RoomConnection | null} */
   conn: null,
   you: '',
+  /** The invite secret from the link, kept for a rejoin; null for the open link. @type {string | null} */
+  invite: null,
+  /** Our role: what the invite says before joining, what `joined` says after. @type {Role} */
+  role: /** @type {Role} */ ('participant'),
+  /** False while a facilitator holds our microphone or camera off. */
+  audioAllowed: true,
+  videoAllowed: true,
+  /** Participant ids with a hand up, in the order the hands went up. @type {string[]} */
+  hands: [],
+  locked: false,
+  /** The waiting room, first first (facilitators only). @type {WaiterInfo[]} */
+  waiting: [],
   /** Settles once the camera and microphone were asked for; joining waits for it. @type {Promise<void>} */
   mediaReady: Promise.resolve(),
 };

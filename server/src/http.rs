@@ -30,6 +30,11 @@ mod rooms;
 /// The web client, embedded so that one binary runs the product.
 const ASSETS: &[(&str, &str, &str)] = &[
     (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/api.js"),
+    ),
+    (
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/app.js"),
@@ -45,6 +50,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/chat.js"),
     ),
     (
+        "devices.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/devices.js"),
+    ),
+    (
         "lobby.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/lobby.js"),
@@ -53,6 +63,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "media.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/media.js"),
+    ),
+    (
+        "moderation.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/moderation.js"),
+    ),
+    (
+        "people.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/people.js"),
     ),
     (
         "protocol.js",
@@ -68,6 +88,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "ui.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/ui.js"),
+    ),
+    (
+        "waiting.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/waiting.js"),
+    ),
+    (
+        "words.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/words.js"),
     ),
     (
         "style.css",
