@@ -135,6 +135,9 @@ pub struct CreatedRoom {
     pub title: String,
     /// Its capacity.
     pub capacity: u32,
+    /// The room's page, `/r/{room}`: the open link when it is on. Kept for scripts written
+    /// before invites.
+    pub join_url: String,
     /// The facilitator's invite link: reserved, unlimited uses, [`FACILITATOR_TTL`].
     pub facilitator_url: String,
     /// The open link, or `None` when the room has it off.
@@ -158,6 +161,7 @@ pub async fn create_room(
         id: room.id.clone(),
         title: room.title.clone(),
         capacity: room.policy.capacity,
+        join_url: room_url(public_url, &room.id),
         facilitator_url: minted.url,
         open_url: room
             .policy

@@ -34,7 +34,7 @@ pub(super) async fn create(
     let created = create_room(state.store.as_ref(), &state.public_url, &room).await?;
     let body = json!({
         "id": created.id, "title": created.title, "capacity": created.capacity,
-        "join_url": state.join_url(&created.id), "facilitator_url": created.facilitator_url,
+        "join_url": created.join_url, "facilitator_url": created.facilitator_url,
         "open_url": created.open_url,
     });
     Ok((StatusCode::CREATED, Json(body)))
