@@ -45,9 +45,9 @@ pub enum RoomCmd {
         /// Display name.
         name: String,
         /// Its role and invite.
-        ticket: Ticket,
+        ticket: Box<Ticket>,
         /// The room's policy and reserved invites, read just before.
-        snapshot: Snapshot,
+        snapshot: Box<Snapshot>,
         /// Where the room sends this connection's messages.
         to_client: ClientLink,
         /// The outcome.
@@ -289,8 +289,8 @@ impl RoomTask {
                 reply,
             } => {
                 self.conns.insert(conn, to_client);
-                self.room.handle_snapshot(now, snapshot);
-                self.room.handle_join(now, conn, version, &name, ticket);
+                self.room.handle_snapshot(now, *snapshot);
+                self.room.handle_join(now, conn, version, &name, *ticket);
                 self.drain();
                 let outcome = if let Some(joined) = self.joined(conn) {
                     JoinOutcome::Seated(joined)

@@ -369,8 +369,8 @@ impl Conn {
                 conn: self.id,
                 version,
                 name: name.clone(),
-                ticket,
-                snapshot,
+                ticket: Box::new(ticket),
+                snapshot: Box::new(snapshot),
                 to_client: ClientLink {
                     tx: self.out_tx.clone(),
                     kicked: self.kicked.clone(),

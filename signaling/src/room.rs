@@ -679,7 +679,7 @@ impl Room {
     }
 
     /// Send to every seated facilitator.
-    fn to_facilitators(&mut self, msg: ServerMsg) {
+    fn tell_facilitators(&mut self, msg: ServerMsg) {
         for id in &self.order {
             let p = &self.participants[id];
             if p.info.role == Role::Facilitator {

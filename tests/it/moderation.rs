@@ -251,7 +251,7 @@ async fn a_participants_facilitator_commands_are_forbidden_and_change_nothing() 
             ..
         } => {
             assert!(!locked);
-            assert_eq!(hands, [bo_id.clone()]);
+            assert_eq!(hands, std::slice::from_ref(&bo_id));
             assert!(
                 participants
                     .iter()

@@ -135,7 +135,7 @@ impl Room {
 
     fn queue_changed(&mut self) {
         let waiting = self.waiter_infos();
-        self.to_facilitators(ServerMsg::Queue { waiting });
+        self.tell_facilitators(ServerMsg::Queue { waiting });
     }
 
     /// The waiting room as facilitators see it, first first.
