@@ -68,6 +68,14 @@ pub enum RoomCmd {
         /// The message.
         msg: ClientMsg,
     },
+    /// The admin API reads the agenda, or replaces its plan (then the reply is the agenda
+    /// after the change, or why it was refused).
+    Agenda {
+        /// The new plan; `None` only reads.
+        plan: Option<Box<signaling::agenda::Plan>>,
+        /// The agenda.
+        reply: oneshot::Sender<Result<Box<signaling::agenda::Agenda>, Reject>>,
+    },
     /// The admin API mutes or unmutes a participant's audio or video (the gate). The reply
     /// is how many of their tracks it applies to now, or why it was refused.
     Forwarding {
@@ -241,7 +249,10 @@ impl RoomTask {
             // A task that stopped with chat pending would drop its outcome, and a fresh one
             // would load history without it.
             let idle = self.room.is_empty() && self.room.pending_chat() == 0;
-            let timeout = self.room.poll_timeout().map(tokio::time::Instant::from_std);
+            let timeout = self
+                .room
+                .poll_timeout(now())
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => {
@@ -258,7 +269,10 @@ impl RoomTask {
                 }
                 Some(event) = self.media_rx.recv() => self.handle_media(event),
                 Some(report) = self.chat_reports.recv() => self.handle_chat_report(report),
-                _ = sleep_until_opt(timeout) => self.room.handle_timeout(now()),
+                _ = sleep_until_opt(timeout) => {
+                    self.room.handle_timeout(now());
+                    self.drain();
+                }
                 _ = tokio::time::sleep(self.registry.idle_grace), if idle => {
                     // Unregister, so new joins start a fresh task. A join that raced in gets
                     // no reply (its sender is dropped) and the WebSocket retries it there;
@@ -314,6 +328,14 @@ impl RoomTask {
                 self.handle_message(now, conn, msg);
                 self.drain();
             }
+            RoomCmd::Agenda { plan, reply } => {
+                let result = match plan {
+                    Some(plan) => self.room.handle_admin_agenda(now, *plan),
+                    None => Ok(()),
+                };
+                self.drain();
+                let _ = reply.send(result.map(|()| Box::new(self.room.agenda().clone())));
+            }
             RoomCmd::Forwarding {
                 participant,
                 kind,
@@ -359,6 +381,13 @@ impl RoomTask {
             ClientMsg::Lock { locked } => room.handle_lock(now, conn, locked),
             ClientMsg::Admit { waiter } => room.handle_admit(now, conn, &waiter),
             ClientMsg::Decline { waiter } => room.handle_decline(now, conn, &waiter),
+            ClientMsg::AgendaControl { action, seconds } => {
+                room.handle_agenda_control(now, conn, action, seconds)
+            }
+            ClientMsg::AgendaSet { plan } => room.handle_agenda_set(now, conn, plan),
+            ClientMsg::GiveFloor { participant } => room.handle_give_floor(now, conn, &participant),
+            ClientMsg::TakeFloor { participant } => room.handle_take_floor(now, conn, &participant),
+            ClientMsg::YieldFloor {} => room.handle_yield_floor(now, conn),
             // The connection's own task handles the rest; it never sends them here.
             ClientMsg::Join { .. }
             | ClientMsg::Leave {}
@@ -468,6 +497,9 @@ impl RoomTask {
                 }
                 Output::Audit(entry) => {
                     let _ = self.writes.send(writer::Job::Audit(entry));
+                }
+                Output::SaveAgenda(agenda) => {
+                    let _ = self.writes.send(writer::Job::Agenda(agenda));
                 }
                 Output::CloseMedia { participant } => {
                     if let Some(session) = self.sessions.remove(&participant) {

@@ -302,7 +302,10 @@ impl Conn {
             Err(reject) => return self.reply(reject),
         };
         match msg {
-            ClientMsg::Ping { id } => self.send(ServerMsg::Pong { id }),
+            ClientMsg::Ping { id } => {
+                let time = crate::room::now().unix_ms;
+                self.send(ServerMsg::Pong { id, time })
+            }
             ClientMsg::Join {
                 v,
                 room,
@@ -325,6 +328,7 @@ impl Conn {
                         | ClientMsg::MediaState { .. }
                         | ClientMsg::RaiseHand {}
                         | ClientMsg::LowerHand { participant: None }
+                        | ClientMsg::YieldFloor {}
                 );
                 self.send_to_room(metered, |conn| RoomCmd::Message { conn, msg })
             }

@@ -317,11 +317,7 @@ impl Agenda {
         if self.is_live() {
             let (t, s) = (self.state.tactic, self.state.segment);
             let old = &self.plan.tactics[t];
-            let Some(new) = plan
-                .tactics
-                .iter()
-                .position(|n| n.title == old.title)
-            else {
+            let Some(new) = plan.tactics.iter().position(|n| n.title == old.title) else {
                 return Err(refuse(
                     "the tactic under way cannot be removed or renamed; skip it first",
                 ));

@@ -80,11 +80,13 @@ pub enum Action {
     Lock,
     /// Admit or decline someone in the waiting room, and see the queue.
     Admit,
+    /// Run and edit the agenda, and give and take back the floor.
+    RunAgenda,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Publish,
         Action::Chat,
         Action::RaiseHand,
@@ -93,12 +95,13 @@ impl Action {
         Action::Remove,
         Action::Lock,
         Action::Admit,
+        Action::RunAgenda,
     ];
 }
 
 /// Who may do what: one row per action, one column per role, in [`Role::ALL`]'s order
 /// (facilitator, advocate, participant, observer).
-const TABLE: [(Action, [bool; 4]); 8] = [
+const TABLE: [(Action, [bool; 4]); 9] = [
     (Action::Publish, [true, true, true, false]),
     (Action::Chat, [true, true, true, true]),
     (Action::RaiseHand, [true, true, true, false]),
@@ -107,6 +110,7 @@ const TABLE: [(Action, [bool; 4]); 8] = [
     (Action::Remove, [true, false, false, false]),
     (Action::Lock, [true, false, false, false]),
     (Action::Admit, [true, false, false, false]),
+    (Action::RunAgenda, [true, false, false, false]),
 ];
 
 /// Whether `role` may do `action`.
@@ -139,6 +143,7 @@ mod tests {
             (Facilitator, Remove, true),
             (Facilitator, Lock, true),
             (Facilitator, Admit, true),
+            (Facilitator, RunAgenda, true),
             (Advocate, Publish, true),
             (Advocate, Chat, true),
             (Advocate, RaiseHand, true),
@@ -147,6 +152,7 @@ mod tests {
             (Advocate, Remove, false),
             (Advocate, Lock, false),
             (Advocate, Admit, false),
+            (Advocate, RunAgenda, false),
             (Participant, Publish, true),
             (Participant, Chat, true),
             (Participant, RaiseHand, true),
@@ -155,6 +161,7 @@ mod tests {
             (Participant, Remove, false),
             (Participant, Lock, false),
             (Participant, Admit, false),
+            (Participant, RunAgenda, false),
             (Observer, Publish, false),
             (Observer, Chat, true),
             (Observer, RaiseHand, false),
@@ -163,6 +170,7 @@ mod tests {
             (Observer, Remove, false),
             (Observer, Lock, false),
             (Observer, Admit, false),
+            (Observer, RunAgenda, false),
         ];
         assert_eq!(expected.len(), Role::ALL.len() * Action::ALL.len());
         for (role, action, allowed) in expected {

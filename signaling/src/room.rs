@@ -13,11 +13,13 @@
 
 mod admission;
 mod chat;
+mod floor;
 mod moderation;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::Now;
+use crate::agenda::{Agenda, Plan};
 use crate::policy::{Snapshot, Ticket};
 use crate::roles::{Action, Role, allows};
 use crate::wire::{
@@ -48,7 +50,13 @@ pub struct RoomConfig {
     pub chat_burst: usize,
     /// The room's policy and reserved invites, as the store had them.
     pub snapshot: Snapshot,
+    /// The agenda as stored; `None` for a room that has none yet (it gets the Skill Share
+    /// template).
+    pub agenda: Option<Agenda>,
 }
+
+/// Tactics in a new room's agenda.
+pub const TEMPLATE_TACTICS: usize = 3;
 
 /// What the caller must do after a `handle_*` call.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +124,8 @@ pub enum Output {
     },
     /// Append to the room's audit log.
     Audit(AuditEntry),
+    /// Store the agenda (plan, state and record) in place of what is stored.
+    SaveAgenda(Box<Agenda>),
     /// Commit a chat message (append-only, in `seq` order), then report the outcome with
     /// [`Room::handle_chat_stored`] or [`Room::handle_chat_failed`]. Nobody sees it before.
     StoreChat(ChatMessage),
@@ -162,6 +172,11 @@ pub struct Room {
     /// What facilitators stopped of the holders of these invites: (audio allowed, video
     /// allowed). A mute outlives a rejoin with the same invite.
     moderated: HashMap<String, (bool, bool)>,
+    agenda: Agenda,
+    /// Participants a facilitator gave the floor to, until the segment changes.
+    floor_given: Vec<String>,
+    /// Whether each publisher's audio gate is open now, as last told to the caller.
+    audio_open: HashMap<String, bool>,
     outputs: VecDeque<Output>,
 }
 
@@ -171,6 +186,10 @@ impl Room {
     /// Create a room from its stored facts; call once when the room's task starts.
     pub fn new(mut config: RoomConfig) -> Self {
         let chat = ChatLog::new(&config.history);
+        let agenda = config
+            .agenda
+            .take()
+            .unwrap_or_else(|| Agenda::new(Plan::skill_share(TEMPLATE_TACTICS)));
         config.info.capacity = config.snapshot.policy.capacity;
         Room {
             config,
@@ -186,6 +205,9 @@ impl Room {
             locked: false,
             barred: HashSet::new(),
             moderated: HashMap::new(),
+            agenda,
+            floor_given: Vec::new(),
+            audio_open: HashMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -298,7 +320,7 @@ impl Room {
         };
         match seat {
             Ok(()) => {
-                self.seat(conn, name, ticket);
+                self.seat(now, conn, name, ticket);
                 Ok(())
             }
             Err(_) if waits => {
@@ -316,7 +338,7 @@ impl Room {
     }
 
     /// Seat `conn` as a new participant: tell everyone, and subscribe it to every track.
-    fn seat(&mut self, conn: ConnId, name: String, ticket: Ticket) {
+    fn seat(&mut self, now: Now, conn: ConnId, name: String, ticket: Ticket) {
         let id = format!("p{}", self.next_participant);
         self.next_participant += 1;
         let can_publish = allows(ticket.role, Action::Publish);
@@ -336,18 +358,14 @@ impl Room {
             audio_allowed,
             video_allowed,
         };
-        // Muted before they left: their tracks to come are gated before anyone gets one.
-        for (kind, allowed) in [
-            (MediaKind::Audio, audio_allowed),
-            (MediaKind::Video, video_allowed),
-        ] {
-            if can_publish && !allowed {
-                self.outputs.push_back(Output::Gate {
-                    participant: id.clone(),
-                    kind,
-                    open: false,
-                });
-            }
+        // Their camera stopped before they left: their video to come is gated before anyone
+        // gets it. Audio follows the floor too; `refresh_audio_gates` sees to it below.
+        if can_publish && !video_allowed {
+            self.outputs.push_back(Output::Gate {
+                participant: id.clone(),
+                kind: MediaKind::Video,
+                open: false,
+            });
         }
         self.broadcast(
             None,
@@ -370,6 +388,11 @@ impl Room {
             conn,
             participant: id.clone(),
         });
+        // A gate starts open: close it now if they may not speak.
+        if can_publish {
+            self.audio_open.insert(id.clone(), true);
+        }
+        self.refresh_audio_gates();
         let waiting = if ticket.role == Role::Facilitator {
             self.waiter_infos()
         } else {
@@ -391,6 +414,7 @@ impl Room {
             hands: self.hands.clone(),
             locked: self.locked,
             waiting,
+            agenda: Box::new(self.agenda_view(now)),
         };
         self.outputs.push_back(Output::Send { conn, msg: joined });
         for track in self.tracks.values().cloned().collect::<Vec<_>>() {
@@ -430,6 +454,8 @@ impl Room {
         };
         self.by_conn.remove(&p.conn);
         self.order.retain(|o| o != id);
+        self.audio_open.remove(id);
+        self.floor_given.retain(|g| g != id);
         let gone: Vec<TrackInfo> = self
             .tracks
             .values()
@@ -619,14 +645,19 @@ impl Room {
         self.outputs.pop_front()
     }
 
-    /// When the room next needs [`Room::handle_timeout`]; `None` while nothing is scheduled.
-    /// (The agenda timers will live here.)
-    pub fn poll_timeout(&self) -> Option<std::time::Instant> {
-        None
+    /// When the room next needs [`Room::handle_timeout`], given the time `now`; `None` while
+    /// nothing is scheduled. The agenda keeps Unix times; this turns them into `now`'s
+    /// monotonic clock.
+    pub fn poll_timeout(&self, now: Now) -> Option<std::time::Instant> {
+        let due = self.agenda.poll_timeout()?;
+        let wait = u64::try_from(due - now.unix_ms).unwrap_or(0);
+        Some(now.instant + std::time::Duration::from_millis(wait))
     }
 
     /// Call when the time from [`Room::poll_timeout`] has come.
-    pub fn handle_timeout(&mut self, _now: Now) {}
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.agenda_timeout(now);
+    }
 
     fn unpublish(&mut self, id: &str) {
         let Some(track) = self.tracks.remove(id) else {

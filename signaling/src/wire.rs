@@ -189,6 +189,31 @@ pub enum ClientMsg {
         /// Their waiting id.
         waiter: String,
     },
+    /// Facilitators: drive the agenda.
+    AgendaControl {
+        /// What to do.
+        action: crate::agenda::Command,
+        /// For `extend`: seconds to add (default 60).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u32>,
+    },
+    /// Facilitators: replace the agenda's plan.
+    AgendaSet {
+        /// The new plan.
+        plan: crate::agenda::Plan,
+    },
+    /// Facilitators: give someone the floor (they may speak whatever the segment).
+    GiveFloor {
+        /// Whom.
+        participant: String,
+    },
+    /// Facilitators: take the floor back from someone it was given to.
+    TakeFloor {
+        /// Whom.
+        participant: String,
+    },
+    /// Give back the floor one was given.
+    YieldFloor {},
     /// Keepalive; answered with `pong`.
     Ping {
         /// Echoed back in `pong`.
@@ -214,6 +239,61 @@ pub struct ParticipantInfo {
     pub audio_allowed: bool,
     /// Whether their video may be forwarded; `false` once a facilitator stopped it.
     pub video_allowed: bool,
+}
+
+/// Who may speak now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorMode {
+    /// Everyone (no agenda under way, or an open conversation).
+    Open,
+    /// A presentation: its presenter and the facilitators.
+    Presentation,
+    /// A conversation in hand-raise mode: the facilitators and whom they gave the floor.
+    HandRaise,
+    /// The presenter's time is up under the `mute` policy: the facilitators only.
+    Closed,
+}
+
+/// The floor: who may speak now. Facilitators always may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloorView {
+    /// Why it is as it is.
+    pub mode: FloorMode,
+    /// Participant ids who may speak, facilitators included; every one when `open`.
+    pub speakers: Vec<String>,
+    /// Of them, those a facilitator gave the floor to.
+    pub given: Vec<String>,
+}
+
+/// The agenda as clients see it: the plan, where it stands on the server's clock, and the
+/// floor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgendaView {
+    /// The plan.
+    pub plan: crate::agenda::Plan,
+    /// Not started, running, paused or ended.
+    pub phase: crate::agenda::Phase,
+    /// The current tactic's index (while running or paused).
+    pub tactic: usize,
+    /// The current segment's index in it.
+    pub segment: usize,
+    /// When the current segment started, server Unix ms.
+    pub started_at: i64,
+    /// While running: when its time is up, server Unix ms.
+    pub deadline: Option<i64>,
+    /// While paused: milliseconds that were left (negative once over time).
+    pub remaining_ms: Option<i64>,
+    /// Seconds added to the current segment.
+    pub extended_s: u32,
+    /// Time is up in the current segment.
+    pub time_up: bool,
+    /// The grace period after time up is over too.
+    pub overrun: bool,
+    /// Who may speak.
+    pub floor: FloorView,
+    /// The server's clock when this was sent, Unix ms.
+    pub server_time: i64,
 }
 
 /// Someone in the waiting room, as facilitators see them.
@@ -319,6 +399,17 @@ pub enum ServerMsg {
         locked: bool,
         /// The waiting room, in order; facilitators only (empty for others).
         waiting: Vec<WaiterInfo>,
+        /// The agenda and the floor, now.
+        agenda: Box<AgendaView>,
+    },
+    /// The agenda or the floor changed; sent to everyone, with the whole picture.
+    Agenda {
+        /// The agenda and the floor, now.
+        agenda: Box<AgendaView>,
+        /// What happened, if a timer or a command did something (none for an edit or a
+        /// change of floor).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<crate::agenda::Event>,
     },
     /// The join found no seat and waits; sent again whenever the position changes.
     Waiting {
@@ -420,6 +511,10 @@ pub enum ServerMsg {
         /// The ping's id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// The server's clock when it answered, Unix ms: clients estimate their offset
+        /// from it (agenda countdowns use the server's clock).
+        #[serde(default)]
+        time: i64,
     },
     /// The `leave` was processed; the server closes next.
     Left {},
@@ -503,6 +598,10 @@ pub enum ErrorCode {
     /// `remove` with `bar` of someone who joined through the open link: there is no invite
     /// to revoke. Nothing was done.
     NotBarrable,
+    /// The agenda cannot do that now (not started, already ended, the first segment, ...).
+    AgendaState,
+    /// The plan or the value is not acceptable (too many tactics, a segment of 0 s, ...).
+    BadAgenda,
     /// A bug or resource failure on the server.
     Internal,
 }
@@ -543,6 +642,8 @@ impl ErrorCode {
             ErrorCode::ParticipantNotFound => "participant_not_found",
             ErrorCode::WaiterNotFound => "waiter_not_found",
             ErrorCode::NotBarrable => "not_barrable",
+            ErrorCode::AgendaState => "agenda_state",
+            ErrorCode::BadAgenda => "bad_agenda",
             ErrorCode::Internal => "internal",
         }
     }
@@ -625,6 +726,11 @@ const KNOWN_CLIENT_TYPES: &[&str] = &[
     "lock",
     "admit",
     "decline",
+    "agenda_control",
+    "agenda_set",
+    "give_floor",
+    "take_floor",
+    "yield_floor",
     "ping",
 ];
 

@@ -110,7 +110,10 @@ async fn an_unjoined_websocket_is_closed_at_the_join_timeout() -> anyhow::Result
     let pong = member
         .recv_until(|m| matches!(m, ServerMsg::Pong { .. }))
         .await?;
-    assert_eq!(pong, ServerMsg::Pong { id: Some(2) });
+    assert!(
+        matches!(pong, ServerMsg::Pong { id: Some(2), .. }),
+        "{pong:?}"
+    );
     Ok(())
 }
 
@@ -291,7 +294,7 @@ async fn a_flood_never_reaches_the_room_and_others_still_chat() -> anyhow::Resul
                     ..
                 }
             ) as usize;
-            matches!(m, ServerMsg::Pong { id: Some(7) })
+            matches!(m, ServerMsg::Pong { id: Some(7), .. })
         })
         .await?;
     assert!(refused >= 1, "the flood was told it is limited");
@@ -376,7 +379,7 @@ async fn pongs_until_recovered(ws: &mut WebSocketStream<TcpStream>) -> anyhow::R
                 }
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(t))) => match wire::decode_server(t.as_str())? {
-                        ServerMsg::Pong { id: Some(LATER) } => return anyhow::Ok(()),
+                        ServerMsg::Pong { id: Some(LATER), .. } => return anyhow::Ok(()),
                         ServerMsg::Pong { .. } => pongs += 1,
                         _ => {}
                     },

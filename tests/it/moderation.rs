@@ -230,7 +230,7 @@ async fn a_participants_facilitator_commands_are_forbidden_and_change_nothing() 
     let mut heard = Vec::new();
     loop {
         match bo.recv().await? {
-            ServerMsg::Pong { id: Some(7) } => break,
+            ServerMsg::Pong { id: Some(7), .. } => break,
             other => heard.push(other),
         }
     }

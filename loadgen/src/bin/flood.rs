@@ -233,7 +233,7 @@ async fn ping_round_trips(mut ws: Ws, time: Duration) -> anyhow::Result<Vec<f64>
         ws.send(Message::text(wire::encode_client(&ping))).await?;
         let pong = until(
             &mut ws,
-            |m| matches!(m, ServerMsg::Pong { id: Some(i) } if *i == id),
+            |m| matches!(m, ServerMsg::Pong { id: Some(i), .. } if *i == id),
         );
         if !answered(pong, &mut samples, sent).await? {
             break;

@@ -109,6 +109,7 @@ impl Registry {
             .room_snapshot(id, super::now().unix_ms)
             .await?
             .ok_or(OpenError::NotFound)?;
+        let agenda = self.store.load_agenda(id).await?;
         let history = self.store.recent_chat(id, CHAT_HISTORY_LEN).await?;
         let mut rooms = self.lock();
         if let Some(handle) = rooms.get(id) {
@@ -125,6 +126,7 @@ impl Registry {
             history,
             chat_burst: self.chat_burst,
             snapshot,
+            agenda,
         };
         let (tx, rx) = mpsc::channel(1024);
         let handle = RoomHandle {

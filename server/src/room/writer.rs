@@ -1,10 +1,12 @@
-//! A room's writer of moderation records: audit entries and the revocation of a barred
-//! invite. Its own task, so the room task never awaits the database. It writes in the order
-//! the room acted; a failure is logged and the room goes on (the room itself already refuses
-//! a barred invite).
+//! A room's writer of records: audit entries, the revocation of a barred invite, and the
+//! agenda. Its own task, so the room task never awaits the database. It writes in the order
+//! the room acted; of several agendas queued at once, only the last is written. A failure is
+//! logged and the room goes on (the room itself already refuses a barred invite, and keeps
+//! the agenda in memory).
 
 use std::sync::Arc;
 
+use signaling::agenda::Agenda;
 use signaling::room::AuditEntry;
 use tokio::sync::mpsc;
 
@@ -18,22 +20,34 @@ pub enum Job {
     Audit(AuditEntry),
     /// Revoke the invite with this id.
     Revoke(String),
+    /// Store the agenda.
+    Agenda(Box<Agenda>),
 }
+
+/// Jobs taken from the queue at once.
+const BATCH: usize = 64;
 
 /// Start a room's writer. It ends once the sender is dropped and its queue is written.
 pub fn start(tasks: &Tasks, store: Arc<dyn Store>, room: String) -> mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     tasks.spawn(async move {
-        while let Some(job) = rx.recv().await {
-            let done = match &job {
-                Job::Audit(entry) => store.append_audit(&room, entry).await,
-                Job::Revoke(invite) => {
-                    let now = super::now().unix_ms;
-                    store.revoke_invite(&room, invite, now).await.map(|_| ())
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let last_agenda = batch.iter().rposition(|j| matches!(j, Job::Agenda(_)));
+            for (n, job) in batch.drain(..).enumerate() {
+                let now = super::now().unix_ms;
+                let done = match &job {
+                    Job::Audit(entry) => store.append_audit(&room, entry).await,
+                    Job::Revoke(invite) => {
+                        store.revoke_invite(&room, invite, now).await.map(|_| ())
+                    }
+                    // A later agenda in this batch replaces this one.
+                    Job::Agenda(_) if Some(n) != last_agenda => Ok(()),
+                    Job::Agenda(agenda) => store.save_agenda(&room, agenda, now).await,
+                };
+                if let Err(e) = done {
+                    tracing::error!(%room, ?job, err = %e, "could not write a room record");
                 }
-            };
-            if let Err(e) = done {
-                tracing::error!(%room, ?job, err = %e, "could not write a moderation record");
             }
         }
     });

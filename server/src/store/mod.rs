@@ -8,6 +8,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
+use signaling::agenda::Agenda;
 use signaling::policy::{RoomPolicy, Snapshot};
 use signaling::roles::Role;
 use signaling::wire::ChatMessage;
@@ -177,6 +178,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Result<InviteRecord, InviteRefusal>>;
     /// Give back a use taken by [`Store::use_invite`] (the join was not seated).
     async fn release_invite(&self, invite_id: &str) -> StoreResult<()>;
+    /// A room's agenda, if it has one stored.
+    async fn load_agenda(&self, room_id: &str) -> StoreResult<Option<Agenda>>;
+    /// Store a room's agenda in place of the one stored, at `now_ms`.
+    async fn save_agenda(&self, room_id: &str, agenda: &Agenda, now_ms: i64) -> StoreResult<()>;
     /// Append to a room's audit log.
     async fn append_audit(&self, room_id: &str, entry: &AuditEntry) -> StoreResult<()>;
     /// A room's audit log, oldest first.

@@ -5,6 +5,7 @@
 //! Every change to a room's rules or invites bumps `rooms.rev` in the same transaction. A
 //! snapshot is one statement, so it is consistent under PostgreSQL's READ COMMITTED too.
 
+use signaling::agenda::Agenda;
 use signaling::policy::{RoomPolicy, Snapshot};
 use signaling::wire::ChatMessage;
 use sqlx::query::Query;
@@ -350,6 +351,39 @@ where
             .bind(invite_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn load_agenda(&self, room_id: &str) -> StoreResult<Option<Agenda>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT agenda FROM agendas WHERE room_id = $1")
+                .bind(room_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((json,)) = row else {
+            return Ok(None);
+        };
+        // Only a hand-edited database holds an agenda we cannot read: report it.
+        let agenda = serde_json::from_str(&json).map_err(|e| sqlx::Error::ColumnDecode {
+            index: "agenda".into(),
+            source: Box::new(e),
+        })?;
+        Ok(Some(agenda))
+    }
+
+    async fn save_agenda(&self, room_id: &str, agenda: &Agenda, now_ms: i64) -> StoreResult<()> {
+        // Plain data with string keys: serialising it cannot fail.
+        let json = serde_json::to_string(agenda).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO agendas (room_id, agenda, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (room_id) DO UPDATE SET agenda = excluded.agenda, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(room_id)
+        .bind(json)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -169,8 +169,7 @@ impl Plan {
             if t.segments.is_empty() || t.segments.len() > MAX_SEGMENTS {
                 return Err(format!("tactic {n}: 1 to {MAX_SEGMENTS} segments"));
             }
-            if t
-                .segments
+            if t.segments
                 .iter()
                 .any(|s| s.duration_s == 0 || s.duration_s > MAX_SEGMENT_S)
             {

@@ -73,7 +73,11 @@ fn start_runs_the_first_segment_with_its_deadline() {
     assert_eq!(at(&a), (Phase::Running, 0, 0));
     assert_eq!(a.state.deadline, Some(T0 + 60 * S));
     assert_eq!(a.remaining_ms(T0 + 20 * S), Some(40 * S));
-    assert_eq!(a.poll_timeout(), Some(T0 + 30 * S), "the 30 s warning first");
+    assert_eq!(
+        a.poll_timeout(),
+        Some(T0 + 30 * S),
+        "the 30 s warning first"
+    );
     assert!(a.handle_command(T0, Command::Start, None).is_err());
 }
 
@@ -123,7 +127,8 @@ fn mute_closes_a_presenters_floor_but_not_a_conversation() {
     assert!(a.state.floor_closed);
     assert_eq!(at(&a), (Phase::Running, 0, 0), "mute does not advance");
     // Extending reopens it.
-    a.handle_command(T0 + 75 * S, Command::Extend, Some(60)).unwrap();
+    a.handle_command(T0 + 75 * S, Command::Extend, Some(60))
+        .unwrap();
     assert!(!a.state.floor_closed && !a.state.time_up && !a.state.overrun);
     assert_eq!(a.state.deadline, Some(T0 + 120 * S));
     // In a conversation, time up mutes nobody.
@@ -131,7 +136,10 @@ fn mute_closes_a_presenters_floor_but_not_a_conversation() {
     cmd(&mut a, T0 + 80 * S, Command::Next);
     assert_eq!(a.current().unwrap().1.kind, SegmentKind::Conversation);
     let seen = run_until(&mut a, T0 + 1000 * S);
-    assert!(seen.iter().all(|(_, e)| *e != Event::FloorClosed), "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, e)| *e != Event::FloorClosed),
+        "{seen:?}"
+    );
     assert!(!a.state.floor_closed);
 }
 
@@ -271,7 +279,11 @@ fn after_a_restart_the_deadline_counts_from_the_stored_time() {
     let now = T0 + 35 * S;
     assert_eq!(b.remaining_ms(now), Some(35 * S), "not a fresh 60 s");
     assert!(run_until(&mut b, now).is_empty(), "nothing was due yet");
-    assert_eq!(b.poll_timeout(), Some(T0 + 40 * S), "the warning, at its stored time");
+    assert_eq!(
+        b.poll_timeout(),
+        Some(T0 + 40 * S),
+        "the warning, at its stored time"
+    );
     // Back after the warning's time but before the deadline: it is given at once.
     assert_eq!(
         b.handle_timeout(T0 + 65 * S),

@@ -156,7 +156,7 @@ impl Room {
             .position(|w| self.seat_for(now, &w.ticket).is_ok())
         {
             let w = self.waiting.remove(at).expect("found above");
-            self.seat(w.conn, w.info.name, w.ticket);
+            self.seat(now, w.conn, w.info.name, w.ticket);
             first_moved = Some(first_moved.map_or(at, |f: usize| f.min(at)));
         }
         if let Some(from) = first_moved {
@@ -178,7 +178,7 @@ impl Room {
         }
         let w = self.waiting.remove(at).expect("found above");
         self.audit(now, &by, "admit", Some((&w.info.id, &w.info.name)), None);
-        self.seat(w.conn, w.info.name, w.ticket);
+        self.seat(now, w.conn, w.info.name, w.ticket);
         self.queue_moved(at);
     }
 

@@ -91,11 +91,15 @@ impl Room {
             let flags = (info.audio_allowed, info.video_allowed);
             self.moderated.insert(invite.clone(), flags);
         }
-        self.outputs.push_back(Output::Gate {
-            participant: target.to_string(),
-            kind,
-            open: allowed,
-        });
+        match kind {
+            // Audio also follows the floor.
+            MediaKind::Audio => self.refresh_audio_gates(),
+            MediaKind::Video => self.outputs.push_back(Output::Gate {
+                participant: target.to_string(),
+                kind,
+                open: allowed,
+            }),
+        }
         let action = match (kind, allowed) {
             (MediaKind::Audio, false) => "mute",
             (MediaKind::Audio, true) => "unmute",
@@ -238,7 +242,7 @@ impl Room {
     }
 }
 
-fn no_such_participant(id: &str) -> Reject {
+pub(super) fn no_such_participant(id: &str) -> Reject {
     Reject::new(
         ErrorCode::ParticipantNotFound,
         format!("no participant `{}` in this room", crate::wire::quote(id)),

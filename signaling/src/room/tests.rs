@@ -35,6 +35,7 @@ impl Harness {
                 policy: crate::policy::RoomPolicy::new(capacity),
                 reservations: vec![],
             },
+            agenda: None,
         });
         Harness {
             room,

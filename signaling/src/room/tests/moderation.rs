@@ -59,6 +59,10 @@ fn every_role_tries_every_action() {
                 Action::Remove => h.room.handle_remove(h.now, conn, target, false),
                 Action::Lock => h.room.handle_lock(h.now, conn, true),
                 Action::Admit => h.room.handle_decline(h.now, conn, "w1"),
+                Action::RunAgenda => {
+                    h.room
+                        .handle_agenda_control(h.now, conn, crate::agenda::Command::Start, None)
+                }
             }
             let out = h.drain();
             let refused = Harness::error_code(&out, conn) == Some(ErrorCode::Forbidden);
