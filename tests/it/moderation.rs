@@ -14,7 +14,7 @@ use crate::gate::{audio_from, video_goes_on};
 
 /// Send `join` on a fresh socket and return it with the first answer that is not a
 /// candidate: `joined`, `waiting` or `error`.
-async fn try_join(
+pub(crate) async fn try_join(
     server: &TestServer,
     room: &str,
     name: &str,
@@ -25,7 +25,7 @@ async fn try_join(
     Ok((ws, answer))
 }
 
-async fn join_on(
+pub(crate) async fn join_on(
     ws: &mut Ws,
     room: &str,
     name: &str,
@@ -42,7 +42,7 @@ async fn join_on(
         .await
 }
 
-fn code(msg: &ServerMsg) -> Option<ErrorCode> {
+pub(crate) fn code(msg: &ServerMsg) -> Option<ErrorCode> {
     match msg {
         ServerMsg::Error { code, .. } => Some(*code),
         _ => None,
@@ -50,7 +50,7 @@ fn code(msg: &ServerMsg) -> Option<ErrorCode> {
 }
 
 /// Wait on a raw socket for a message matching `want`.
-async fn expect(ws: &mut Ws, want: impl FnMut(&ServerMsg) -> bool) -> anyhow::Result<ServerMsg> {
+pub(crate) async fn expect(ws: &mut Ws, want: impl FnMut(&ServerMsg) -> bool) -> anyhow::Result<ServerMsg> {
     ws.recv_until(want).await
 }
 
