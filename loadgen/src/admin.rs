@@ -36,7 +36,9 @@ pub async fn create_room(
     title: &str,
     capacity: usize,
 ) -> anyhow::Result<String> {
-    let body = serde_json::json!({ "title": title, "capacity": capacity }).to_string();
+    // One seat more: the server reserves one for the facilitator's link it makes with the
+    // room, and the generator joins through the open link.
+    let body = serde_json::json!({ "title": title, "capacity": capacity + 1 }).to_string();
     let (status, body) = request(addr, admin_token, "POST", "/api/rooms", Some(&body)).await?;
     if status != "201" {
         bail!("creating a room: HTTP {status}: {body}");

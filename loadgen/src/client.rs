@@ -26,7 +26,7 @@ use webrtc::peer_connection::{
 
 pub use media_log::{MediaLog, Received};
 pub use publisher::{Keyframes, PublishPlan, TrackPlan, Tracks, VideoCodec};
-pub use ws::{Ws, connect, join};
+pub use ws::{Ws, connect, join, join_invited};
 
 use crate::stats::now_ns;
 
@@ -97,6 +97,18 @@ impl Client {
         Self::join_with(addr, room, name, JoinOptions { packet_log: true }).await
     }
 
+    /// Connect, join `room` as `name` with an invite's secret, and set up both peer
+    /// connections, keeping a log of every received packet.
+    pub async fn join_invited(
+        addr: SocketAddr,
+        room: &str,
+        name: &str,
+        invite: &str,
+    ) -> anyhow::Result<Client> {
+        let options = JoinOptions { packet_log: true };
+        Self::join_full(addr, room, name, Some(invite), options).await
+    }
+
     /// Connect, join `room` as `name`, and set up both peer connections.
     pub async fn join_with(
         addr: SocketAddr,
@@ -104,8 +116,18 @@ impl Client {
         name: &str,
         options: JoinOptions,
     ) -> anyhow::Result<Client> {
+        Self::join_full(addr, room, name, None, options).await
+    }
+
+    async fn join_full(
+        addr: SocketAddr,
+        room: &str,
+        name: &str,
+        invite: Option<&str>,
+        options: JoinOptions,
+    ) -> anyhow::Result<Client> {
         let opened_at_ns = now_ns();
-        let (ws, id, joined) = ws::join(addr, room, name).await?;
+        let (ws, id, joined) = ws::join_invited(addr, room, name, invite).await?;
         let (out, out_rx) = mpsc::unbounded_channel();
         let media = Arc::new(MediaLog::new(options.packet_log));
         let handler = |role| {

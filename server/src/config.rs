@@ -12,6 +12,10 @@ use signaling::wire::IceServer;
 
 use crate::limits::{LimitFile, LimitOpts, Limits};
 
+mod room;
+
+pub use room::{CreateArgs, InviteArgs, RoomCommand, UpdateArgs};
+
 /// The `roundtable` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -88,29 +92,6 @@ pub enum Command {
         /// What to do with rooms.
         #[command(subcommand)]
         command: RoomCommand,
-    },
-}
-
-/// `roundtable room ...`
-#[derive(Debug, Subcommand)]
-pub enum RoomCommand {
-    /// Create a room and print its id and join link.
-    Create {
-        /// Title shown to participants.
-        #[arg(long)]
-        title: String,
-        /// Most participants at once.
-        #[arg(long, default_value_t = crate::rooms::DEFAULT_CAPACITY)]
-        capacity: u32,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List rooms.
-    List {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 

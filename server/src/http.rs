@@ -9,20 +9,23 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use signaling::wire::MediaKind;
+use signaling::wire::{ErrorCode, MediaKind};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::invites::MintError;
 use crate::listener::ClientAddr;
 use crate::media::{DelaySnapshot, MediaStats};
 use crate::room::RoomCmd;
-use crate::rooms::{DEFAULT_CAPACITY, MAX_CAPACITY, new_room};
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{RoomRecord, StoreError};
 use crate::ws;
+
+mod invites;
+mod rooms;
 
 /// The web client, embedded so that one binary runs the product.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -115,8 +118,19 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/ws", get(websocket))
-        .route("/api/rooms", get(list_rooms).post(create_room))
-        .route("/api/rooms/{room}", get(room_info))
+        .route("/api/rooms", get(rooms::list).post(rooms::create))
+        .route("/api/rooms/{room}", get(rooms::room_info))
+        .route("/api/rooms/{room}/invite-check", post(invites::check))
+        .route("/api/admin/rooms/{room}", patch(rooms::update))
+        .route(
+            "/api/admin/rooms/{room}/invites",
+            get(invites::list).post(invites::create),
+        )
+        .route(
+            "/api/admin/rooms/{room}/invites/{invite}",
+            delete(invites::revoke),
+        )
+        .route("/api/admin/rooms/{room}/audit", get(invites::audit))
         .route("/api/admin/media", get(media_report))
         .route(
             "/api/admin/rooms/{room}/participants/{participant}/forwarding",
@@ -167,6 +181,10 @@ pub enum AppError {
     Forbidden(&'static str, String),
     /// 400.
     BadRequest(String),
+    /// 409 with a code: the request conflicts with what is there.
+    Conflict(&'static str, String),
+    /// 410 with a code: it was there, and is no more.
+    Gone(&'static str, String),
     /// 503 with a code; the detail is logged, not shown.
     Unavailable(&'static str, String),
     /// 500; the detail is logged, not shown.
@@ -176,6 +194,17 @@ pub enum AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         AppError::Internal(e.to_string())
+    }
+}
+
+impl From<MintError> for AppError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::RoomNotFound(_) => AppError::NotFound("room_not_found", e.to_string()),
+            MintError::NoSeat(m) => AppError::Conflict("no_seat_to_reserve", m),
+            MintError::Invalid(m) => AppError::BadRequest(m),
+            MintError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -190,6 +219,8 @@ impl IntoResponse for AppError {
             ),
             AppError::Forbidden(code, m) => (StatusCode::FORBIDDEN, code, m),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            AppError::Conflict(code, m) => (StatusCode::CONFLICT, code, m),
+            AppError::Gone(code, m) => (StatusCode::GONE, code, m),
             AppError::Unavailable(code, detail) => {
                 tracing::warn!(code, %detail, "not ready");
                 (
@@ -282,21 +313,6 @@ async fn metrics(
     Ok(([(header::CONTENT_TYPE, kind)], state.render_metrics()))
 }
 
-async fn room_info(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, AppError> {
-    let room = state
-        .store
-        .get_room(&id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("room_not_found", format!("no room `{id}`")))?;
-    let participants = state.registry.running(&id).map_or(0, |h| h.occupancy());
-    Ok(Json(json!({
-        "id": room.id, "title": room.title, "capacity": room.policy.capacity, "participants": participants,
-    })))
-}
-
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -310,60 +326,40 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> 
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRoom {
-    title: String,
-    capacity: Option<u32>,
+/// A JSON body, or 400 `bad_request` saying what is wrong with it.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
+    body.map(|Json(body)| body)
+        .map_err(|e| AppError::BadRequest(e.body_text()))
 }
 
-/// Validate a title and capacity from the CLI or the API.
-pub fn check_room(title: &str, capacity: u32) -> Result<(), String> {
-    let len = title.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err("title must be 1 to 200 characters".into());
-    }
-    if capacity == 0 || capacity > MAX_CAPACITY {
-        return Err(format!("capacity must be 1 to {MAX_CAPACITY}"));
-    }
-    Ok(())
-}
-
-async fn create_room(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<CreateRoom>, JsonRejection>,
-) -> Result<impl IntoResponse, AppError> {
-    require_admin(&state, &headers)?;
-    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let capacity = body.capacity.unwrap_or(DEFAULT_CAPACITY);
-    check_room(&body.title, capacity).map_err(AppError::BadRequest)?;
-    let room = new_room(body.title.trim().to_string(), capacity);
-    state.store.create_room(&room).await?;
-    let join_url = state.join_url(&room.id);
-    let body = json!({ "id": room.id, "title": room.title, "capacity": room.policy.capacity, "join_url": join_url });
-    Ok((StatusCode::CREATED, Json(body)))
-}
-
-async fn list_rooms(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, AppError> {
-    require_admin(&state, &headers)?;
-    let rooms: Vec<_> = state
+/// The stored room `id`, or 404 `room_not_found`.
+async fn existing_room(state: &AppState, id: &str) -> Result<RoomRecord, AppError> {
+    state
         .store
-        .list_rooms()
+        .get_room(id)
         .await?
-        .into_iter()
-        .map(|r| {
-            let participants = state.registry.running(&r.id).map_or(0, |h| h.occupancy());
-            json!({
-                "id": r.id, "title": r.title, "capacity": r.policy.capacity, "created_at": r.created_at,
-                "participants": participants, "join_url": state.join_url(&r.id),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "rooms": rooms })))
+        .ok_or_else(|| AppError::NotFound("room_not_found", format!("no room `{id}`")))
+}
+
+/// After a change to a room's rules or invites: if the room runs, hand it the store's
+/// fresh snapshot. The change is stored either way. A room that misses this refresh gets a
+/// fresh snapshot with its next join.
+async fn refresh(state: &AppState, room: &str) {
+    let Some(handle) = state.registry.running(room) else {
+        return;
+    };
+    match state
+        .store
+        .room_snapshot(room, crate::room::now().unix_ms)
+        .await
+    {
+        // A send error means the room stopped: it reads the store when it starts again.
+        Ok(Some(snapshot)) => {
+            let _ = handle.send(RoomCmd::Refresh { snapshot }).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(%room, err = %e, "could not refresh a running room"),
+    }
 }
 
 /// `GET /api/admin/media`: what the media engine holds and has done since it started.
@@ -393,9 +389,9 @@ struct Forwarding {
     open: bool,
 }
 
-/// `POST /api/admin/rooms/{room}/participants/{participant}/forwarding`: open or close the
-/// forwarding of a participant's audio or video (the gate). An operator's override, and the
-/// mechanism moderation will use.
+/// `POST /api/admin/rooms/{room}/participants/{participant}/forwarding`: mute or unmute a
+/// participant's audio or video, as a facilitator would, under the name `admin`. Their
+/// tracks to come are covered too; the reply counts those they publish now.
 async fn forwarding(
     State(state): State<AppState>,
     Path((room, participant)): Path<(String, String)>,
@@ -414,12 +410,14 @@ async fn forwarding(
         reply,
     };
     handle.send(cmd).await.map_err(|_| not_running())?;
-    let tracks = applied.await.map_err(|_| not_running())?;
-    if tracks == 0 {
-        return Err(AppError::NotFound(
-            "track_not_found",
-            format!("`{participant}` publishes no such track in `{room}`"),
-        ));
-    }
+    let tracks = applied
+        .await
+        .map_err(|_| not_running())?
+        .map_err(|reject| match reject.code {
+            ErrorCode::ParticipantNotFound => {
+                AppError::NotFound(reject.code.as_str(), reject.message)
+            }
+            _ => AppError::Forbidden(reject.code.as_str(), reject.message),
+        })?;
     Ok(Json(json!({ "tracks": tracks, "open": body.open })))
 }

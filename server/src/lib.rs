@@ -5,6 +5,7 @@ mod admin_token;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod invites;
 pub mod limits;
 pub mod listener;
 pub mod media;

@@ -1,10 +1,15 @@
 //! The `roundtable` binary: parse the command line, then serve or run a CLI command.
 
-use anyhow::Context;
+use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use roundtable::config::{Cli, Command, Config, RoomCommand, log_filter};
-use roundtable::http::check_room;
-use roundtable::{Server, new_room, store};
+use roundtable::invites::{self, InviteState, InviteView, Minted};
+use roundtable::room::now;
+use roundtable::rooms::{CreatedRoom, create_room};
+use roundtable::store::{AuditEntry, InviteRecord, RoomRecord, Store};
+use roundtable::{Server, store};
+use signaling::policy::{RoomPolicy, WhenFull};
+use signaling::roles::Role;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -51,31 +56,17 @@ async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()
     let store = store::open(&config.database_url)
         .await
         .with_context(|| format!("opening database {}", store::redacted(&config.database_url)))?;
+    let store = store.as_ref();
     let base = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.bind));
+    let base = base.trim_end_matches('/');
     match command {
-        RoomCommand::Create {
-            title,
-            capacity,
-            json,
-        } => {
-            check_room(&title, capacity).map_err(anyhow::Error::msg)?;
-            let room = new_room(title.trim().to_string(), capacity);
-            store.create_room(&room).await?;
-            let join_url = format!("{}/r/{}", base.trim_end_matches('/'), room.id);
-            if json {
-                let out = serde_json::json!({
-                    "id": room.id, "title": room.title, "capacity": room.policy.capacity, "join_url": join_url,
-                });
-                println!("{out}");
-            } else {
-                println!(
-                    "created room {} ({}, capacity {})\njoin link: {join_url}",
-                    room.id, room.title, room.policy.capacity
-                );
-            }
+        RoomCommand::Create(args) => {
+            let room = args.changes().new_room().map_err(anyhow::Error::msg)?;
+            let created = create_room(store, base, &room).await?;
+            print_created(&created, args.json)?;
         }
         RoomCommand::List { json } => {
             let rooms = store.list_rooms().await?;
@@ -87,6 +78,156 @@ async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()
                 }
             }
         }
+        RoomCommand::Invite(args) => {
+            let now = now().unix_ms;
+            let minted = invites::mint(store, base, &args.room, &args.spec(), now).await?;
+            print_minted(&minted, now, args.json)?;
+        }
+        RoomCommand::Invites { room, json } => {
+            existing_room(store, &room).await?;
+            print_invites(&store.list_invites(&room).await?, now().unix_ms, json)?;
+        }
+        RoomCommand::Revoke { room, invite } => {
+            existing_room(store, &room).await?;
+            if !store.revoke_invite(&room, &invite, now().unix_ms).await? {
+                bail!("room `{room}` has no invite `{invite}`");
+            }
+            println!("revoked invite {invite}: it admits nobody from now on");
+        }
+        RoomCommand::Update(args) => {
+            let mut room = existing_room(store, &args.room).await?;
+            args.changes()
+                .apply(&mut room)
+                .map_err(anyhow::Error::msg)?;
+            store.update_room(&room).await?;
+            println!("updated room {}: {}", room.id, rules(&room.policy));
+        }
+        RoomCommand::Audit { room, json } => {
+            existing_room(store, &room).await?;
+            print_audit(&store.audit_log(&room).await?, json)?;
+        }
     }
     Ok(())
+}
+
+async fn existing_room(store: &dyn Store, id: &str) -> anyhow::Result<RoomRecord> {
+    store
+        .get_room(id)
+        .await?
+        .ok_or_else(|| anyhow!("no room `{id}`"))
+}
+
+fn print_created(created: &CreatedRoom, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(created)?);
+        return Ok(());
+    }
+    println!(
+        "created room {} ({}, capacity {})",
+        created.id, created.title, created.capacity
+    );
+    println!("facilitator link (shown once): {}", created.facilitator_url);
+    match &created.open_url {
+        Some(url) => println!("open link: {url}"),
+        None => println!("open link: off (only invites get in)"),
+    }
+    Ok(())
+}
+
+fn print_minted(minted: &Minted, now_ms: i64, json: bool) -> anyhow::Result<()> {
+    let invite = &minted.invite;
+    if json {
+        let mut out = serde_json::to_value(InviteView::at(invite, now_ms))?;
+        out["url"] = minted.url.clone().into();
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "{} (shown once)\n{}",
+        invite_line(invite, now_ms),
+        minted.url
+    );
+    Ok(())
+}
+
+fn print_invites(invites: &[InviteRecord], now_ms: i64, json: bool) -> anyhow::Result<()> {
+    if json {
+        let views = InviteView::all(invites, now_ms);
+        println!("{}", serde_json::to_string(&views)?);
+        return Ok(());
+    }
+    for invite in invites {
+        println!("{}", invite_line(invite, now_ms));
+    }
+    Ok(())
+}
+
+/// One invite on one line: id, role, state, then what sets it apart.
+fn invite_line(invite: &InviteRecord, now_ms: i64) -> String {
+    let mut line = format!(
+        "{}\t{}\t{}",
+        invite.id,
+        invite.role,
+        InviteState::of(invite, now_ms).as_str()
+    );
+    if let Some(name) = &invite.name {
+        line += &format!("\tfor \"{name}\"");
+    }
+    if invite.reserve {
+        line += "\treserved seat";
+    }
+    line += &match invite.max_uses {
+        Some(max) => format!("\tused {}/{max}", invite.uses),
+        None => format!("\tused {}", invite.uses),
+    };
+    line + &format!("\texpires {}", invites::utc(invite.expires_at))
+}
+
+fn print_audit(entries: &[AuditEntry], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(entries)?);
+        return Ok(());
+    }
+    for e in entries {
+        let mut line = format!(
+            "{}\t{} ({})\t{}",
+            invites::utc(e.ts),
+            e.actor_name,
+            e.actor,
+            e.action
+        );
+        if let Some(target) = &e.target {
+            let name = e.target_name.as_deref().unwrap_or("?");
+            line += &format!("\t{name} ({target})");
+        }
+        if let Some(detail) = &e.detail {
+            line += &format!("\t{detail}");
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// A room's rules in a few words.
+fn rules(policy: &RoomPolicy) -> String {
+    let caps: Vec<String> = Role::ALL
+        .into_iter()
+        .filter_map(|role| policy.caps.of(role).map(|cap| format!("{role}={cap}")))
+        .collect();
+    let caps = if caps.is_empty() {
+        "no role caps".to_string()
+    } else {
+        format!("caps {}", caps.join(" "))
+    };
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!(
+        "capacity {}, {caps}, when full {}, auto-admit {}, open link {}",
+        policy.capacity,
+        match policy.when_full {
+            WhenFull::Refuse => "refuse",
+            WhenFull::Wait => "wait",
+        },
+        on(policy.auto_admit),
+        on(policy.open_link)
+    )
 }

@@ -12,6 +12,7 @@
 
 pub mod chat;
 mod registry;
+mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,8 +20,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use signaling::Now;
+use signaling::policy::{Snapshot, Ticket};
+use signaling::roles::Role;
 use signaling::room::{ConnId, Output, Room};
-use signaling::wire::{ChatMessage, LeaveReason, MediaKind, ServerMsg};
+use signaling::wire::{ChatMessage, ClientMsg, LeaveReason, MediaKind, Reject, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 
 use self::chat::ChatReport;
@@ -32,8 +35,8 @@ pub const IDLE_GRACE: Duration = Duration::from_secs(30);
 
 /// Commands a room task takes.
 pub enum RoomCmd {
-    /// A connection asks to join. The reply is its participant id and media session, or
-    /// `None` if refused (the refusal was already sent to `to_client`).
+    /// A connection asks to join, with what its invite gives it and the room's policy as
+    /// the store has it now.
     Join {
         /// The connection.
         conn: ConnId,
@@ -41,10 +44,14 @@ pub enum RoomCmd {
         version: u32,
         /// Display name.
         name: String,
+        /// Its role and invite.
+        ticket: Box<Ticket>,
+        /// The room's policy and reserved invites, read just before.
+        snapshot: Box<Snapshot>,
         /// Where the room sends this connection's messages.
         to_client: ClientLink,
         /// The outcome.
-        reply: oneshot::Sender<Option<Joined>>,
+        reply: oneshot::Sender<JoinOutcome>,
     },
     /// The connection left or closed.
     Leave {
@@ -53,15 +60,16 @@ pub enum RoomCmd {
         /// Why.
         reason: LeaveReason,
     },
-    /// A chat message.
-    Chat {
+    /// A message for the room from a joined (or waiting) connection: chat, media state,
+    /// hands and moderation. Others are not sent here.
+    Message {
         /// The connection.
         conn: ConnId,
-        /// The text.
-        text: String,
+        /// The message.
+        msg: ClientMsg,
     },
-    /// Open or close the forwarding of a participant's tracks of one kind (the gate). The
-    /// reply is how many tracks it applied to.
+    /// The admin API mutes or unmutes a participant's audio or video (the gate). The reply
+    /// is how many of their tracks it applies to now, or why it was refused.
     Forwarding {
         /// The publisher.
         participant: String,
@@ -69,8 +77,8 @@ pub enum RoomCmd {
         kind: MediaKind,
         /// Whether their packets reach the others.
         open: bool,
-        /// Tracks it applied to.
-        reply: oneshot::Sender<usize>,
+        /// Tracks it applies to now.
+        reply: oneshot::Sender<Result<usize, Reject>>,
     },
     /// The room's policy or invites changed in the store: the fresh snapshot. The room
     /// keeps it if its revision is newer than the one it has.
@@ -78,15 +86,17 @@ pub enum RoomCmd {
         /// Policy, reserved invites and revision.
         snapshot: signaling::policy::Snapshot,
     },
-    /// Microphone/camera flags.
-    MediaState {
-        /// The connection.
-        conn: ConnId,
-        /// Microphone on.
-        audio: bool,
-        /// Camera on.
-        video: bool,
-    },
+}
+
+/// What became of a join.
+pub enum JoinOutcome {
+    /// Seated.
+    Seated(Joined),
+    /// In the waiting room: the receiver resolves when a facilitator (or auto-admit) seats
+    /// it, and fails when it is declined or the room stops.
+    Waiting(oneshot::Receiver<Joined>),
+    /// Refused; the refusal was already sent to the connection.
+    Refused,
 }
 
 /// How the room reaches one connection.
@@ -103,6 +113,8 @@ pub struct Joined {
     pub participant: String,
     /// Its media session, for negotiation messages.
     pub session: Arc<SessionHandle>,
+    /// Its role.
+    pub role: Role,
 }
 
 /// A cheap handle on a running room task.
@@ -123,6 +135,11 @@ impl RoomHandle {
     /// connection's messages instead of queueing them.
     pub fn try_send(&self, cmd: RoomCmd) -> Result<(), mpsc::error::TrySendError<RoomCmd>> {
         self.tx.try_send(cmd)
+    }
+
+    /// Whether the task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Commands the task has taken.
@@ -166,6 +183,10 @@ struct RoomTask {
     /// To the chat writer, and its reports back.
     chat_tx: mpsc::UnboundedSender<ChatMessage>,
     chat_reports: mpsc::UnboundedReceiver<ChatReport>,
+    /// To the writer of audit entries and revocations.
+    writes: mpsc::UnboundedSender<writer::Job>,
+    /// Waiting connections: where their seat goes when they are admitted.
+    admissions: HashMap<ConnId, oneshot::Sender<Joined>>,
 }
 
 impl RoomTask {
@@ -179,6 +200,11 @@ impl RoomTask {
             registry.storage.clone(),
             registry.metrics.clone(),
             reports_tx,
+        );
+        let writes = writer::start(
+            &registry.tasks,
+            registry.store.clone(),
+            room.info().id.clone(),
         );
         RoomTask {
             room,
@@ -194,6 +220,8 @@ impl RoomTask {
             media_rx,
             chat_tx,
             chat_reports,
+            writes,
+            admissions: HashMap::new(),
         }
     }
 
@@ -255,35 +283,35 @@ impl RoomTask {
                 conn,
                 version,
                 name,
+                ticket,
+                snapshot,
                 to_client,
                 reply,
             } => {
                 self.conns.insert(conn, to_client);
-                self.room.handle_join(now, conn, version, &name);
+                self.room.handle_snapshot(now, *snapshot);
+                self.room.handle_join(now, conn, version, &name, *ticket);
                 self.drain();
-                let joined = self
-                    .room
-                    .participant_of(conn)
-                    .map(str::to_string)
-                    .and_then(|p| {
-                        let session = self.sessions.get(&p)?.clone();
-                        Some(Joined {
-                            participant: p,
-                            session,
-                        })
-                    });
-                if joined.is_none() {
+                let outcome = if let Some(joined) = self.joined(conn) {
+                    JoinOutcome::Seated(joined)
+                } else if self.room.is_waiting(conn) {
+                    let (tx, rx) = oneshot::channel();
+                    self.admissions.insert(conn, tx);
+                    JoinOutcome::Waiting(rx)
+                } else {
                     self.conns.remove(&conn);
-                }
-                let _ = reply.send(joined);
+                    JoinOutcome::Refused
+                };
+                let _ = reply.send(outcome);
             }
             RoomCmd::Leave { conn, reason } => {
                 self.room.handle_leave(now, conn, reason);
                 self.drain();
                 self.conns.remove(&conn);
+                self.admissions.remove(&conn);
             }
-            RoomCmd::Chat { conn, text } => {
-                self.room.handle_chat(now, conn, &text);
+            RoomCmd::Message { conn, msg } => {
+                self.handle_message(now, conn, msg);
                 self.drain();
             }
             RoomCmd::Forwarding {
@@ -292,30 +320,65 @@ impl RoomTask {
                 open,
                 reply,
             } => {
-                let mut applied = 0;
-                for (key, publisher, k) in self.tracks.values() {
-                    if *publisher == participant && *k == kind {
-                        self.registry.media.gate(*key, open);
-                        applied += 1;
-                    }
-                }
-                // A track they publish later is gated too, before anyone receives it.
-                if open {
-                    self.gated.remove(&(participant, kind));
-                } else if applied > 0 {
-                    self.gated.insert((participant, kind));
-                }
-                let _ = reply.send(applied);
+                let result = self.room.handle_admin_mute(now, &participant, kind, !open);
+                self.drain();
+                let applied = self
+                    .tracks
+                    .values()
+                    .filter(|(_, p, k)| *p == participant && *k == kind)
+                    .count();
+                let _ = reply.send(result.map(|()| applied));
             }
             RoomCmd::Refresh { snapshot } => {
                 self.room.handle_snapshot(now, snapshot);
                 self.drain();
             }
-            RoomCmd::MediaState { conn, audio, video } => {
-                self.room.handle_media_state(now, conn, audio, video);
-                self.drain();
+        }
+    }
+
+    /// Hand a room message to the core.
+    fn handle_message(&mut self, now: Now, conn: ConnId, msg: ClientMsg) {
+        let room = &mut self.room;
+        match msg {
+            ClientMsg::Chat { text } => room.handle_chat(now, conn, &text),
+            ClientMsg::MediaState { audio, video } => {
+                room.handle_media_state(now, conn, audio, video)
+            }
+            ClientMsg::RaiseHand {} => room.handle_raise_hand(now, conn),
+            ClientMsg::LowerHand { participant } => {
+                room.handle_lower_hand(now, conn, participant.as_deref())
+            }
+            ClientMsg::Mute {
+                participant,
+                kind,
+                muted,
+            } => room.handle_mute(now, conn, &participant, kind, muted),
+            ClientMsg::Remove { participant, bar } => {
+                room.handle_remove(now, conn, &participant, bar)
+            }
+            ClientMsg::Lock { locked } => room.handle_lock(now, conn, locked),
+            ClientMsg::Admit { waiter } => room.handle_admit(now, conn, &waiter),
+            ClientMsg::Decline { waiter } => room.handle_decline(now, conn, &waiter),
+            // The connection's own task handles the rest; it never sends them here.
+            ClientMsg::Join { .. }
+            | ClientMsg::Leave {}
+            | ClientMsg::Offer { .. }
+            | ClientMsg::Answer { .. }
+            | ClientMsg::Candidate { .. }
+            | ClientMsg::Ping { .. } => {
+                tracing::warn!(conn, "a connection message reached the room");
             }
         }
+    }
+
+    /// The seat of `conn`, if it is seated and its media session is open.
+    fn joined(&self, conn: ConnId) -> Option<Joined> {
+        let participant = self.room.participant_of(conn)?.to_string();
+        Some(Joined {
+            session: self.sessions.get(&participant)?.clone(),
+            role: self.room.role_of(&participant)?,
+            participant,
+        })
     }
 
     fn handle_chat_report(&mut self, report: ChatReport) {
@@ -362,7 +425,15 @@ impl RoomTask {
         while let Some(output) = self.room.poll_output() {
             match output {
                 Output::Send { conn, msg } => self.send(conn, msg),
-                Output::Admitted { conn, participant } => self.open_media(conn, participant),
+                Output::Admitted { conn, participant } => {
+                    self.open_media(conn, participant);
+                    // Seated from the waiting room: its connection learns of its seat.
+                    if let Some(tx) = self.admissions.remove(&conn)
+                        && let Some(joined) = self.joined(conn)
+                    {
+                        let _ = tx.send(joined);
+                    }
+                }
                 Output::Subscribe { subscriber, track } => {
                     if let Some((key, _, _)) = self.tracks.get(&track.id) {
                         self.changes.entry(subscriber).or_default().0.push(*key);
@@ -381,6 +452,22 @@ impl RoomTask {
                     if let Some((key, _, _)) = self.tracks.remove(&track_id) {
                         self.registry.media.gate(key, false);
                     }
+                }
+                Output::Gate {
+                    participant,
+                    kind,
+                    open,
+                } => self.gate(participant, kind, open),
+                Output::Release { conn } => {
+                    // What was sent to it stays queued; its socket closes after.
+                    self.conns.remove(&conn);
+                    self.admissions.remove(&conn);
+                }
+                Output::RevokeInvite { invite } => {
+                    let _ = self.writes.send(writer::Job::Revoke(invite));
+                }
+                Output::Audit(entry) => {
+                    let _ = self.writes.send(writer::Job::Audit(entry));
                 }
                 Output::CloseMedia { participant } => {
                     if let Some(session) = self.sessions.remove(&participant) {
@@ -406,6 +493,21 @@ impl RoomTask {
         }
         // Again after: a connection dropped for being too slow left during the loop.
         self.occupancy.store(self.room.len(), Ordering::Relaxed);
+    }
+
+    /// Open or close the forwarding of `participant`'s tracks of `kind`; a track they
+    /// publish later is gated too, before anyone receives it.
+    fn gate(&mut self, participant: String, kind: MediaKind, open: bool) {
+        for (key, publisher, k) in self.tracks.values() {
+            if *publisher == participant && *k == kind {
+                self.registry.media.gate(*key, open);
+            }
+        }
+        if open {
+            self.gated.remove(&(participant, kind));
+        } else {
+            self.gated.insert((participant, kind));
+        }
     }
 
     fn open_media(&mut self, conn: ConnId, participant: String) {

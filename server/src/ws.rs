@@ -4,7 +4,7 @@
 //!
 //! Over-limit messages are dropped here, before they reach a room: each connection has a
 //! budget, its address has one shared by all its connections, and the messages that go to
-//! the room (chat, media state) have a smaller one.
+//! the room from everyone (chat, media state, hands) have a smaller one.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,8 +12,10 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::StreamExt;
 use signaling::limits::TokenBucket;
+use signaling::policy::Ticket;
+use signaling::roles::{Action, Role, allows};
 use signaling::room::ConnId;
-use signaling::wire::{self, ClientMsg, ErrorCode, LeaveReason, Reject, ServerMsg};
+use signaling::wire::{self, ClientMsg, ErrorCode, LeaveReason, PcRole, Reject, ServerMsg};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -21,7 +23,9 @@ use crate::media::{SessionHandle, Signal};
 use crate::metrics::ConnState;
 use crate::outbox::{Ended, Outbox};
 use crate::peers::Budget;
-use crate::room::{ClientLink, OpenError, RoomCmd, RoomHandle, sleep_until_opt};
+use crate::room::{
+    ClientLink, JoinOutcome, Joined, OpenError, RoomCmd, RoomHandle, sleep_until_opt,
+};
 use crate::state::AppState;
 
 /// Frames larger than this are refused by the WebSocket layer (close 1009).
@@ -40,9 +44,18 @@ const OUTBOUND_QUEUE: usize = 1024;
 const ROOM_MESSAGES_PER_SECOND: f64 = 1.0;
 const ROOM_MESSAGE_BURST: f64 = 10.0;
 
+/// The room a connection joined: seated, or in its waiting room.
 struct Membership {
     room: RoomHandle,
+    /// The seat; `None` while in the waiting room.
+    seat: Option<Seat>,
+    /// The invite whose use this join took, given back if it is never seated.
+    invite: Option<String>,
+}
+
+struct Seat {
     session: Arc<SessionHandle>,
+    role: Role,
 }
 
 struct Conn {
@@ -67,6 +80,8 @@ struct Conn {
     room_bucket: TokenBucket,
     room_limited: bool,
     member: Option<Membership>,
+    /// Set by a join that went to the waiting room; the loop waits on it for the seat.
+    admission: Option<oneshot::Receiver<Joined>>,
     /// The client sent `leave`. From then on `left` is the only message it gets, and what it
     /// sends is ignored (docs/protocol.md, "Leaving").
     leaving: bool,
@@ -94,12 +109,28 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
     let kicked = conn.kicked.clone();
     let join_by = tokio::time::sleep(limits.join_timeout);
     tokio::pin!(join_by);
+    // A join in the waiting room: resolves with the seat.
+    let mut admission: Option<oneshot::Receiver<Joined>> = None;
     let close: Option<(u16, &str)> = loop {
+        // Someone waiting has joined as far as the timeout is concerned.
         let unjoined = conn.member.is_none() && !conn.leaving;
         tokio::select! {
             frame = stream.next(), if conn.paused_until.is_none() => {
-                if let Err(close) = conn.handle_frame(frame).await {
+                let result = conn.handle_frame(frame).await;
+                if let Some(rx) = conn.admission.take() {
+                    admission = Some(rx);
+                }
+                if let Err(close) = result {
                     break close;
+                }
+            }
+            seat = async { admission.as_mut().expect("guarded").await }, if admission.is_some() => {
+                admission = None;
+                // No seat: declined (its message, on its way, closes the socket), or the
+                // room stopped.
+                match seat {
+                    Ok(joined) => conn.seated(joined),
+                    Err(_) => conn.room_gone_while_waiting(),
                 }
             }
             _ = sleep_until_opt(conn.paused_until) => conn.paused_until = None,
@@ -108,11 +139,30 @@ pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
                 if conn.leaving && !left {
                     continue; // an event or reply that was on its way when `leave` came
                 }
+                // Admitted from the waiting room: the seat was handed over before `joined`
+                // was queued, so take it now, before the client can answer `joined`.
+                if matches!(msg, ServerMsg::Joined { .. })
+                    && let Some(seat) = admission.as_mut().and_then(|rx| rx.try_recv().ok())
+                {
+                    admission = None;
+                    conn.seated(seat);
+                }
+                // The last message before the room lets go of the connection.
+                let last = match msg {
+                    ServerMsg::Left {} => Some("left"),
+                    ServerMsg::Removed { .. } => Some("removed"),
+                    ServerMsg::Declined {} => Some("declined"),
+                    _ => None,
+                };
                 if outbox.push(Message::Text(wire::encode_server(&msg).into())).is_err() {
                     break Some((1008, "too_slow"));
                 }
-                if left {
-                    break Some((1000, "left"));
+                if let Some(reason) = last {
+                    if !left {
+                        // Removed or declined: the room has forgotten this connection.
+                        conn.released();
+                    }
+                    break Some((1000, reason));
                 }
             }
             ended = outbox.ended() => break match ended {
@@ -204,6 +254,7 @@ impl Conn {
             room_bucket: TokenBucket::new(now, ROOM_MESSAGES_PER_SECOND, ROOM_MESSAGE_BURST),
             room_limited: false,
             member: None,
+            admission: None,
             leaving: false,
             counted: state.metrics.connection(),
             state,
@@ -252,23 +303,37 @@ impl Conn {
         };
         match msg {
             ClientMsg::Ping { id } => self.send(ServerMsg::Pong { id }),
-            ClientMsg::Join { v, room, name } => self.join(v, room, name).await,
+            ClientMsg::Join {
+                v,
+                room,
+                name,
+                invite,
+            } => self.join(v, room, name, invite).await,
             ClientMsg::Leave {} => self.leave(LeaveReason::Left).await,
-            ClientMsg::Chat { text } => self.send_to_room(|conn| RoomCmd::Chat { conn, text }),
-            ClientMsg::MediaState { audio, video } => {
-                self.send_to_room(|conn| RoomCmd::MediaState { conn, audio, video })
-            }
             ClientMsg::Offer { pc, sdp } => self.signal(Signal::Offer { pc, sdp }),
             ClientMsg::Answer { pc, sdp } => self.signal(Signal::Answer { pc, sdp }),
             ClientMsg::Candidate { pc, candidate } => {
                 self.signal(Signal::Candidate { pc, candidate })
             }
+            // Chat, media state, hands and moderation: the room decides. What everyone
+            // may send, and what the room then tells everyone, takes from the room budget;
+            // a facilitator's actions do not (the connection's budget still holds).
+            msg => {
+                let metered = matches!(
+                    msg,
+                    ClientMsg::Chat { .. }
+                        | ClientMsg::MediaState { .. }
+                        | ClientMsg::RaiseHand {}
+                        | ClientMsg::LowerHand { participant: None }
+                );
+                self.send_to_room(metered, |conn| RoomCmd::Message { conn, msg })
+            }
         }
     }
 
     /// The checks run in the order docs/protocol.md gives: already joined, version, room,
-    /// then the room's own (name, capacity).
-    async fn join(&mut self, version: u32, room_id: String, name: String) {
+    /// invite, then the room's own (name, open link, seats).
+    async fn join(&mut self, version: u32, room_id: String, name: String, invite: Option<String>) {
         if self.member.is_some() {
             return self.reply(Reject::new(
                 ErrorCode::AlreadyJoined,
@@ -280,7 +345,7 @@ impl Conn {
         }
         let asked = Instant::now();
         // A room task may exit between lookup and send (idle shutdown); then start it anew.
-        for _ in 0..2 {
+        for attempt in 0..2 {
             let room = match self.state.registry.get_or_start(&room_id).await {
                 Ok(room) => room,
                 Err(OpenError::NotFound) => {
@@ -294,39 +359,150 @@ impl Conn {
                     return self.reply(Reject::new(ErrorCode::Internal, "could not open the room"));
                 }
             };
+            let (ticket, snapshot) = match self.admission_of(&room_id, invite.as_deref()).await {
+                Ok(found) => found,
+                Err(reject) => return self.reply(reject),
+            };
+            let used = ticket.invite.clone();
             let (reply, outcome) = oneshot::channel();
             let cmd = RoomCmd::Join {
                 conn: self.id,
                 version,
                 name: name.clone(),
+                ticket: Box::new(ticket),
+                snapshot: Box::new(snapshot),
                 to_client: ClientLink {
                     tx: self.out_tx.clone(),
                     kicked: self.kicked.clone(),
                 },
                 reply,
             };
-            if room.send(cmd).await.is_err() {
-                continue;
-            }
-            match outcome.await {
-                Ok(Some(joined)) => {
-                    tracing::info!(conn = self.id, room = %room_id, participant = %joined.participant, "joined");
+            let outcome = match room.send(cmd).await {
+                Ok(()) => outcome.await.ok(),
+                Err(_) => None,
+            };
+            let member = |seat| Membership {
+                room: room.clone(),
+                seat,
+                invite: used.clone(),
+            };
+            match outcome {
+                Some(JoinOutcome::Seated(joined)) => {
+                    self.member = Some(member(None));
+                    self.seated(joined);
                     self.state.metrics.joined(asked.elapsed());
-                    self.counted.set_joined(true);
-                    self.member = Some(Membership {
-                        room,
-                        session: joined.session,
-                    });
                 }
-                Ok(None) => {}      // refused; the room already sent the error
-                Err(_) => continue, // the room task stopped for idleness before answering
+                Some(JoinOutcome::Waiting(rx)) => {
+                    tracing::info!(conn = self.id, room = %room_id, "waiting");
+                    self.member = Some(member(None));
+                    self.admission = Some(rx);
+                }
+                Some(JoinOutcome::Refused) => self.release_invite(used),
+                // The room task stopped for idleness before answering: once more.
+                None => {
+                    self.release_invite(used);
+                    if attempt == 0 {
+                        continue;
+                    }
+                    self.reply(Reject::new(
+                        ErrorCode::Unavailable,
+                        "the room is restarting; try again",
+                    ));
+                }
             }
             return;
         }
-        self.reply(Reject::new(
-            ErrorCode::Unavailable,
-            "the room is restarting; try again",
-        ));
+    }
+
+    /// What the join may be: its invite's role (taking one of its uses) or the open link's,
+    /// and the room's policy as the store has it now.
+    async fn admission_of(
+        &self,
+        room_id: &str,
+        invite: Option<&str>,
+    ) -> Result<(Ticket, signaling::policy::Snapshot), Reject> {
+        let store = &self.state.store;
+        let now = crate::room::now().unix_ms;
+        let internal = |e: crate::store::StoreError| {
+            tracing::error!(err = %e, "invite or room lookup failed");
+            Reject::new(ErrorCode::Internal, "could not open the room")
+        };
+        let ticket = match invite {
+            None => Ticket::open_link(),
+            Some(secret) => {
+                let hash = crate::invites::secret_hash(secret);
+                match store
+                    .use_invite(room_id, &hash, now)
+                    .await
+                    .map_err(internal)?
+                {
+                    Ok(record) => Ticket {
+                        role: record.role,
+                        invite: Some(record.id),
+                        name: record.name,
+                    },
+                    Err(refusal) => return Err(crate::invites::refused(refusal)),
+                }
+            }
+        };
+        let snapshot = match store.room_snapshot(room_id, now).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => {
+                self.release_invite(ticket.invite);
+                return Err(Reject::new(ErrorCode::RoomNotFound, "the room was deleted"));
+            }
+            Err(e) => {
+                self.release_invite(ticket.invite);
+                return Err(internal(e));
+            }
+        };
+        Ok((ticket, snapshot))
+    }
+
+    /// Give back an invite use that seated nobody. In the background: the connection may be
+    /// closing.
+    fn release_invite(&self, invite: Option<String>) {
+        let Some(invite) = invite else { return };
+        let store = self.state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.release_invite(&invite).await {
+                tracing::warn!(%invite, err = %e, "could not give back an invite use");
+            }
+        });
+    }
+
+    /// The room seated this connection (at its join, or from the waiting room).
+    fn seated(&mut self, joined: Joined) {
+        let Some(member) = &mut self.member else {
+            return;
+        };
+        tracing::info!(conn = self.id, participant = %joined.participant, role = %joined.role, "joined");
+        self.counted.set_joined(true);
+        member.invite = None; // the use is spent: it seated someone
+        member.seat = Some(Seat {
+            session: joined.session,
+            role: joined.role,
+        });
+    }
+
+    /// The room dropped this waiting connection's seat: if the room itself has stopped,
+    /// say so and forget it (the client may join again).
+    fn room_gone_while_waiting(&mut self) {
+        if self.member.as_ref().is_some_and(|m| m.room.is_closed()) {
+            if let Some(member) = self.member.take() {
+                self.release_invite(member.invite);
+            }
+            let msg = "the room closed before you were admitted";
+            self.reply(Reject::new(ErrorCode::Unavailable, msg));
+        }
+    }
+
+    /// The room let go of this connection (removed, declined): there is nothing to leave.
+    fn released(&mut self) {
+        if let Some(member) = self.member.take() {
+            self.release_invite(member.invite);
+        }
+        self.counted.set_joined(false);
     }
 
     async fn leave(&mut self, reason: LeaveReason) {
@@ -338,6 +514,7 @@ impl Conn {
         };
         self.leaving = reason == LeaveReason::Left;
         self.counted.set_joined(false);
+        self.release_invite(member.invite.clone());
         let cmd = RoomCmd::Leave {
             conn: self.id,
             reason,
@@ -348,11 +525,11 @@ impl Conn {
         }
     }
 
-    fn send_to_room(&mut self, cmd: impl FnOnce(ConnId) -> RoomCmd) {
+    fn send_to_room(&mut self, metered: bool, cmd: impl FnOnce(ConnId) -> RoomCmd) {
         if self.member.is_none() {
             return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
         }
-        if !self.within_room_rate() {
+        if metered && !self.within_room_rate() {
             return;
         }
         let Some(member) = &self.member else { return };
@@ -371,10 +548,21 @@ impl Conn {
     }
 
     fn signal(&mut self, signal: Signal) {
-        let Some(member) = &self.member else {
+        let Some(seat) = self.member.as_ref().and_then(|m| m.seat.as_ref()) else {
             return self.reply(Reject::new(ErrorCode::NotJoined, "send `join` first"));
         };
-        if let Err(reject) = member.session.signal(signal) {
+        if matches!(
+            signal,
+            Signal::Offer {
+                pc: PcRole::Publish,
+                ..
+            }
+        ) && !allows(seat.role, Action::Publish)
+        {
+            let why = format!("a {} does not publish media", seat.role);
+            return self.reply(Reject::new(ErrorCode::Forbidden, why));
+        }
+        if let Err(reject) = seat.session.signal(signal) {
             self.reply(reject);
         }
     }

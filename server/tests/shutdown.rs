@@ -90,6 +90,7 @@ async fn join(addr: &str, room: &str, name: &str) -> (Ws, ServerMsg) {
         v: wire::PROTOCOL_VERSION,
         room: room.into(),
         name: name.into(),
+        invite: None,
     };
     send(&mut ws, &join).await;
     let joined = recv_until(&mut ws, |m| matches!(m, ServerMsg::Joined { .. })).await;

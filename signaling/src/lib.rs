@@ -5,6 +5,7 @@
 //! and carry out what [`room::Room::poll_output`] asks for. That keeps every rule (capacity,
 //! chat limits, who consumes which track) testable without sockets or sleeping.
 
+pub mod agenda;
 pub mod limits;
 pub mod name;
 pub mod policy;

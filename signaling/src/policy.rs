@@ -92,10 +92,11 @@ pub struct Reservation {
     pub invite: String,
     /// The role it admits.
     pub role: Role,
-    /// Unix ms after which it no longer holds the seat.
+    /// Unix ms after which it no longer holds the seat. It holds it until then, or until it
+    /// is revoked, even once its uses are spent: the room cannot tell a spent invite whose
+    /// holder is on the way in from one whose holder has gone for good. So a reserved invite
+    /// is best given no use limit (the default): its holder can come back after a drop.
     pub expires_at: i64,
-    /// Whether its uses are spent (then it holds no seat once its holder leaves).
-    pub used_up: bool,
 }
 
 /// A room's rules and reserved seats as the store had them, with the store's revision: the

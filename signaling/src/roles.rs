@@ -174,10 +174,7 @@ mod tests {
     fn roles_parse_and_print() {
         for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
-            assert_eq!(
-                serde_json::to_string(&role).unwrap(),
-                format!("\"{role}\"")
-            );
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
         }
         assert!("admin".parse::<Role>().is_err());
         assert!(Role::Advocate.reserves_by_default());

@@ -11,20 +11,29 @@
 //! ([`Room::handle_chat_failed`]), its sender gets `storage_unavailable` and nobody else
 //! hears of it.
 
+mod admission;
 mod chat;
+mod moderation;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::Now;
+use crate::policy::{Snapshot, Ticket};
+use crate::roles::{Action, Role, allows};
 use crate::wire::{
     ChatMessage, ErrorCode, IceServer, LeaveReason, MAX_CHAT_CHARS, MAX_TRACKS_PER_PARTICIPANT,
     MediaKind, PROTOCOL_VERSION, ParticipantInfo, Reject, RoomInfo, ServerMsg, TrackInfo,
-    check_version,
+    WaiterInfo, check_version,
 };
 use chat::ChatLog;
 
+pub use moderation::AuditEntry;
+
 /// The caller's name for a connection (a WebSocket), unique per room for the room's life.
 pub type ConnId = u64;
+
+/// Most people in one room's waiting room; a join beyond it is refused with `room_full`.
+pub const MAX_WAITING: usize = 100;
 
 /// Static facts a room starts with.
 #[derive(Debug, Clone)]
@@ -37,6 +46,8 @@ pub struct RoomConfig {
     pub history: Vec<ChatMessage>,
     /// Chat messages allowed per participant in any 10 s window.
     pub chat_burst: usize,
+    /// The room's policy and reserved invites, as the store had them.
+    pub snapshot: Snapshot,
 }
 
 /// What the caller must do after a `handle_*` call.
@@ -49,8 +60,8 @@ pub enum Output {
         /// The message.
         msg: ServerMsg,
     },
-    /// The join of `conn` succeeded; it is now participant `participant`.
-    /// Open its media session.
+    /// `conn` is seated as participant `participant` (at its join, or later from the waiting
+    /// room). Open its media session.
     Admitted {
         /// The connection.
         conn: ConnId,
@@ -71,17 +82,40 @@ pub enum Output {
         /// The producer track id.
         track_id: String,
     },
-    /// Never forward the track `track_id` (its publisher has too many): close its gate for
-    /// good. No `Subscribe` for it comes.
+    /// Never forward the track `track_id` (its publisher has too many, or may not publish):
+    /// close its gate for good. No `Subscribe` for it comes.
     RefuseTrack {
         /// The track.
         track_id: String,
+    },
+    /// Open or close the forwarding of `participant`'s tracks of `kind`, those to come
+    /// included (a facilitator's mute).
+    Gate {
+        /// The publisher.
+        participant: String,
+        /// Audio or video.
+        kind: MediaKind,
+        /// Whether their packets reach the others.
+        open: bool,
     },
     /// Tear down `participant`'s media session; it has left.
     CloseMedia {
         /// Who left.
         participant: String,
     },
+    /// `conn` is out of the room (removed, or declined from the waiting room). Send what is
+    /// queued for it, then forget it; its socket closes.
+    Release {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Revoke the invite `invite` in the store: a facilitator barred its holder.
+    RevokeInvite {
+        /// The invite's id.
+        invite: String,
+    },
+    /// Append to the room's audit log.
+    Audit(AuditEntry),
     /// Commit a chat message (append-only, in `seq` order), then report the outcome with
     /// [`Room::handle_chat_stored`] or [`Room::handle_chat_failed`]. Nobody sees it before.
     StoreChat(ChatMessage),
@@ -91,22 +125,43 @@ pub enum Output {
 struct Participant {
     conn: ConnId,
     info: ParticipantInfo,
+    /// The invite they joined with, if any.
+    invite: Option<String>,
     /// Timestamps of recent chat messages, for the rate limit.
     recent_chat: VecDeque<std::time::Instant>,
+}
+
+/// Someone in the waiting room.
+#[derive(Debug)]
+struct Waiter {
+    conn: ConnId,
+    info: WaiterInfo,
+    ticket: Ticket,
 }
 
 /// One room's authoritative state.
 #[derive(Debug)]
 pub struct Room {
     config: RoomConfig,
-    /// Join order; participant id → state. Ids are `p1`, `p2`, ... so BTreeMap order is not
-    /// join order; `order` keeps that.
+    /// Participant id → state. Ids are `p1`, `p2`, ... so map order is not join order;
+    /// `order` keeps that.
     participants: HashMap<String, Participant>,
     order: Vec<String>,
     by_conn: HashMap<ConnId, String>,
     tracks: BTreeMap<String, TrackInfo>,
     chat: ChatLog,
     next_participant: u64,
+    /// The waiting room, first first.
+    waiting: VecDeque<Waiter>,
+    next_waiter: u64,
+    /// Raised hands, in the order they went up.
+    hands: Vec<String>,
+    locked: bool,
+    /// Invites barred in this room's life, before the store has revoked them.
+    barred: HashSet<String>,
+    /// What facilitators stopped of the holders of these invites: (audio allowed, video
+    /// allowed). A mute outlives a rejoin with the same invite.
+    moderated: HashMap<String, (bool, bool)>,
     outputs: VecDeque<Output>,
 }
 
@@ -114,8 +169,9 @@ const CHAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Room {
     /// Create a room from its stored facts; call once when the room's task starts.
-    pub fn new(config: RoomConfig) -> Self {
+    pub fn new(mut config: RoomConfig) -> Self {
         let chat = ChatLog::new(&config.history);
+        config.info.capacity = config.snapshot.policy.capacity;
         Room {
             config,
             participants: HashMap::new(),
@@ -124,6 +180,12 @@ impl Room {
             tracks: BTreeMap::new(),
             chat,
             next_participant: 1,
+            waiting: VecDeque::new(),
+            next_waiter: 1,
+            hands: Vec::new(),
+            locked: false,
+            barred: HashSet::new(),
+            moderated: HashMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -133,14 +195,15 @@ impl Room {
         &self.config.info
     }
 
-    /// How many participants are in the room now.
+    /// How many participants are in the room now (the waiting room not counted).
     pub fn len(&self) -> usize {
         self.order.len()
     }
 
-    /// Whether nobody is in the room; the caller may then stop the room's task.
+    /// Whether nobody is in the room or its waiting room; the caller may then stop the
+    /// room's task.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.order.is_empty() && self.waiting.is_empty()
     }
 
     /// How many accepted chat messages wait for the store. The caller keeps the room's task
@@ -154,42 +217,138 @@ impl Room {
         self.by_conn.get(&conn).map(String::as_str)
     }
 
-    /// Call when connection `conn` sends `join`.
-    pub fn handle_join(&mut self, _now: Now, conn: ConnId, version: u32, name: &str) {
-        if let Err(reject) = self.admit(conn, version, name) {
+    /// A participant's role.
+    pub fn role_of(&self, participant: &str) -> Option<Role> {
+        self.participants.get(participant).map(|p| p.info.role)
+    }
+
+    /// Whether `conn` is in the waiting room.
+    pub fn is_waiting(&self, conn: ConnId) -> bool {
+        self.waiting.iter().any(|w| w.conn == conn)
+    }
+
+    /// The store has a newer view of the room's policy and reserved invites (or as new: the
+    /// same revision read later knows of more uses). Seats that it frees are filled.
+    pub fn handle_snapshot(&mut self, now: Now, snapshot: Snapshot) {
+        if snapshot.rev < self.config.snapshot.rev {
+            return;
+        }
+        self.config.info.capacity = snapshot.policy.capacity;
+        self.config.snapshot = snapshot;
+        self.auto_admit(now);
+    }
+
+    /// Call when connection `conn` sends `join`, with what the server learnt of its invite
+    /// (`ticket`). It is seated, put in the waiting room, or refused.
+    pub fn handle_join(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        version: u32,
+        name: &str,
+        ticket: Ticket,
+    ) {
+        if let Err(reject) = self.check_join(now, conn, version, name, ticket) {
             self.reject(conn, reject);
         }
     }
 
     /// The checks run in the order docs/protocol.md gives: already joined, version, name,
-    /// capacity. (The server checks the first two before the room lookup too.)
-    fn admit(&mut self, conn: ConnId, version: u32, name: &str) -> Result<(), Reject> {
-        if self.by_conn.contains_key(&conn) {
+    /// the open link, then the seats. (The server checks the first two before the room
+    /// lookup too, and the invite between the room and the name.)
+    fn check_join(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        version: u32,
+        name: &str,
+        ticket: Ticket,
+    ) -> Result<(), Reject> {
+        if self.by_conn.contains_key(&conn) || self.is_waiting(conn) {
             return Err(Reject::new(
                 ErrorCode::AlreadyJoined,
                 "this connection already joined",
             ));
         }
         check_version(version)?;
-        let name = crate::name::display_name(name)?;
-        if self.order.len() >= self.config.info.capacity as usize {
-            return Err(Reject::new(
-                ErrorCode::RoomFull,
-                format!(
-                    "the room is full ({} of {})",
-                    self.order.len(),
-                    self.config.info.capacity
-                ),
-            ));
+        let name = crate::name::display_name(ticket.name.as_deref().unwrap_or(name))?.to_string();
+        match &ticket.invite {
+            None if !self.config.snapshot.policy.open_link => {
+                return Err(Reject::new(
+                    ErrorCode::InviteRequired,
+                    "this room is by invitation only",
+                ));
+            }
+            Some(invite) if self.barred.contains(invite) => {
+                return Err(Reject::new(
+                    ErrorCode::InviteRevoked,
+                    "this invitation was revoked",
+                ));
+            }
+            _ => {}
         }
+        let waits = self.config.snapshot.policy.when_full == crate::policy::WhenFull::Wait;
+        let seat = if self.locked && ticket.role != Role::Facilitator {
+            Err(Reject::new(ErrorCode::RoomLocked, "the room is locked"))
+        } else if waits && !self.waiting.is_empty() && !self.may_pass_the_queue(now, &ticket) {
+            // Nobody passes those already waiting for a seat that freed while they waited.
+            Err(Reject::new(ErrorCode::RoomFull, "others are waiting"))
+        } else {
+            self.seat_for(now, &ticket)
+        };
+        match seat {
+            Ok(()) => {
+                self.seat(conn, name, ticket);
+                Ok(())
+            }
+            Err(_) if waits => {
+                if self.waiting.len() >= MAX_WAITING {
+                    return Err(Reject::new(
+                        ErrorCode::RoomFull,
+                        format!("the room and its waiting room ({MAX_WAITING}) are full"),
+                    ));
+                }
+                self.enqueue(now, conn, name, ticket);
+                Ok(())
+            }
+            Err(full) => Err(full),
+        }
+    }
+
+    /// Seat `conn` as a new participant: tell everyone, and subscribe it to every track.
+    fn seat(&mut self, conn: ConnId, name: String, ticket: Ticket) {
         let id = format!("p{}", self.next_participant);
         self.next_participant += 1;
+        let can_publish = allows(ticket.role, Action::Publish);
+        let (audio_allowed, video_allowed) = ticket
+            .invite
+            .as_ref()
+            .and_then(|i| self.moderated.get(i))
+            .map_or((can_publish, can_publish), |(a, v)| {
+                (can_publish && *a, can_publish && *v)
+            });
         let info = ParticipantInfo {
             id: id.clone(),
-            name: name.to_string(),
+            name,
+            role: ticket.role,
             audio: false,
             video: false,
+            audio_allowed,
+            video_allowed,
         };
+        // Muted before they left: their tracks to come are gated before anyone gets one.
+        for (kind, allowed) in [
+            (MediaKind::Audio, audio_allowed),
+            (MediaKind::Video, video_allowed),
+        ] {
+            if can_publish && !allowed {
+                self.outputs.push_back(Output::Gate {
+                    participant: id.clone(),
+                    kind,
+                    open: false,
+                });
+            }
+        }
         self.broadcast(
             None,
             ServerMsg::ParticipantJoined {
@@ -201,6 +360,7 @@ impl Room {
             Participant {
                 conn,
                 info,
+                invite: ticket.invite,
                 recent_chat: VecDeque::new(),
             },
         );
@@ -210,9 +370,15 @@ impl Room {
             conn,
             participant: id.clone(),
         });
+        let waiting = if ticket.role == Role::Facilitator {
+            self.waiter_infos()
+        } else {
+            Vec::new()
+        };
         let joined = ServerMsg::Joined {
             v: PROTOCOL_VERSION,
             you: id.clone(),
+            role: ticket.role,
             room: self.config.info.clone(),
             participants: self
                 .order
@@ -222,6 +388,9 @@ impl Room {
             tracks: self.tracks.values().cloned().collect(),
             chat: self.chat.history().cloned().collect(),
             ice_servers: self.config.ice_servers.clone(),
+            hands: self.hands.clone(),
+            locked: self.locked,
+            waiting,
         };
         self.outputs.push_back(Output::Send { conn, msg: joined });
         for track in self.tracks.values().cloned().collect::<Vec<_>>() {
@@ -230,17 +399,37 @@ impl Room {
                 track,
             });
         }
-        Ok(())
     }
 
-    /// Call when a joined connection sends `leave` or closes. Unknown connections are ignored:
-    /// a close can race a failed join.
-    pub fn handle_leave(&mut self, _now: Now, conn: ConnId, reason: LeaveReason) {
-        let Some(id) = self.by_conn.remove(&conn) else {
+    /// Call when a joined connection sends `leave` or closes, or a waiting one does.
+    /// Unknown connections are ignored: a close can race a failed join.
+    pub fn handle_leave(&mut self, now: Now, conn: ConnId, reason: LeaveReason) {
+        if let Some(at) = self.waiting.iter().position(|w| w.conn == conn) {
+            self.waiting.remove(at);
+            if reason == LeaveReason::Left {
+                self.send(conn, ServerMsg::Left {});
+            }
+            self.queue_moved(at);
+            return;
+        }
+        let Some(id) = self.by_conn.get(&conn).cloned() else {
             return;
         };
-        self.participants.remove(&id);
-        self.order.retain(|p| p != &id);
+        self.unseat(&id);
+        if reason == LeaveReason::Left {
+            self.send(conn, ServerMsg::Left {});
+        }
+        self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
+        self.auto_admit(now);
+    }
+
+    /// Take a participant out: their tracks, hand and media go; nobody is told yet.
+    fn unseat(&mut self, id: &str) {
+        let Some(p) = self.participants.remove(id) else {
+            return;
+        };
+        self.by_conn.remove(&p.conn);
+        self.order.retain(|o| o != id);
         let gone: Vec<TrackInfo> = self
             .tracks
             .values()
@@ -251,21 +440,18 @@ impl Room {
             self.unpublish(&track.id);
         }
         self.outputs.push_back(Output::CloseMedia {
-            participant: id.clone(),
+            participant: id.to_string(),
         });
-        if reason == LeaveReason::Left {
-            self.outputs.push_back(Output::Send {
-                conn,
-                msg: ServerMsg::Left {},
-            });
+        if self.hands.iter().any(|h| h == id) {
+            self.hands.retain(|h| h != id);
+            self.broadcast_hands();
         }
-        self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
     }
 
     /// Call when a joined connection sends `chat`. An accepted message comes out as
     /// [`Output::StoreChat`] only; it is sent to the room once the store has it.
     pub fn handle_chat(&mut self, now: Now, conn: ConnId, text: &str) {
-        let Some(id) = self.require_joined(conn) else {
+        let Some(id) = self.require(conn, Action::Chat) else {
             return;
         };
         let chars = text.chars().count();
@@ -374,6 +560,15 @@ impl Room {
         if self.tracks.contains_key(id) {
             return;
         }
+        if !allows(publisher.info.role, Action::Publish) {
+            let conn = publisher.conn;
+            self.outputs.push_back(Output::RefuseTrack {
+                track_id: id.to_string(),
+            });
+            let why = format!("a {} does not publish media", publisher.info.role);
+            self.reject(conn, Reject::new(ErrorCode::Forbidden, why));
+            return;
+        }
         let published = self
             .tracks
             .values()
@@ -456,9 +651,44 @@ impl Room {
     fn require_joined(&mut self, conn: ConnId) -> Option<String> {
         let id = self.by_conn.get(&conn).cloned();
         if id.is_none() {
-            self.reject(conn, Reject::new(ErrorCode::NotJoined, "send `join` first"));
+            let why = if self.is_waiting(conn) {
+                "you are in the waiting room; wait to be admitted"
+            } else {
+                "send `join` first"
+            };
+            self.reject(conn, Reject::new(ErrorCode::NotJoined, why));
         }
         id
+    }
+
+    /// The participant id of `conn` if it is seated and its role may do `action`; otherwise
+    /// it is told why (`not_joined`, `forbidden`) and `None` comes back.
+    fn require(&mut self, conn: ConnId, action: Action) -> Option<String> {
+        let id = self.require_joined(conn)?;
+        let role = self.participants[&id].info.role;
+        if allows(role, action) {
+            return Some(id);
+        }
+        let why = format!("a {role} may not do that ({action:?})");
+        self.reject(conn, Reject::new(ErrorCode::Forbidden, why));
+        None
+    }
+
+    fn send(&mut self, conn: ConnId, msg: ServerMsg) {
+        self.outputs.push_back(Output::Send { conn, msg });
+    }
+
+    /// Send to every seated facilitator.
+    fn tell_facilitators(&mut self, msg: ServerMsg) {
+        for id in &self.order {
+            let p = &self.participants[id];
+            if p.info.role == Role::Facilitator {
+                self.outputs.push_back(Output::Send {
+                    conn: p.conn,
+                    msg: msg.clone(),
+                });
+            }
+        }
     }
 
     fn broadcast(&mut self, except: Option<&str>, msg: ServerMsg) {

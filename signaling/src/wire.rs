@@ -339,7 +339,7 @@ pub enum ServerMsg {
     RoomLocked {
         /// Locked now.
         locked: bool,
-        /// The facilitator who did it (`admin` for the admin API).
+        /// The facilitator who did it.
         by: String,
     },
     /// To the participant concerned: a facilitator stopped or allowed their audio or video.

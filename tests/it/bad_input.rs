@@ -30,6 +30,7 @@ pub(crate) async fn join(ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<
         v: wire::PROTOCOL_VERSION,
         room: room.into(),
         name: name.into(),
+        invite: None,
     })
     .await?;
     ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
@@ -159,6 +160,7 @@ async fn join_refusals_have_codes_and_allow_a_retry() -> anyhow::Result<()> {
         v: 2,
         room: room.clone(),
         name: "Ann".into(),
+        invite: None,
     })
     .await?;
     assert_eq!(
@@ -203,6 +205,7 @@ async fn join_checks_already_joined_then_version_then_room() -> anyhow::Result<(
         v,
         room: room.into(),
         name: name.into(),
+        invite: None,
     };
     let mut ws = connect(server.addr).await?;
     let refusals = [
@@ -265,6 +268,7 @@ async fn after_leave_only_left_comes_then_the_close() -> anyhow::Result<()> {
             v: wire::PROTOCOL_VERSION,
             room: room.clone(),
             name: "Ann".into(),
+            invite: None,
         },
     ];
     // In one write, so that the server has read everything before it closes (unread bytes

@@ -168,6 +168,7 @@ async fn join_room(
         v: wire::PROTOCOL_VERSION,
         room: room.into(),
         name: name.into(),
+        invite: None,
     })
     .await?;
     let joined = ws

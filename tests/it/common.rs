@@ -2,8 +2,14 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use roundtable::config::Config;
+use roundtable::ids::random_id;
+use roundtable::invites::secret_hash;
+use roundtable::store::InviteRecord;
 use roundtable::{AppState, Server};
+use signaling::policy::RoomPolicy;
+use signaling::roles::Role;
 use tokio::sync::oneshot;
 
 /// The admin token every test server uses.
@@ -57,6 +63,49 @@ impl TestServer {
             stop: Some(stop),
             _dir: None,
         })
+    }
+
+    /// Change a room's policy in the store.
+    pub async fn set_policy(
+        &self,
+        room: &str,
+        adjust: impl FnOnce(&mut RoomPolicy),
+    ) -> anyhow::Result<()> {
+        let store = self.state.store();
+        let mut record = store.get_room(room).await?.context("no such room")?;
+        adjust(&mut record.policy);
+        store.update_room(&record).await?;
+        Ok(())
+    }
+
+    /// Mint an invite to `room` for `role` directly in the store (an hour, no use limit, no
+    /// reserved seat unless `adjust` says so); returns its secret and its id.
+    pub async fn invite(
+        &self,
+        room: &str,
+        role: Role,
+        adjust: impl FnOnce(&mut InviteRecord),
+    ) -> anyhow::Result<(String, String)> {
+        let now = roundtable::room::now().unix_ms;
+        let mut record = InviteRecord {
+            id: random_id(10),
+            room_id: room.into(),
+            role,
+            name: None,
+            reserve: false,
+            max_uses: None,
+            uses: 0,
+            expires_at: now + 3_600_000,
+            created_at: now,
+            revoked_at: None,
+        };
+        adjust(&mut record);
+        let secret = random_id(32);
+        self.state
+            .store()
+            .create_invite(&record, &secret_hash(&secret))
+            .await?;
+        Ok((secret, record.id))
     }
 
     /// Create a room directly in the store; returns its id.

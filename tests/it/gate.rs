@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use roundtable_loadgen::client::Client;
-use serde_json::Value;
+use serde_json::{Value, json};
 use signaling::wire::MediaKind;
 use tower::ServiceExt;
 
@@ -37,12 +37,12 @@ async fn forwarding(
 }
 
 /// Audio packets Bo received from Ann so far.
-fn audio_from(bo: &Client, ann: &str) -> usize {
+pub(crate) fn audio_from(bo: &Client, ann: &str) -> usize {
     bo.media.from(ann, MediaKind::Audio).len()
 }
 
 /// Wait until Bo has `n` more of Ann's video packets (10 ms apart): the test's clock.
-async fn video_goes_on(bo: &Client, ann: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn video_goes_on(bo: &Client, ann: &str, n: usize) -> anyhow::Result<()> {
     let start = bo.media.from(ann, MediaKind::Video).len();
     bo.media
         .wait_for("more video", |log| {
@@ -120,7 +120,8 @@ async fn a_gated_track_stops_reaching_the_others_and_resumes_without_a_gap() -> 
 }
 
 /// The forwarding API refuses a missing or wrong token, a bad body, a room that is not
-/// running and a participant who publishes nothing of that kind, each with its code.
+/// running and an unknown participant, each with its code; one who publishes nothing yet is
+/// muted all the same.
 #[tokio::test]
 async fn the_forwarding_api_refuses_what_it_cannot_do() -> anyhow::Result<()> {
     let server = TestServer::sqlite().await?;
@@ -153,11 +154,17 @@ async fn the_forwarding_api_refuses_what_it_cannot_do() -> anyhow::Result<()> {
         (StatusCode::NOT_FOUND, Some("room_not_found"))
     );
     let ann = Client::join(server.addr, &room, "Ann").await?;
-    let (status, reply) = forwarding(&server, &room, &ann.id, Some(ADMIN_TOKEN), body).await?;
+    let (status, reply) = forwarding(&server, &room, "p99", Some(ADMIN_TOKEN), body).await?;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("track_not_found")),
-        "Ann publishes nothing yet"
+        (StatusCode::NOT_FOUND, Some("participant_not_found"))
+    );
+    // Ann publishes nothing yet: the mute holds for her tracks to come.
+    let (status, reply) = forwarding(&server, &room, &ann.id, Some(ADMIN_TOKEN), body).await?;
+    assert_eq!(
+        (status, &reply["tracks"]),
+        (StatusCode::OK, &json!(0)),
+        "{reply}"
     );
     Ok(())
 }

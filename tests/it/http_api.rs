@@ -8,7 +8,12 @@ use tower::ServiceExt;
 
 use crate::common::{ADMIN_TOKEN, TestServer};
 
-async fn call(server: &TestServer, req: Request<Body>) -> anyhow::Result<(StatusCode, Value)> {
+mod invites;
+
+pub(crate) async fn call(
+    server: &TestServer,
+    req: Request<Body>,
+) -> anyhow::Result<(StatusCode, Value)> {
     let resp = roundtable::http::app(server.state.clone())
         .oneshot(req)
         .await?;
@@ -19,12 +24,38 @@ async fn call(server: &TestServer, req: Request<Body>) -> anyhow::Result<(Status
     Ok((status, body))
 }
 
-fn create(token: Option<&str>, body: &str) -> Request<Body> {
-    let mut req = Request::post("/api/rooms").header(header::CONTENT_TYPE, "application/json");
+/// A request with a JSON body (when given) and a bearer token (when given).
+pub(crate) fn request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(path);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    req.body(Body::from(body.to_string())).unwrap()
+    match body {
+        Some(body) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+/// `request` with the admin token.
+pub(crate) fn admin(method: &str, path: &str, body: Option<&str>) -> Request<Body> {
+    request(method, path, Some(ADMIN_TOKEN), body)
+}
+
+fn create(token: Option<&str>, body: &str) -> Request<Body> {
+    request("POST", "/api/rooms", token, Some(body))
+}
+
+/// The error code of a reply.
+pub(crate) fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
 }
 
 #[tokio::test]
@@ -41,7 +72,14 @@ async fn admin_creates_and_lists_rooms() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::CREATED);
     let id = body["id"].as_str().unwrap().to_string();
     assert_eq!(body["capacity"], 12);
-    assert_eq!(body["join_url"], format!("http://{}/r/{id}", server.addr));
+    let room_url = format!("http://{}/r/{id}", server.addr);
+    assert_eq!(body["join_url"], room_url);
+    assert_eq!(body["open_url"], room_url, "the open link is on by default");
+    let facilitator = body["facilitator_url"].as_str().unwrap();
+    assert!(
+        facilitator.starts_with(&format!("{room_url}#invite=")),
+        "{facilitator}"
+    );
     let (status, info) = call(
         &server,
         Request::get(format!("/api/rooms/{id}")).body(Body::empty())?,
@@ -50,7 +88,8 @@ async fn admin_creates_and_lists_rooms() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         info,
-        json!({"id": id, "title": "Data for advocacy", "capacity": 12, "participants": 0})
+        json!({"id": id, "title": "Data for advocacy", "capacity": 12, "participants": 0,
+               "open_link": true})
     );
     let list = Request::get("/api/rooms")
         .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
@@ -101,6 +140,12 @@ async fn bad_room_requests_get_codes() -> anyhow::Result<()> {
         r#"{"title":"x","capacity":5000}"#,
         "{",
         r#"{"name":"x"}"#,
+        r#"{"capacity":5}"#,
+        r#"{"title":"x","caps":{"advocate":51}}"#,
+        r#"{"title":"x","caps":{"facilitator":0}}"#,
+        r#"{"title":"x","caps":{"admin":1}}"#,
+        r#"{"title":"x","when_full":"queue"}"#,
+        r#"{"title":"x","open_link":"no"}"#,
     ] {
         let (status, resp) = call(&server, create(Some(ADMIN_TOKEN), body)).await?;
         assert_eq!(status, StatusCode::BAD_REQUEST, "for {body}");

@@ -16,6 +16,7 @@ async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Resu
         v: wire::PROTOCOL_VERSION,
         room,
         name: "Ann".into(),
+        invite: None,
     };
     ws.send(&join).await?;
     ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
@@ -105,6 +106,7 @@ async fn an_idle_room_stops_and_comes_back_with_its_history() -> anyhow::Result<
         v: wire::PROTOCOL_VERSION,
         room: room.clone(),
         name: name.into(),
+        invite: None,
     };
 
     let mut ann = connect(server.addr).await?;

@@ -184,6 +184,7 @@ async fn a_publish_answer_keeps_the_documented_extensions_and_needs_bundle() -> 
             v: wire::PROTOCOL_VERSION,
             room: room.clone(),
             name: name.into(),
+            invite: None,
         })
         .await?;
         ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 
 use roundtable::store::{RoomRecord, Store, StoreError, open};
+use signaling::policy::RoomPolicy;
 use signaling::wire::ChatMessage;
 use tempfile::TempDir;
 
 use crate::pg::fresh_database;
 
-fn room(id: &str, title: &str, capacity: u32, created_at: i64) -> RoomRecord {
+pub(crate) fn room(id: &str, title: &str, capacity: u32, created_at: i64) -> RoomRecord {
     RoomRecord {
         id: id.to_string(),
         title: title.to_string(),
-        capacity,
         created_at,
+        policy: RoomPolicy::new(capacity),
     }
 }
 
@@ -33,19 +34,21 @@ fn sqlite_url(dir: &TempDir) -> String {
 }
 
 /// Generate `<name>_sqlite` and `<name>_postgres` tests that run `check` on a fresh store.
+#[macro_export]
 macro_rules! both_backends {
     ($check:ident => $sqlite:ident, $postgres:ident) => {
         #[tokio::test]
         async fn $sqlite() {
-            let dir = TempDir::new().unwrap();
-            let store = open(&sqlite_url(&dir)).await.unwrap();
+            let dir = tempfile::TempDir::new().unwrap();
+            let url = format!("sqlite:{}", dir.path().join("roundtable.db").display());
+            let store = roundtable::store::open(&url).await.unwrap();
             $check(store).await;
         }
 
         #[tokio::test]
         async fn $postgres() {
-            let pg = fresh_database().await.unwrap();
-            let store = open(&pg.url).await.unwrap();
+            let pg = $crate::pg::fresh_database().await.unwrap();
+            let store = roundtable::store::open(&pg.url).await.unwrap();
             $check(store).await;
             pg.drop().await.unwrap();
         }
@@ -61,6 +64,7 @@ both_backends!(
     check_chat_rooms_separate => chat_rooms_separate_sqlite, chat_rooms_separate_postgres
 );
 both_backends!(check_settings => settings_sqlite, settings_postgres);
+both_backends!(check_room_rules => room_rules_sqlite, room_rules_postgres);
 
 /// The readiness probe's query answers on a fresh store.
 async fn check_ping(store: Arc<dyn Store>) {
@@ -98,6 +102,51 @@ async fn check_rooms(store: Arc<dyn Store>) {
     // The conflicting insert must not have touched the original.
     assert_eq!(store.get_room("old").await.unwrap(), Some(old));
     assert_eq!(store.list_rooms().await.unwrap().len(), 4);
+}
+
+/// A room's rules round-trip, and `update_room` replaces them and the title, nothing else.
+async fn check_room_rules(store: Arc<dyn Store>) {
+    use signaling::policy::WhenFull;
+    use signaling::roles::Role;
+
+    let mut strict = room("strict", "Strict", 30, 1);
+    strict.policy.caps.set(Role::Advocate, Some(5));
+    strict.policy.caps.set(Role::Participant, Some(u32::MAX));
+    strict.policy.when_full = WhenFull::Wait;
+    strict.policy.auto_admit = true;
+    strict.policy.open_link = false;
+    let plain = room("plain", "Plain", 8, 2);
+    store.create_room(&strict).await.unwrap();
+    store.create_room(&plain).await.unwrap();
+    assert_eq!(
+        store.get_room("strict").await.unwrap(),
+        Some(strict.clone())
+    );
+    assert_eq!(
+        store.list_rooms().await.unwrap(),
+        vec![plain.clone(), strict.clone()]
+    );
+
+    let mut changed = strict.clone();
+    changed.title = "Loose".into();
+    changed.policy = RoomPolicy::new(12);
+    changed.policy.caps.set(Role::Observer, Some(0));
+    // created_at is not the update's to change.
+    changed.created_at = 99;
+    store.update_room(&changed).await.unwrap();
+    changed.created_at = strict.created_at;
+    assert_eq!(store.get_room("strict").await.unwrap(), Some(changed));
+    assert_eq!(store.get_room("plain").await.unwrap(), Some(plain));
+
+    let err = store
+        .update_room(&room("ghost", "Boo", 1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Db(sqlx::Error::RowNotFound)),
+        "got {err:?}"
+    );
+    assert_eq!(store.get_room("ghost").await.unwrap(), None);
 }
 
 async fn check_chat_recent(store: Arc<dyn Store>) {

@@ -110,6 +110,7 @@ async fn join(server: SocketAddr, from: IpAddr, room: &str, name: &str) -> anyho
         v: wire::PROTOCOL_VERSION,
         room: room.into(),
         name: name.into(),
+        invite: None,
     };
     ws.send(Message::text(wire::encode_client(&join))).await?;
     loop {

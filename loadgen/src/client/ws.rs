@@ -40,11 +40,22 @@ pub async fn join(
     room: &str,
     name: &str,
 ) -> anyhow::Result<(Ws, String, ServerMsg)> {
+    join_invited(addr, room, name, None).await
+}
+
+/// [`join`] with an invite's secret.
+pub async fn join_invited(
+    addr: SocketAddr,
+    room: &str,
+    name: &str,
+    invite: Option<&str>,
+) -> anyhow::Result<(Ws, String, ServerMsg)> {
     let mut ws = connect(addr).await?;
     let join = ClientMsg::Join {
         v: wire::PROTOCOL_VERSION,
         room: room.into(),
         name: name.into(),
+        invite: invite.map(str::to_string),
     };
     ws.send(&join).await?;
     let joined = ws

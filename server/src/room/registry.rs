@@ -104,6 +104,11 @@ impl Registry {
             return Ok(handle);
         }
         let record = self.store.get_room(id).await?.ok_or(OpenError::NotFound)?;
+        let snapshot = self
+            .store
+            .room_snapshot(id, super::now().unix_ms)
+            .await?
+            .ok_or(OpenError::NotFound)?;
         let history = self.store.recent_chat(id, CHAT_HISTORY_LEN).await?;
         let mut rooms = self.lock();
         if let Some(handle) = rooms.get(id) {
@@ -119,6 +124,7 @@ impl Registry {
             ice_servers: self.ice_servers.clone(),
             history,
             chat_burst: self.chat_burst,
+            snapshot,
         };
         let (tx, rx) = mpsc::channel(1024);
         let handle = RoomHandle {

@@ -2,6 +2,8 @@
 //! Nothing on the media path calls into here; rooms write chat through their own writer task.
 
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -49,6 +51,24 @@ pub struct InviteRecord {
     pub revoked_at: Option<i64>,
 }
 
+impl InviteRecord {
+    /// Why this invite admits nobody to `room_id` at `now_ms`, the first of
+    /// [`InviteRefusal`]'s order that applies; `None` if it admits.
+    pub fn refusal(&self, room_id: &str, now_ms: i64) -> Option<InviteRefusal> {
+        if self.room_id != room_id {
+            Some(InviteRefusal::WrongRoom)
+        } else if self.revoked_at.is_some() {
+            Some(InviteRefusal::Revoked)
+        } else if self.expires_at <= now_ms {
+            Some(InviteRefusal::Expired)
+        } else if self.max_uses.is_some_and(|m| self.uses >= m) {
+            Some(InviteRefusal::UsedUp)
+        } else {
+            None
+        }
+    }
+}
+
 /// Why an invite secret admits nobody, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteRefusal {
@@ -64,25 +84,8 @@ pub enum InviteRefusal {
     UsedUp,
 }
 
-/// One moderation action, for a room's audit log.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AuditEntry {
-    /// Unix ms.
-    pub ts: i64,
-    /// Who acted: a participant id, or `admin`.
-    pub actor: String,
-    /// Their display name then (`admin` for the admin token).
-    pub actor_name: String,
-    /// What: `mute`, `unmute`, `stop_camera`, `allow_camera`, `remove`, `lock`, `unlock`,
-    /// `admit`, `decline`, `lower_hand`.
-    pub action: String,
-    /// Whom: a participant or waiting id, if the action has a target.
-    pub target: Option<String>,
-    /// Their display name then.
-    pub target_name: Option<String>,
-    /// More, such as `barred`.
-    pub detail: Option<String>,
-}
+/// One moderation action, for a room's audit log: the room core makes them.
+pub use signaling::room::AuditEntry;
 
 /// Store failures. Callers log them and answer `internal` (chat: `storage_unavailable`); they
 /// never reach the media path.
@@ -133,12 +136,22 @@ pub trait Store: Send + Sync + 'static {
     /// The last `limit` chat messages of a room, oldest first.
     async fn recent_chat(&self, room_id: &str, limit: usize) -> StoreResult<Vec<ChatMessage>>;
     /// Replace a room's title and policy, and bump its revision.
+    /// Fails with `Db(RowNotFound)` if there is no such room.
     async fn update_room(&self, room: &RoomRecord) -> StoreResult<()>;
     /// A room's policy and live reserved invites at `now_ms`, with its revision, read in one
     /// transaction. `None` if no such room.
     async fn room_snapshot(&self, room_id: &str, now_ms: i64) -> StoreResult<Option<Snapshot>>;
     /// Insert an invite with the SHA-256 (hex) of its secret, and bump the room's revision.
     async fn create_invite(&self, invite: &InviteRecord, secret_hash: &str) -> StoreResult<()>;
+    /// [`Store::create_invite`], but only if the room's revision is still `rev` (when
+    /// given): `Ok(false)`, and nothing written, if it moved. A check made on a
+    /// [`Store::room_snapshot`] of revision `rev` then still holds when the invite lands.
+    async fn create_invite_at(
+        &self,
+        invite: &InviteRecord,
+        secret_hash: &str,
+        rev: Option<i64>,
+    ) -> StoreResult<bool>;
     /// A room's invites, newest first, revoked and expired ones included.
     async fn list_invites(&self, room_id: &str) -> StoreResult<Vec<InviteRecord>>;
     /// Revoke an invite of `room_id` at `now_ms` and bump the room's revision. `false` if
@@ -149,6 +162,14 @@ pub trait Store: Send + Sync + 'static {
     /// `room_id` at `now_ms`, atomically: of two joins racing for the last use, one wins.
     /// `Ok(Err(_))` says why it admits nobody.
     async fn use_invite(
+        &self,
+        room_id: &str,
+        secret_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Result<InviteRecord, InviteRefusal>>;
+    /// What [`Store::use_invite`] would answer, without taking a use: for a page that shows
+    /// the role and fixed name before joining.
+    async fn check_invite(
         &self,
         room_id: &str,
         secret_hash: &str,

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod admission;
 mod chat;
+mod moderation;
 
 struct Harness {
     room: Room,
@@ -28,6 +30,11 @@ impl Harness {
             ice_servers: vec![],
             history,
             chat_burst: 5,
+            snapshot: Snapshot {
+                rev: 0,
+                policy: crate::policy::RoomPolicy::new(capacity),
+                reservations: vec![],
+            },
         });
         Harness {
             room,
@@ -48,8 +55,12 @@ impl Harness {
     }
 
     fn join(&mut self, conn: ConnId, name: &str) -> Vec<Output> {
+        self.join_as(conn, name, Ticket::open_link())
+    }
+
+    fn join_as(&mut self, conn: ConnId, name: &str, ticket: Ticket) -> Vec<Output> {
         self.room
-            .handle_join(self.now, conn, PROTOCOL_VERSION, name);
+            .handle_join(self.now, conn, PROTOCOL_VERSION, name, ticket);
         self.drain()
     }
 
@@ -159,7 +170,7 @@ fn capacity_is_exact() {
 #[test]
 fn bad_joins_are_refused_with_codes() {
     let mut h = Harness::new(5);
-    h.room.handle_join(h.now, 1, 99, "Ann");
+    h.room.handle_join(h.now, 1, 99, "Ann", Ticket::open_link());
     assert_eq!(
         Harness::error_code(&h.drain(), 1),
         Some(ErrorCode::UnsupportedVersion)
@@ -188,20 +199,21 @@ fn bad_joins_are_refused_with_codes() {
 #[test]
 fn join_checks_run_in_the_documented_order() {
     let mut h = Harness::new(1);
-    h.room.handle_join(h.now, 1, 99, "");
+    h.room.handle_join(h.now, 1, 99, "", Ticket::open_link());
     assert_eq!(
         Harness::error_code(&h.drain(), 1),
         Some(ErrorCode::UnsupportedVersion),
         "the version before the name"
     );
     h.join(1, "Ann");
-    h.room.handle_join(h.now, 1, 99, "Ann again");
+    h.room
+        .handle_join(h.now, 1, 99, "Ann again", Ticket::open_link());
     assert_eq!(
         Harness::error_code(&h.drain(), 1),
         Some(ErrorCode::AlreadyJoined),
         "already joined before the version"
     );
-    h.room.handle_join(h.now, 2, 99, "Bo");
+    h.room.handle_join(h.now, 2, 99, "Bo", Ticket::open_link());
     assert_eq!(
         Harness::error_code(&h.drain(), 2),
         Some(ErrorCode::UnsupportedVersion),
