@@ -175,7 +175,7 @@ function renderPerson(person) {
   const self = info.id === state.you;
   const audio = self ? audioLive() : info.audio && info.audio_allowed;
   const video = self ? videoLive() : info.video && info.video_allowed && person.tracks.some((t) => t.kind === 'video');
-  tile.classList.toggle('muted', !audio);
+  tile.classList.toggle('audio-off', !audio); // not `muted`: that class greys text (style.css)
   tile.classList.toggle('no-video', !video);
   tile.classList.toggle('observer', info.role === 'observer');
   const badge = /** @type {HTMLElement} */ (tile.querySelector('.tile-role'));

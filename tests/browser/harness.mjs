@@ -171,6 +171,36 @@ export function recordPeerConnections() {
     };
     watch();
   };
+  // What the page received of `kind` from the participant whose tile is `id`: the inbound
+  // streams of the receivers whose tracks the tile plays. A leaver's sections are given to the
+  // next joiner, whose tracks then keep the leaver's identifiers; the tile does not mislead.
+  window.__roundtableTileInbound = async (id, kind) => {
+    const sum = { packetsReceived: 0, packetsLost: 0, framesDecoded: 0 };
+    const video = document.querySelector(`[data-participant-id="${CSS.escape(id)}"] video`);
+    const tracks = video?.srcObject?.getTracks().filter((t) => t.kind === kind) ?? [];
+    for (const pc of created) {
+      if (pc.connectionState === 'closed') continue;
+      for (const receiver of pc.getReceivers()) {
+        if (!tracks.includes(receiver.track)) continue;
+        (await receiver.getStats()).forEach((s) => {
+          if (s.type !== 'inbound-rtp') return;
+          for (const key of Object.keys(sum)) sum[key] += s[key] ?? 0;
+        });
+      }
+    }
+    return sum;
+  };
+  // `__roundtableTileInbound(id, kind)` for both kinds, kept fresh in `__roundtableTileNow[id]`.
+  window.__roundtableTileNow = {};
+  window.__roundtableWatchTile = (id) => {
+    const watch = async () => {
+      const now = {};
+      for (const kind of ['audio', 'video']) now[kind] = await window.__roundtableTileInbound(id, kind).catch(() => undefined);
+      window.__roundtableTileNow[id] = now;
+      setTimeout(watch, 100);
+    };
+    watch();
+  };
   // What the page sent of `kind`, over every outbound stream.
   window.__roundtableSent = async (kind) => {
     let packets = 0;

@@ -37,15 +37,18 @@ const openPage = (label, urlPath) => h.openPage(env.context, env.base, label, ur
 /** A page's participant id, read off Fran's tile for them. @param {string} name */
 const idOn = (page, name) => tiles(page).filter({ hasText: name }).getAttribute('data-participant-id');
 
-/** What `page` received from the participant whose tracks start with `prefix`. */
-const inbound = (page, prefix, kind) => page.evaluate(([p, k]) => window.__roundtableInbound(p, k), [prefix, kind]);
+/** What `page` received of `kind` from the participant with tile `id` (getStats). */
+const inbound = (page, id, kind) => page.evaluate(([p, k]) => window.__roundtableTileInbound(p, k), [id, kind]);
 
-/** Wait until `page`'s inbound `kind` from `prefix` has grown by `by` in `field` (it watches `prefix`). */
-async function grows(page, prefix, kind, field, by, what) {
-  const target = (await inbound(page, prefix, kind))[field] + by;
+/** Watch what `page` receives from `id`, for {@link grows}. */
+const watch = (page, id) => page.evaluate((p) => window.__roundtableWatchTile(p), id);
+
+/** Wait until `page`'s inbound `kind` from `id` has grown by `by` in `field` (it watches `id`). */
+async function grows(page, id, kind, field, by, what) {
+  const target = (await inbound(page, id, kind))[field] + by;
   await page.waitForFunction(
-    ([k, f, t]) => (window.__roundtableInboundNow[k]?.[f] ?? -1) >= t,
-    [kind, field, target],
+    ([p, k, f, t]) => (window.__roundtableTileNow[p]?.[k]?.[f] ?? -1) >= t,
+    [id, kind, field, target],
     { timeout: WAIT },
   ).catch((e) => {
     throw new Error(`${what}: ${field} did not grow by ${by} in ${WAIT} ms: ${e.message}`);
@@ -105,8 +108,8 @@ describe('moderation and the waiting room in real Chromium', { timeout: TEST_TIM
   });
 
   it('mutes the participant: their audio stops reaching the facilitator, they are told, and only they unmute', { timeout: TEST_TIMEOUT }, async () => {
-    const pat = `${await idOn(pages.Fran, 'Pat')}-`;
-    await pages.Fran.evaluate((p) => window.__roundtableWatchInbound(p), pat);
+    const pat = await idOn(pages.Fran, 'Pat');
+    await watch(pages.Fran, pat);
     await grows(pages.Fran, pat, 'audio', 'packetsReceived', 25, "Pat's audio before the mute");
     await act('Pat', 'Mute');
 
@@ -191,8 +194,8 @@ describe('moderation and the waiting room in real Chromium', { timeout: TEST_TIM
     await tiles(pages.Wes).filter({ hasText: 'Fran' }).waitFor({ timeout: WAIT });
     await place(pages.Xia).getByText('You are number 1 in line').waitFor({ timeout: WAIT });
     await expectMediaFrom(pages.Wes, 1, 'Wes, admitted');
-    const wes = `${await idOn(pages.Fran, 'Wes')}-`;
-    await pages.Fran.evaluate((p) => window.__roundtableWatchInbound(p), wes);
+    const wes = await idOn(pages.Fran, 'Wes');
+    await watch(pages.Fran, wes);
     await grows(pages.Fran, wes, 'video', 'framesDecoded', 10, "Wes's video on Fran's page");
     await grows(pages.Fran, wes, 'audio', 'packetsReceived', 25, "Wes's audio on Fran's page");
 

@@ -24,7 +24,7 @@ const pages = {};
 /** `roundtable room create --json`; returns the parsed room. */
 function createRoom(bin, dataDir, title) {
   const room = h.cli(bin, dataDir, ['room', 'create', '--title', title, '--json']);
-  for (const key of ['id', 'title', 'capacity', 'join_url']) assert.ok(key in room, `room create JSON lacks "${key}": ${JSON.stringify(room)}`);
+  for (const key of ['id', 'title', 'capacity', 'open_url']) assert.ok(key in room, `room create JSON lacks "${key}": ${JSON.stringify(room)}`);
   assert.equal(room.title, title);
   return room;
 }

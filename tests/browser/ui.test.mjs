@@ -352,6 +352,19 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
     await page.close();
   });
 
+  it('keeps a mute that follows the invite into a rejoin', async () => {
+    const { page, server } = await openPage(`/r/${ROOM.id}`, (join, s) => {
+      s.send(joined('participant', [person('p2', 'Pat Rivera', 'participant', { audio_allowed: false }), FAC_ROSTER[0]]));
+    });
+    await page.getByLabel('Your name').fill('Pat Rivera');
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'A facilitator muted you.' }).waitFor({ timeout: WAIT });
+    assert.equal(await page.getByRole('button', { name: 'Mute', exact: true }).isDisabled(), true);
+    const state = await sent(page, server, (m) => m.type === 'media_state', 'media_state');
+    assert.equal(state.audio, false, 'the page reports its microphone off');
+    await page.close();
+  });
+
   it('shows who was removed, and that a barred link no longer works', async () => {
     const { page, server } = await openPage(`/r/${ROOM.id}`, (join, s) => {
       s.send(joined('participant', [person('p2', 'Pat Rivera', 'participant'), FAC_ROSTER[0]]));
