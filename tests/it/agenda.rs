@@ -25,7 +25,11 @@ async fn heard(bo: &Client, clock: &str, speakers: &[(&str, bool)]) -> anyhow::R
     video_goes_on(bo, clock, 100).await?;
     for ((speaker, want), before) in speakers.iter().zip(before) {
         let now = audio(&bo.media, speaker);
-        assert_eq!(now > before, *want, "{speaker}: {before} then {now} packets");
+        assert_eq!(
+            now > before,
+            *want,
+            "{speaker}: {before} then {now} packets"
+        );
     }
     Ok(())
 }
@@ -33,9 +37,10 @@ async fn heard(bo: &Client, clock: &str, speakers: &[(&str, bool)]) -> anyhow::R
 /// Wait for an `agenda` message with `event`; returns its view.
 async fn agenda_event(client: &mut Client, event: Event) -> anyhow::Result<AgendaView> {
     let msg = client
-        .expect("an agenda event", |m| {
-            matches!(m, ServerMsg::Agenda { event: Some(e), .. } if *e == event)
-        })
+        .expect(
+            "an agenda event",
+            |m| matches!(m, ServerMsg::Agenda { event: Some(e), .. } if *e == event),
+        )
         .await?;
     let ServerMsg::Agenda { agenda, .. } = msg else {
         unreachable!()
@@ -80,9 +85,12 @@ async fn the_floor_follows_the_agenda_in_the_media_plane() -> anyhow::Result<()>
     fay.send(ClientMsg::AgendaSet { plan: plan.clone() });
     fay.send(control(Command::Start));
     let view = agenda_event(&mut bo, Event::SegmentStarted).await?;
-    assert_eq!((view.phase, view.tactic, view.segment), (Phase::Running, 0, 0));
+    assert_eq!(
+        (view.phase, view.tactic, view.segment),
+        (Phase::Running, 0, 0)
+    );
     assert_eq!(view.floor.mode, FloorMode::Presentation);
-    assert_eq!(view.floor.speakers, [fay.id.clone()]);
+    assert_eq!(view.floor.speakers, std::slice::from_ref(&fay.id));
     heard(&bo, &ada_id, &[(&ada_id, false), (&pat_id, false)]).await?;
 
     // The tactic's presentation: Ada's.
@@ -108,7 +116,7 @@ async fn the_floor_follows_the_agenda_in_the_media_plane() -> anyhow::Result<()>
     plan.hand_raise = true;
     fay.send(ClientMsg::AgendaSet { plan });
     let view = expect_floor(&mut bo, FloorMode::HandRaise).await?;
-    assert_eq!(view.floor.speakers, [fay.id.clone()]);
+    assert_eq!(view.floor.speakers, std::slice::from_ref(&fay.id));
     heard(&bo, &ada_id, &[(&ada_id, false), (&pat_id, false)]).await?;
     pat.send(ClientMsg::RaiseHand {});
     pat.send(ClientMsg::GiveFloor {
@@ -117,14 +125,19 @@ async fn the_floor_follows_the_agenda_in_the_media_plane() -> anyhow::Result<()>
     let refused = pat
         .expect("a refusal", |m| matches!(m, ServerMsg::Error { .. }))
         .await?;
-    assert_eq!(code(&refused), Some(ErrorCode::Forbidden), "Pat cannot give herself the floor");
+    assert_eq!(
+        code(&refused),
+        Some(ErrorCode::Forbidden),
+        "Pat cannot give herself the floor"
+    );
     fay.send(ClientMsg::GiveFloor {
         participant: pat_id.clone(),
     });
     let hands = bo
-        .expect("Pat's hand comes down", |m| {
-            matches!(m, ServerMsg::Hands { queue } if queue.is_empty())
-        })
+        .expect(
+            "Pat's hand comes down",
+            |m| matches!(m, ServerMsg::Hands { queue } if queue.is_empty()),
+        )
         .await?;
     assert_eq!(hands, ServerMsg::Hands { queue: vec![] });
     heard(&bo, &ada_id, &[(&ada_id, false), (&pat_id, true)]).await?;
@@ -150,9 +163,10 @@ async fn the_floor_follows_the_agenda_in_the_media_plane() -> anyhow::Result<()>
 /// Wait for an `agenda` message whose floor is in `mode`.
 async fn expect_floor(client: &mut Client, mode: FloorMode) -> anyhow::Result<AgendaView> {
     let msg = client
-        .expect("the floor's mode", |m| {
-            matches!(m, ServerMsg::Agenda { agenda, .. } if agenda.floor.mode == mode)
-        })
+        .expect(
+            "the floor's mode",
+            |m| matches!(m, ServerMsg::Agenda { agenda, .. } if agenda.floor.mode == mode),
+        )
         .await?;
     let ServerMsg::Agenda { agenda, .. } = msg else {
         unreachable!()
@@ -196,7 +210,10 @@ async fn timer_events_reach_everyone() -> anyhow::Result<()> {
                     deadline = Some(d);
                 }
                 if e == Event::TimeUp {
-                    assert!(agenda.server_time >= deadline.unwrap(), "not before the deadline");
+                    assert!(
+                        agenda.server_time >= deadline.unwrap(),
+                        "not before the deadline"
+                    );
                 }
                 seen.push(e);
             }
@@ -256,8 +273,15 @@ async fn a_restart_mid_segment_resumes_with_the_stored_deadline() -> anyhow::Res
     let ServerMsg::Joined { agenda, .. } = joined else {
         panic!("{joined:?}")
     };
-    assert_eq!((agenda.phase, agenda.tactic, agenda.segment), (Phase::Running, 0, 1));
-    assert_eq!(agenda.deadline, Some(deadline), "the stored deadline, not a fresh one");
+    assert_eq!(
+        (agenda.phase, agenda.tactic, agenda.segment),
+        (Phase::Running, 0, 1)
+    );
+    assert_eq!(
+        agenda.deadline,
+        Some(deadline),
+        "the stored deadline, not a fresh one"
+    );
     assert!(agenda.server_time - agenda.started_at >= 0);
     let runs = server
         .state

@@ -1,7 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0, real SQLite and PostgreSQL, real WebRTC peers.
 
-mod bad_input;
 mod agenda;
+mod bad_input;
 mod bounds;
 mod common;
 mod gate;

@@ -50,7 +50,10 @@ pub(crate) fn code(msg: &ServerMsg) -> Option<ErrorCode> {
 }
 
 /// Wait on a raw socket for a message matching `want`.
-pub(crate) async fn expect(ws: &mut Ws, want: impl FnMut(&ServerMsg) -> bool) -> anyhow::Result<ServerMsg> {
+pub(crate) async fn expect(
+    ws: &mut Ws,
+    want: impl FnMut(&ServerMsg) -> bool,
+) -> anyhow::Result<ServerMsg> {
     ws.recv_until(want).await
 }
 
