@@ -7,6 +7,7 @@ use super::*;
 
 mod admission;
 mod chat;
+mod floor;
 mod moderation;
 
 struct Harness {
