@@ -649,7 +649,10 @@ impl Room {
     /// nothing is scheduled. The agenda keeps Unix times; this turns them into `now`'s
     /// monotonic clock.
     pub fn poll_timeout(&self, now: Now) -> Option<std::time::Instant> {
-        let due = self.agenda.poll_timeout()?;
+        let due = [self.agenda.poll_timeout(), self.next_seat_freed(now)]
+            .into_iter()
+            .flatten()
+            .min()?;
         let wait = u64::try_from(due - now.unix_ms).unwrap_or(0);
         Some(now.instant + std::time::Duration::from_millis(wait))
     }
@@ -657,6 +660,8 @@ impl Room {
     /// Call when the time from [`Room::poll_timeout`] has come.
     pub fn handle_timeout(&mut self, now: Now) {
         self.agenda_timeout(now);
+        // A reserved seat that expired may seat someone waiting.
+        self.auto_admit(now);
     }
 
     fn unpublish(&mut self, id: &str) {

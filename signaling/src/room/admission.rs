@@ -102,6 +102,27 @@ impl Room {
                 .any(|r| r.invite == invite && r.expires_at > now.unix_ms)
     }
 
+    /// When a free reserved seat next expires (Unix ms), if that could seat someone waiting
+    /// by auto-admit.
+    pub(super) fn next_seat_freed(&self, now: Now) -> Option<i64> {
+        if self.waiting.is_empty() || !self.config.snapshot.policy.auto_admit || self.locked {
+            return None;
+        }
+        self.config
+            .snapshot
+            .reservations
+            .iter()
+            .filter(|r| r.expires_at > now.unix_ms && !self.barred.contains(&r.invite))
+            .filter(|r| {
+                !self
+                    .participants
+                    .values()
+                    .any(|p| p.invite.as_deref() == Some(r.invite.as_str()))
+            })
+            .map(|r| r.expires_at)
+            .min()
+    }
+
     /// Put `conn` at the end of the waiting room and tell it, and the facilitators.
     pub(super) fn enqueue(&mut self, now: Now, conn: super::ConnId, name: String, ticket: Ticket) {
         let info = WaiterInfo {

@@ -405,3 +405,31 @@ fn nobody_jumps_the_queue() {
         6
     ));
 }
+
+/// With auto-admit on, a reserved seat that expires seats the first in line at its expiry:
+/// the room asks for a timer, and nobody needs to join or leave.
+#[test]
+fn an_expiring_reservation_seats_the_queue_on_time() {
+    let mut r = reserved("adv1", Role::Advocate);
+    r.expires_at = 1_700_000_000_000 + 60_000;
+    let mut h = Harness::with_policy(
+        2,
+        |p| {
+            wait(p);
+            p.auto_admit = true;
+        },
+        vec![r],
+    );
+    h.join(1, "A");
+    h.join(2, "B");
+    assert!(h.room.is_waiting(2));
+    let due = h
+        .room
+        .poll_timeout(h.now)
+        .expect("the reservation's expiry");
+    assert_eq!(due, h.now.instant + Duration::from_secs(60));
+    h.advance(Duration::from_secs(60));
+    h.room.handle_timeout(h.now);
+    assert!(Harness::seated(&h.drain(), 2));
+    assert_eq!(h.room.poll_timeout(h.now), None);
+}
