@@ -14,7 +14,7 @@ use crate::limits::{LimitFile, LimitOpts, Limits};
 
 mod room;
 
-pub use room::{CreateArgs, InviteArgs, RoomCommand, UpdateArgs};
+pub use room::{AgendaArgs, CreateArgs, InviteArgs, NewPlan, RoomCommand, UpdateArgs};
 
 /// The `roundtable` command line.
 #[derive(Debug, Parser)]

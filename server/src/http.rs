@@ -24,6 +24,7 @@ use crate::state::AppState;
 use crate::store::{RoomRecord, StoreError};
 use crate::ws;
 
+mod agenda;
 mod invites;
 mod rooms;
 
@@ -131,6 +132,10 @@ pub fn app(state: AppState) -> Router {
             delete(invites::revoke),
         )
         .route("/api/admin/rooms/{room}/audit", get(invites::audit))
+        .route(
+            "/api/admin/rooms/{room}/agenda",
+            get(agenda::read).put(agenda::replace),
+        )
         .route("/api/admin/media", get(media_report))
         .route(
             "/api/admin/rooms/{room}/participants/{participant}/forwarding",
@@ -179,8 +184,10 @@ pub enum AppError {
     Unauthorized,
     /// 403 with a code.
     Forbidden(&'static str, String),
-    /// 400.
+    /// 400 `bad_request`: the request does not parse.
     BadRequest(String),
+    /// 400 with a code: the request parses, but what it carries is refused.
+    Invalid(&'static str, String),
     /// 409 with a code: the request conflicts with what is there.
     Conflict(&'static str, String),
     /// 410 with a code: it was there, and is no more.
@@ -219,6 +226,7 @@ impl IntoResponse for AppError {
             ),
             AppError::Forbidden(code, m) => (StatusCode::FORBIDDEN, code, m),
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            AppError::Invalid(code, m) => (StatusCode::BAD_REQUEST, code, m),
             AppError::Conflict(code, m) => (StatusCode::CONFLICT, code, m),
             AppError::Gone(code, m) => (StatusCode::GONE, code, m),
             AppError::Unavailable(code, detail) => {

@@ -2,6 +2,7 @@
 //! CLI. Every IO edge lives here; the rules live in the `signaling` crate.
 
 mod admin_token;
+pub mod agendas;
 pub mod config;
 pub mod http;
 pub mod ids;

@@ -2,12 +2,14 @@
 
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
-use roundtable::config::{Cli, Command, Config, RoomCommand, log_filter};
+use roundtable::agendas::{self, AgendaReport};
+use roundtable::config::{AgendaArgs, Cli, Command, Config, NewPlan, RoomCommand, log_filter};
 use roundtable::invites::{self, InviteState, InviteView, Minted};
 use roundtable::room::now;
 use roundtable::rooms::{CreatedRoom, create_room};
 use roundtable::store::{AuditEntry, InviteRecord, RoomRecord, Store};
 use roundtable::{Server, store};
+use signaling::agenda::{Phase, Plan};
 use signaling::policy::{RoomPolicy, WhenFull};
 use signaling::roles::Role;
 
@@ -106,6 +108,48 @@ async fn room_command(config: Config, command: RoomCommand) -> anyhow::Result<()
             existing_room(store, &room).await?;
             print_audit(&store.audit_log(&room).await?, json)?;
         }
+        RoomCommand::Agenda(args) => agenda_command(store, &args).await?,
+    }
+    Ok(())
+}
+
+/// `room agenda`: print the agenda, after storing a new plan if asked to. An agenda under
+/// way is not edited here: its room runs (or will resume) with its own copy.
+async fn agenda_command(store: &dyn Store, args: &AgendaArgs) -> anyhow::Result<()> {
+    let room = &args.room;
+    let mut agenda = agendas::stored(store, room).await?;
+    if let Some(new) = args.new_plan() {
+        if agenda.is_live() {
+            let phase = if agenda.state.phase == Phase::Paused {
+                "paused"
+            } else {
+                "running"
+            };
+            bail!(
+                "the agenda of room `{room}` is under way ({phase}): edit a live agenda in \
+                 the web client or through the API"
+            );
+        }
+        let plan = match new {
+            NewPlan::File(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                agendas::parse_plan(&text).with_context(|| path.display().to_string())?
+            }
+            NewPlan::Template(n) => Plan::skill_share(n),
+        };
+        agendas::replace_plan(store, room, &mut agenda, plan, now().unix_ms).await?;
+        if !args.json {
+            println!("stored a new plan for room {room}");
+        }
+    }
+    let report = AgendaReport::new(&agenda, now().unix_ms);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let invites = store.list_invites(room).await?;
+        let names = invites.into_iter().map(|i| (i.id, i.name)).collect();
+        print!("{}", agendas::render(room, &report, &names));
     }
     Ok(())
 }

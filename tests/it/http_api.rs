@@ -8,6 +8,7 @@ use tower::ServiceExt;
 
 use crate::common::{ADMIN_TOKEN, TestServer};
 
+mod agenda;
 mod invites;
 
 pub(crate) async fn call(

@@ -65,6 +65,7 @@ both_backends!(
 );
 both_backends!(check_settings => settings_sqlite, settings_postgres);
 both_backends!(check_room_rules => room_rules_sqlite, room_rules_postgres);
+both_backends!(check_agenda => agenda_sqlite, agenda_postgres);
 
 /// The readiness probe's query answers on a fresh store.
 async fn check_ping(store: Arc<dyn Store>) {
@@ -375,4 +376,50 @@ async fn unsupported_url_store() {
             Ok(_) => panic!("{url:?}: expected UnsupportedUrl, got a store"),
         }
     }
+}
+
+/// An agenda round-trips whole (plan, state and record); a second save replaces the first;
+/// rooms keep their own; an agenda for no room is refused (the room id is a foreign key).
+async fn check_agenda(store: Arc<dyn Store>) {
+    use signaling::agenda::{Advocate, Agenda, Command, Phase, Plan, TimeUp};
+
+    store.create_room(&room("a", "A", 10, 1)).await.unwrap();
+    store.create_room(&room("b", "B", 10, 2)).await.unwrap();
+    assert_eq!(store.load_agenda("a").await.unwrap(), None);
+
+    let t0 = 1_765_000_000_000;
+    let mut plan = Plan::skill_share(2);
+    plan.tactics[0].title = "Données ouvertes — « cartes »".into();
+    plan.tactics[0].advocate = Some(Advocate::Invite { id: "inv1".into() });
+    plan.time_up = TimeUp::Mute;
+    plan.hand_raise = true;
+    let mut running = Agenda::new(plan);
+    running.handle_command(t0, Command::Start, None).unwrap();
+    running.note_floor("Zoë");
+    running
+        .handle_command(t0 + 5_000, Command::Pause, None)
+        .unwrap();
+    assert_eq!(running.state.phase, Phase::Paused);
+    store.save_agenda("a", &running, t0 + 5_000).await.unwrap();
+    assert_eq!(
+        store.load_agenda("a").await.unwrap().as_ref(),
+        Some(&running)
+    );
+
+    let mut ended = running.clone();
+    ended
+        .handle_command(t0 + 9_000, Command::End, None)
+        .unwrap();
+    assert_ne!(ended, running);
+    store.save_agenda("a", &ended, t0 + 9_000).await.unwrap();
+    assert_eq!(store.load_agenda("a").await.unwrap(), Some(ended.clone()));
+
+    let other = Agenda::new(Plan::skill_share(5));
+    store.save_agenda("b", &other, t0).await.unwrap();
+    assert_eq!(store.load_agenda("b").await.unwrap(), Some(other));
+    assert_eq!(store.load_agenda("a").await.unwrap(), Some(ended));
+
+    let orphan = store.save_agenda("nope", &running, t0).await;
+    assert!(orphan.is_err(), "an agenda for no room was stored");
+    assert_eq!(store.load_agenda("nope").await.unwrap(), None);
 }

@@ -1,9 +1,11 @@
 //! `roundtable room ...`: the room commands' flags, parsed to what `rooms` and `invites`
 //! take. The commands themselves run in `main.rs`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use signaling::agenda::plan::MAX_TACTICS;
 use signaling::policy::WhenFull;
 use signaling::roles::Role;
 
@@ -49,6 +51,47 @@ pub enum RoomCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a room's agenda and its last run, planned against actual; or replace its plan.
+    Agenda(AgendaArgs),
+}
+
+/// `roundtable room agenda`.
+#[derive(Debug, Args)]
+pub struct AgendaArgs {
+    /// The room's id.
+    pub room: String,
+    /// Replace the plan with the one in this JSON file. Refused while the agenda is under
+    /// way. A room in session does not see it (its next agenda change overwrites it):
+    /// then use the web client or the API.
+    #[arg(long, value_name = "FILE.json", conflicts_with = "template")]
+    pub set: Option<PathBuf>,
+    /// Replace the plan with the Skill Share template of N tactics (1 to 12). Refused while
+    /// the agenda is under way.
+    #[arg(long, value_name = "N", value_parser = parse_tactics)]
+    pub template: Option<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a new plan comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewPlan {
+    /// A JSON file.
+    File(PathBuf),
+    /// The Skill Share template with this many tactics.
+    Template(usize),
+}
+
+impl AgendaArgs {
+    /// The plan to store, if the command changes it.
+    pub fn new_plan(&self) -> Option<NewPlan> {
+        match (&self.set, self.template) {
+            (Some(path), _) => Some(NewPlan::File(path.clone())),
+            (None, Some(n)) => Some(NewPlan::Template(n)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// `roundtable room create`.
@@ -194,6 +237,15 @@ fn parse_when_full(text: &str) -> Result<WhenFull, String> {
         "refuse" => Ok(WhenFull::Refuse),
         "wait" => Ok(WhenFull::Wait),
         _ => Err(format!("`{text}`: use refuse or wait")),
+    }
+}
+
+fn parse_tactics(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_TACTICS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}`: a number of tactics from 1 to {MAX_TACTICS}"
+        )),
     }
 }
 
@@ -346,6 +398,27 @@ mod tests {
     }
 
     #[test]
+    fn room_agenda_shows_sets_or_templates() {
+        let agenda = |args: &[&str]| match room(args) {
+            Ok(RoomCommand::Agenda(a)) => (a.room.clone(), a.new_plan(), a.json),
+            other => panic!("not an agenda: {other:?}"),
+        };
+        assert_eq!(agenda(&["agenda", "r1"]), ("r1".into(), None, false));
+        assert_eq!(
+            agenda(&["agenda", "r1", "--set", "plan.json", "--json"]),
+            ("r1".into(), Some(NewPlan::File("plan.json".into())), true)
+        );
+        assert_eq!(
+            agenda(&["agenda", "r1", "--template", "12"]).1,
+            Some(NewPlan::Template(12))
+        );
+        assert_eq!(
+            agenda(&["agenda", "r1", "--template", "1"]).1,
+            Some(NewPlan::Template(1))
+        );
+    }
+
+    #[test]
     fn bad_room_flags_are_refused() {
         for args in [
             &["invite", "r1", "--role", "admin"][..],
@@ -369,6 +442,12 @@ mod tests {
             &["update", "r1", "--auto-admit", "yes"],
             &["update", "r1", "--auto-admit"],
             &["revoke", "r1"],
+            &["agenda"],
+            &["agenda", "r1", "--template", "0"],
+            &["agenda", "r1", "--template", "13"],
+            &["agenda", "r1", "--template", "three"],
+            &["agenda", "r1", "--set"],
+            &["agenda", "r1", "--set", "a.json", "--template", "3"],
         ] {
             assert!(room(args).is_err(), "{args:?} parsed");
         }
