@@ -310,14 +310,18 @@ impl Agenda {
     }
 
     /// Replace the plan. While the agenda is under way, the current tactic must still be
-    /// there (found by position and title): its segment's clock keeps running, with the new
-    /// duration if it changed.
+    /// there, with its title: at its old place if it is still there, else the first tactic of
+    /// that title. Its segment's clock keeps running, with the new duration if it changed.
     pub fn set_plan(&mut self, now: i64, plan: Plan) -> Result<(), Refusal> {
         plan.check().map_err(Refusal)?;
         if self.is_live() {
             let (t, s) = (self.state.tactic, self.state.segment);
             let old = &self.plan.tactics[t];
-            let Some(new) = plan.tactics.iter().position(|n| n.title == old.title) else {
+            let same_place = plan.tactics.get(t).is_some_and(|n| n.title == old.title);
+            let found = same_place
+                .then_some(t)
+                .or_else(|| plan.tactics.iter().position(|n| n.title == old.title));
+            let Some(new) = found else {
                 return Err(refuse(
                     "the tactic under way cannot be removed or renamed; skip it first",
                 ));
@@ -332,6 +336,10 @@ impl Agenda {
             }
             if let Some(r) = &mut self.state.remaining_ms {
                 *r += delta;
+            }
+            // The segment under way keeps its record: it moves with its tactic.
+            if let Some(record) = self.current_record() {
+                record.tactic = new;
             }
             self.state.tactic = new;
             self.plan = plan;

@@ -393,6 +393,8 @@ impl Room {
             self.audio_open.insert(id.clone(), true);
         }
         self.refresh_audio_gates();
+        // A presenter who arrives after their segment started goes on its record.
+        self.note_floor_holders();
         let waiting = if ticket.role == Role::Facilitator {
             self.waiter_infos()
         } else {

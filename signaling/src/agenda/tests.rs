@@ -340,3 +340,32 @@ fn plans_are_checked() {
         Some(Advocate::Invite { id: "abc".into() })
     );
 }
+
+/// Moving the tactic under way keeps its record open and in step; an unchanged plan with
+/// two tactics of one title leaves the agenda where it is.
+#[test]
+fn reordering_under_way_keeps_the_record_and_the_place() {
+    let mut a = agenda(TimeUp::Warn);
+    cmd(&mut a, T0, Command::Start);
+    let mut plan = a.plan.clone();
+    plan.tactics.swap(0, 1);
+    plan.tactics[0].title = "Moved first".into();
+    a.set_plan(T0 + S, plan).unwrap();
+    assert_eq!(at(&a), (Phase::Running, 1, 0));
+    a.handle_command(T0 + 2 * S, Command::Extend, Some(10))
+        .unwrap();
+    cmd(&mut a, T0 + 3 * S, Command::Next);
+    let first = &a.state.runs[0].segments[0];
+    assert_eq!(
+        (first.tactic, first.extended_s, first.ended_at),
+        (1, 10, Some(T0 + 3 * S))
+    );
+    // Same titles: the second of two runs, and an unchanged plan does not move it.
+    let mut twins = agenda(TimeUp::Warn);
+    twins.plan.tactics[1].title = twins.plan.tactics[0].title.clone();
+    cmd(&mut twins, T0, Command::Start);
+    cmd(&mut twins, T0, Command::SkipTactic);
+    let same = twins.plan.clone();
+    twins.set_plan(T0 + S, same).unwrap();
+    assert_eq!(at(&twins), (Phase::Running, 1, 0));
+}

@@ -144,16 +144,7 @@ impl Room {
             self.floor_given.clear();
         }
         self.refresh_audio_gates();
-        let names: Vec<String> = self
-            .floor_holders()
-            .into_iter()
-            .filter_map(|id| self.participants.get(&id))
-            .filter(|p| p.info.role != Role::Facilitator)
-            .map(|p| p.info.name.clone())
-            .collect();
-        for name in names {
-            self.agenda.note_floor(&name);
-        }
+        self.note_floor_holders();
         self.outputs
             .push_back(Output::SaveAgenda(Box::new(self.agenda.clone())));
         let agenda = Box::new(self.agenda_view(now));
@@ -173,6 +164,23 @@ impl Room {
                 };
                 self.broadcast(None, msg);
             }
+        }
+    }
+
+    /// Put who holds the floor now on the segment's record: presenters and whom the floor
+    /// was given, not the facilitators, and nobody for an open floor (everyone holds it).
+    pub(super) fn note_floor_holders(&mut self) {
+        let open = !self.agenda.is_live() || self.floor_mode() == FloorMode::Open;
+        let names: Vec<String> = self
+            .floor_holders()
+            .into_iter()
+            .filter_map(|id| self.participants.get(&id))
+            .filter(|p| p.info.role != Role::Facilitator)
+            .filter(|p| !open || self.floor_given.contains(&p.info.id))
+            .map(|p| p.info.name.clone())
+            .collect();
+        for name in names {
+            self.agenda.note_floor(&name);
         }
     }
 

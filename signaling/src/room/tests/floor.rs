@@ -204,3 +204,27 @@ fn agenda_commands_and_plans_are_checked() {
         "the tactic under way cannot go"
     );
 }
+
+/// The record names who held the floor: the presenter, even one who arrives late, and whom
+/// it was given; not the facilitators, and not everyone in an open conversation.
+#[test]
+fn the_record_names_who_held_the_floor() {
+    let mut h = Harness::new(10);
+    h.join_as(1, "Fay", invite("f", Role::Facilitator));
+    h.join(2, "Pat");
+    let mut plan = Plan::skill_share(1);
+    plan.tactics[0].advocate = Some(Advocate::Invite { id: "a".into() });
+    h.room.handle_agenda_set(h.now, 1, plan);
+    control(&mut h, Command::Start);
+    control(&mut h, Command::Next);
+    h.join_as(3, "Ada", invite("a", Role::Advocate));
+    control(&mut h, Command::Next);
+    h.room.handle_give_floor(h.now, 1, "p2");
+    h.drain();
+    let run = &h.room.agenda().state.runs[0];
+    let floors: Vec<&[String]> = run.segments.iter().map(|s| s.floor.as_slice()).collect();
+    assert_eq!(
+        floors,
+        [&[][..], &["Ada".to_string()][..], &["Pat".to_string()][..]]
+    );
+}
