@@ -289,7 +289,8 @@ impl Conn {
     fn within_room_rate(&mut self) -> bool {
         let ok = self.room_bucket.take(Instant::now().into_std());
         if !ok && !self.room_limited {
-            let msg = "too many chat or media_state messages; dropping";
+            let msg =
+                "too many messages for the room (chat, media state, hands, agenda edits); dropping";
             self.reply(Reject::new(ErrorCode::RateLimited, msg));
         }
         self.room_limited = !ok;
@@ -329,6 +330,7 @@ impl Conn {
                         | ClientMsg::RaiseHand {}
                         | ClientMsg::LowerHand { participant: None }
                         | ClientMsg::YieldFloor {}
+                        | ClientMsg::AgendaSet { .. }
                 );
                 self.send_to_room(metered, |conn| RoomCmd::Message { conn, msg })
             }

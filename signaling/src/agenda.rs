@@ -344,10 +344,13 @@ impl Agenda {
             self.state.tactic = new;
             self.plan = plan;
             self.rearm(now);
+            self.transition(now, "edit");
         } else {
+            // Not under way: no place to keep, no run to record it in.
             self.plan = plan;
+            self.state.tactic = 0;
+            self.state.segment = 0;
         }
-        self.transition(now, "edit");
         Ok(())
     }
 
@@ -411,9 +414,11 @@ impl Agenda {
                     self.transition(now, "advance");
                 }
                 TimeUp::Mute => {
+                    // Facilitators present the organisation and always keep the floor: only
+                    // a tactic's presenter has one to close.
                     let presenting = self
                         .current()
-                        .is_some_and(|(_, s)| s.kind != SegmentKind::Conversation);
+                        .is_some_and(|(_, s)| s.kind == SegmentKind::Tactic);
                     if presenting {
                         self.state.floor_closed = true;
                         events.push(Event::FloorClosed);

@@ -357,6 +357,7 @@ impl Room {
             video: false,
             audio_allowed,
             video_allowed,
+            invite: ticket.invite.clone(),
         };
         // Their camera stopped before they left: their video to come is gated before anyone
         // gets it. Audio follows the floor too; `refresh_audio_gates` sees to it below.
@@ -425,6 +426,7 @@ impl Room {
                 track,
             });
         }
+        self.presence_changed(now, Some(&id));
     }
 
     /// Call when a joined connection sends `leave` or closes, or a waiting one does.
@@ -446,6 +448,7 @@ impl Room {
             self.send(conn, ServerMsg::Left {});
         }
         self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
+        self.presence_changed(now, None);
         self.auto_admit(now);
     }
 

@@ -239,6 +239,10 @@ pub struct ParticipantInfo {
     pub audio_allowed: bool,
     /// Whether their video may be forwarded; `false` once a facilitator stopped it.
     pub video_allowed: bool,
+    /// The id of the invite they joined with (not its secret), if any: how the agenda names
+    /// an advocate so that it holds across reconnects and restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 /// Who may speak now.

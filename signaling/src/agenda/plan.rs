@@ -151,6 +151,12 @@ impl Plan {
         if self.warn_at_s.len() > MAX_WARNINGS {
             return Err(format!("at most {MAX_WARNINGS} warnings"));
         }
+        let mut marks = self.warn_at_s.clone();
+        marks.sort_unstable();
+        marks.dedup();
+        if marks.len() != self.warn_at_s.len() || marks.first() == Some(&0) {
+            return Err("warnings are distinct numbers of seconds, at least 1".into());
+        }
         if self.grace_s > MAX_SEGMENT_S {
             return Err(format!("the grace period is at most {MAX_SEGMENT_S} s"));
         }

@@ -122,18 +122,22 @@ fn advance_starts_the_next_segment_after_the_grace() {
 fn mute_closes_a_presenters_floor_but_not_a_conversation() {
     let mut a = agenda(TimeUp::Mute);
     cmd(&mut a, T0, Command::Start);
+    // The organisation's presenters are the facilitators, who keep the floor.
     let seen = run_until(&mut a, T0 + 70 * S);
-    assert_eq!(seen.last(), Some(&(T0 + 70 * S, Event::FloorClosed)));
+    assert_eq!(seen.last(), Some(&(T0 + 70 * S, Event::Overrun)));
+    assert!(!a.state.floor_closed);
+    cmd(&mut a, T0 + 70 * S, Command::Next);
+    let seen = run_until(&mut a, T0 + 140 * S);
+    assert_eq!(seen.last(), Some(&(T0 + 140 * S, Event::FloorClosed)));
     assert!(a.state.floor_closed);
-    assert_eq!(at(&a), (Phase::Running, 0, 0), "mute does not advance");
+    assert_eq!(at(&a), (Phase::Running, 0, 1), "mute does not advance");
     // Extending reopens it.
-    a.handle_command(T0 + 75 * S, Command::Extend, Some(60))
+    a.handle_command(T0 + 145 * S, Command::Extend, Some(60))
         .unwrap();
     assert!(!a.state.floor_closed && !a.state.time_up && !a.state.overrun);
-    assert_eq!(a.state.deadline, Some(T0 + 120 * S));
+    assert_eq!(a.state.deadline, Some(T0 + 190 * S));
     // In a conversation, time up mutes nobody.
-    cmd(&mut a, T0 + 80 * S, Command::Next);
-    cmd(&mut a, T0 + 80 * S, Command::Next);
+    cmd(&mut a, T0 + 150 * S, Command::Next);
     assert_eq!(a.current().unwrap().1.kind, SegmentKind::Conversation);
     let seen = run_until(&mut a, T0 + 1000 * S);
     assert!(
@@ -368,4 +372,15 @@ fn reordering_under_way_keeps_the_record_and_the_place() {
     let same = twins.plan.clone();
     twins.set_plan(T0 + S, same).unwrap();
     assert_eq!(at(&twins), (Phase::Running, 1, 0));
+}
+
+#[test]
+fn warning_marks_are_distinct_and_positive() {
+    let mut p = Plan::skill_share(1);
+    p.warn_at_s = vec![60, 60];
+    assert!(p.check().is_err());
+    p.warn_at_s = vec![0];
+    assert!(p.check().is_err());
+    p.warn_at_s = vec![120, 60];
+    assert!(p.check().is_ok());
 }

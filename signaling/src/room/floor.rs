@@ -62,7 +62,19 @@ impl Room {
         &self.agenda
     }
 
-    fn set_plan(&mut self, now: Now, plan: Plan) -> Result<(), Reject> {
+    fn set_plan(&mut self, now: Now, mut plan: Plan) -> Result<(), Reject> {
+        // An advocate named by participant id who joined with an invite is named by the
+        // invite: participant ids start again when the room does.
+        for tactic in &mut plan.tactics {
+            if let Some(Advocate::Participant { id }) = &tactic.advocate
+                && let Some(invite) = self.participants.get(id).and_then(|p| p.invite.clone())
+            {
+                tactic.advocate = Some(Advocate::Invite { id: invite });
+            }
+        }
+        if plan == self.agenda.plan {
+            return Ok(());
+        }
         let bad = plan.check().is_err();
         self.agenda.set_plan(now.unix_ms, plan).map_err(|r| {
             let code = if bad {
@@ -88,15 +100,15 @@ impl Room {
             let why = format!("a {} does not speak", p.info.role);
             return self.reject(conn, Reject::new(ErrorCode::Forbidden, why));
         }
-        if self.floor_given.iter().any(|g| g == target) {
-            return;
-        }
-        self.floor_given.push(target.to_string());
         // The hand that asked for it comes down.
         if self.hands.iter().any(|h| h == target) {
             self.hands.retain(|h| h != target);
             self.broadcast_hands();
         }
+        if self.floor_given.iter().any(|g| g == target) {
+            return;
+        }
+        self.floor_given.push(target.to_string());
         self.agenda_changed(now, Vec::new());
     }
 
@@ -167,6 +179,27 @@ impl Room {
         }
     }
 
+    /// Someone joined or left (`except`: the joiner, who had the agenda in `joined`): while
+    /// the agenda is under way, the others learn the new speakers, and the record who
+    /// presents.
+    pub(super) fn presence_changed(&mut self, now: Now, except: Option<&str>) {
+        if !self.agenda.is_live() {
+            return;
+        }
+        self.refresh_audio_gates();
+        self.note_floor_holders();
+        self.outputs
+            .push_back(Output::SaveAgenda(Box::new(self.agenda.clone())));
+        let agenda = Box::new(self.agenda_view(now));
+        self.broadcast(
+            except,
+            ServerMsg::Agenda {
+                agenda,
+                event: None,
+            },
+        );
+    }
+
     /// Put who holds the floor now on the segment's record: presenters and whom the floor
     /// was given, not the facilitators, and nobody for an open floor (everyone holds it).
     pub(super) fn note_floor_holders(&mut self) {
@@ -234,10 +267,11 @@ impl Room {
         }
     }
 
-    /// Participant ids who may speak now, in join order.
+    /// Participant ids who may speak now, in join order (observers never speak).
     fn floor_holders(&self) -> Vec<String> {
         self.order
             .iter()
+            .filter(|id| allows(self.participants[*id].info.role, Action::Publish))
             .filter(|id| self.on_floor(id))
             .cloned()
             .collect()
@@ -271,10 +305,7 @@ impl Room {
     pub(super) fn agenda_view(&self, now: Now) -> AgendaView {
         let state = &self.agenda.state;
         let mode = self.floor_mode();
-        let speakers = match (self.agenda.is_live(), mode) {
-            (false, _) | (true, FloorMode::Open) => self.order.clone(),
-            _ => self.floor_holders(),
-        };
+        let speakers = self.floor_holders();
         AgendaView {
             plan: self.agenda.plan.clone(),
             phase: state.phase,

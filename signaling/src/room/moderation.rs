@@ -159,6 +159,7 @@ impl Room {
                 reason: LeaveReason::Removed,
             },
         );
+        self.presence_changed(now, None);
         self.auto_admit(now);
     }
 

@@ -228,3 +228,45 @@ fn the_record_names_who_held_the_floor() {
         [&[][..], &["Ada".to_string()][..], &["Pat".to_string()][..]]
     );
 }
+
+/// While the agenda is under way, a join or a leave tells the others the new speakers; an
+/// observer is never a speaker; an advocate named by participant id is kept by their invite.
+#[test]
+fn speakers_follow_who_is_in_the_room() {
+    let mut h = Harness::new(10);
+    h.join_as(1, "Fay", invite("f", Role::Facilitator));
+    h.join_as(2, "Ada", invite("a", Role::Advocate));
+    h.join_as(3, "Obi", invite("o", Role::Observer));
+    let mut plan = Plan::skill_share(1);
+    plan.tactics[0].advocate = Some(Advocate::Participant { id: "p2".into() });
+    h.room.handle_agenda_set(h.now, 1, plan.clone());
+    let out = h.drain();
+    assert_eq!(
+        h.room.agenda().plan.tactics[0].advocate,
+        Some(Advocate::Invite { id: "a".into() }),
+        "named by the invite she came with: {out:?}"
+    );
+    // The same plan again changes nothing and tells nobody.
+    h.room.handle_agenda_set(h.now, 1, plan);
+    assert!(h.drain().is_empty());
+    assert_eq!(speakers(&h), ["p1", "p2"], "no observer among the speakers");
+    control(&mut h, Command::Start);
+    control(&mut h, Command::Next);
+    // Ada drops out and comes back: Fay hears of each change, and Ada speaks again.
+    h.room.handle_leave(h.now, 2, LeaveReason::Disconnected);
+    let out = h.drain();
+    let told = |out: &[Output], to| {
+        Harness::sent_to(out, to).into_iter().find_map(|m| match m {
+            ServerMsg::Agenda { agenda, .. } => Some(agenda.floor.speakers),
+            _ => None,
+        })
+    };
+    assert_eq!(told(&out, 1), Some(vec!["p1".to_string()]));
+    let out = h.join_as(5, "Ada", invite("a", Role::Advocate));
+    assert_eq!(
+        told(&out, 1),
+        Some(vec!["p1".to_string(), "p4".to_string()])
+    );
+    assert_eq!(told(&out, 5), None, "the joiner has it in `joined`");
+    assert!(!gates(&out).contains(&("p4".into(), false)), "{out:?}");
+}
