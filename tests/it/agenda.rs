@@ -255,18 +255,9 @@ async fn a_restart_mid_segment_resumes_with_the_stored_deadline() -> anyhow::Res
         }
     };
     let deadline = view.deadline.expect("running");
-    // The room's writer has stored it once the store says the second segment runs.
-    let store = server.state.store().clone();
-    for _ in 0..100 {
-        let stored = store.load_agenda(&room).await?;
-        if stored.is_some_and(|a| a.state.segment == 1) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Stopping waits for the room's writer: the agenda as it stands is stored.
     drop(fay);
-    drop(server);
-    drop(store);
+    server.stop().await?;
 
     let server = TestServer::with_database(url).await?;
     let (_fay, joined) = try_join(&server, &room, "Fay", Some(&fay_secret)).await?;

@@ -22,6 +22,7 @@ pub struct TestServer {
     /// Its shared state (for `http::app` oneshot tests and seeding).
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -54,15 +55,28 @@ impl TestServer {
         let addr = server.started.addr;
         let state = server.state();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run(async {
+        let running = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
         Ok(TestServer {
             addr,
             state,
             stop: Some(stop),
+            running: Some(running),
             _dir: None,
         })
+    }
+
+    /// Stop the server and wait until it has: every room task and its writers have
+    /// finished, so what the rooms queued for the store is written.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await??;
+        }
+        Ok(())
     }
 
     /// Change a room's policy in the store.

@@ -2,7 +2,6 @@
 //! real WebRTC clients.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use roundtable_loadgen::client::{Client, Ws, connect};
 use signaling::policy::WhenFull;
@@ -136,28 +135,23 @@ async fn invites_are_refused_with_their_own_codes() -> anyhow::Result<()> {
         assert_eq!(code(&answer), Some(want), "{secret}: {answer:?}");
     }
     // The room is full: the single-use invite is refused with room_full, and keeps its use.
-    let (seated, answer) = try_join(&server, &room, "First", None).await?;
+    let (mut seated, answer) = try_join(&server, &room, "First", None).await?;
     assert!(matches!(answer, ServerMsg::Joined { .. }), "{answer:?}");
     let (_ws, answer) = try_join(&server, &room, "Ada", Some(&once)).await?;
     assert_eq!(code(&answer), Some(ErrorCode::RoomFull), "{answer:?}");
-    drop(seated);
-    let mut ada = None;
-    for _ in 0..50 {
-        let (ws, answer) = try_join(&server, &room, "Ada", Some(&once)).await?;
-        match answer {
-            ServerMsg::Joined { role, .. } => {
-                assert_eq!(role, Role::Advocate);
-                ada = Some(ws);
-                break;
-            }
-            // The first socket's close may not have reached the room yet.
-            other => assert_eq!(code(&other), Some(ErrorCode::RoomFull), "{other:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // `left` comes once the room has taken First out.
+    seated.send(&ClientMsg::Leave {}).await?;
+    expect(&mut seated, |m| matches!(m, ServerMsg::Left {})).await?;
+    let (_ada, answer) = try_join(&server, &room, "Ada", Some(&once)).await?;
     assert!(
-        ada.is_some(),
-        "the single-use invite seated Ada once the seat was free"
+        matches!(
+            answer,
+            ServerMsg::Joined {
+                role: Role::Advocate,
+                ..
+            }
+        ),
+        "the single-use invite seats Ada once the seat is free: {answer:?}"
     );
     // Its one use is spent now.
     server.set_policy(&room, |p| p.capacity = 5).await?;
@@ -447,22 +441,22 @@ async fn an_observer_may_not_publish() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_holds_each_action_on_sqlite() -> anyhow::Result<()> {
     let server = TestServer::sqlite().await?;
-    audit_flow(&server).await
+    audit_flow(server).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_holds_each_action_on_postgres() -> anyhow::Result<()> {
     let pg = crate::pg::fresh_database().await?;
     let server = TestServer::with_database(pg.url.clone()).await?;
-    let result = audit_flow(&server).await;
-    drop(server);
+    let result = audit_flow(server).await;
     pg.drop().await?;
     result
 }
 
 /// A facilitator does one of each action; the store's audit log holds them in order, with
 /// who, what, whom and when, and the barred invite is revoked.
-async fn audit_flow(server: &TestServer) -> anyhow::Result<()> {
+async fn audit_flow(owned: TestServer) -> anyhow::Result<()> {
+    let server = &owned;
     let room = server.room("Audit", 3).await?;
     server
         .set_policy(&room, |p| p.when_full = WhenFull::Wait)
@@ -478,7 +472,7 @@ async fn audit_flow(server: &TestServer) -> anyhow::Result<()> {
     let ServerMsg::Joined { you: pat_id, .. } = answer else {
         panic!("{answer:?}")
     };
-    let (_wes, answer) = try_join(server, &room, "Wes", None).await?;
+    let (mut wes, answer) = try_join(server, &room, "Wes", None).await?;
     assert_eq!(answer, ServerMsg::Waiting { position: 1 });
     let (_wil, answer) = try_join(server, &room, "Wil", None).await?;
     assert_eq!(answer, ServerMsg::Waiting { position: 2 });
@@ -522,15 +516,15 @@ async fn audit_flow(server: &TestServer) -> anyhow::Result<()> {
             barred: true
         }
     );
-    let store = server.state.store();
-    let mut log = Vec::new();
-    for _ in 0..100 {
-        log = store.audit_log(&room).await?;
-        if log.len() >= 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The admit was the last action: once Wes is seated, the room has taken every one.
+    expect(&mut wes, |m| matches!(m, ServerMsg::Joined { .. })).await?;
+    // The barred invite lets nobody in, at once.
+    let (_again, answer) = try_join(server, &room, "Ada", Some(&ada_secret)).await?;
+    assert_eq!(code(&answer), Some(ErrorCode::InviteRevoked));
+    // Stopping the server waits for the room's writer: everything it was given is written.
+    let store = server.state.store().clone();
+    owned.stop().await?;
+    let log = store.audit_log(&room).await?;
     let rows: Vec<(&str, &str, Option<&str>)> = log
         .iter()
         .map(|e| {
@@ -562,7 +556,5 @@ async fn audit_flow(server: &TestServer) -> anyhow::Result<()> {
     let invites = store.list_invites(&room).await?;
     let barred = invites.iter().find(|i| i.id == ada_invite).expect("listed");
     assert!(barred.revoked_at.is_some(), "{barred:?}");
-    let (_again, answer) = try_join(server, &room, "Ada", Some(&ada_secret)).await?;
-    assert_eq!(code(&answer), Some(ErrorCode::InviteRevoked));
     Ok(())
 }
