@@ -109,6 +109,12 @@ export function agendaEdited(view) {
   render();
 }
 
+/** People joined or left: the advocate choices follow. @param {ParticipantInfo[]} roster */
+export function editorRosterChanged(roster) {
+  editor.roster = roster;
+  if (dialog().open) render();
+}
+
 /** A refusal of our save, if one is under way; returns whether it was shown. @param {string} code */
 export function editorRefused(code) {
   if (!editor.saving || !dialog().open) return false;

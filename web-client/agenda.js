@@ -9,7 +9,7 @@
  * The countdown is silent for screen readers: the events (segment started, a minute left,
  * time up) go to the polite announcer instead.
  */
-import { agendaEdited, editorRefused, openEditor, resetEditor, wireEditor } from '/assets/agenda-editor.js';
+import { agendaEdited, editorRefused, editorRosterChanged, openEditor, resetEditor, wireEditor } from '/assets/agenda-editor.js';
 import { tick } from '/assets/countdown.js';
 import { current, floorGivenToUs, isLive, nameList, presenters, renderFloorNotice, whyNotHeard } from '/assets/floor.js';
 import { state } from '/assets/state.js';
@@ -62,6 +62,7 @@ export function showAgenda(view, event) {
 /** The people in the call changed: names in the panel follow. @param {ParticipantInfo[]} roster */
 export function agendaRosterChanged(roster) {
   panel.roster = roster;
+  editorRosterChanged(roster);
   renderAgenda();
 }
 

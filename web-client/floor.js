@@ -117,7 +117,7 @@ export function renderFloorNotice(roster) {
     const back = el('button', 'btn btn-small btn-secondary', 'Give the floor back');
     back.setAttribute('type', 'button');
     back.addEventListener('click', () => state.conn?.yieldFloor());
-    notice.replaceChildren(icon('i-mic'), el('span', '', 'A facilitator gave you the floor: everyone hears you.'), back);
+    notice.replaceChildren(icon('i-mic'), el('span', '', 'You have the floor: everyone hears you.'), back);
   } else if (why) {
     notice.replaceChildren(icon('i-mic-off'), el('span', '', why));
   } else {

@@ -67,7 +67,7 @@ const announced = (page, text) => page.waitForFunction(
   throw new Error(`the announcer did not say "${text}": ${e.message}`);
 });
 
-/** Join `as` (the first of the roster order given) with `agenda`; resolve once in the call. */
+/** Join as `roster[0]`, in `role`, to a call whose agenda is `agenda`; resolve once in it. */
 async function joinWith(role, roster, agenda, extra = {}) {
   const { page, server } = await scripted.openPage(context, `/r/skill${role === 'facilitator' ? '#invite=facilitator' : ''}`, (join, s) => {
     s.send(joined(role, roster, { agenda, ...extra }));
@@ -183,7 +183,7 @@ describe('the agenda in the page (scripted server)', { timeout: 300_000 }, () =>
     server.send({ type: 'hands', queue: ['p2'] });
     await notice.getByText('Your hand is up: you can speak once a facilitator gives you the floor.').waitFor({ timeout: WAIT });
     server.send(agendaMsg(talk(['p2'])));
-    await notice.getByText('A facilitator gave you the floor: everyone hears you.').waitFor({ timeout: WAIT });
+    await notice.getByText('You have the floor: everyone hears you.').waitFor({ timeout: WAIT });
     await announced(page, 'A facilitator gave you the floor');
     assert.equal(await page.locator('#mute-btn').getAttribute('class'), 'ctl', 'the Mute button is no longer dimmed');
     await shoot(page, 'agenda-ui-floor-given-participant');
@@ -226,7 +226,6 @@ describe('the agenda in the page (scripted server)', { timeout: 300_000 }, () =>
     await people.getByRole('button', { name: 'Actions for Pat Rivera' }).click();
     assert.deepEqual(await menu.getByRole('menuitem').allInnerTexts(), ['Take back floor', 'Mute', 'Stop camera', 'Remove']);
     await page.keyboard.press('Escape');
-    // Facilitators always have the floor; observers never speak: no floor items for them.
     await page.close();
   });
 
@@ -241,6 +240,9 @@ describe('the agenda in the page (scripted server)', { timeout: 300_000 }, () =>
     assert.equal(await tactic(1).getByLabel('Advocate').inputValue(), 'participant:p3');
     assert.equal(await tactic(2).getByLabel('Advocate').locator('option:checked').innerText(), 'Whoever joins with their advocate invite');
     await shoot(page, 'agenda-ui-editor');
+    // Someone joins meanwhile: they can be chosen.
+    server.send({ type: 'participant_joined', participant: person('p6', 'Wes Adeyemi', 'advocate') });
+    await tactic(3).getByLabel('Advocate').locator('option', { hasText: 'Wes Adeyemi (Advocate)' }).waitFor({ state: 'attached', timeout: WAIT });
 
     // Add: a Skill Share-shaped tactic, its title ready to type over.
     await editor.getByRole('button', { name: 'Add tactic' }).click();

@@ -219,7 +219,7 @@ describe('the agenda in real Chromium: one clock, a floor the media plane enforc
     await tile.hover();
     await tile.getByRole('button', { name: 'Actions for Pat Rivera' }).click();
     await pages.Fran.getByRole('menu', { name: 'Actions for Pat Rivera' }).getByRole('menuitem', { name: 'Give floor' }).click();
-    await floorNotice(pages.Pat).getByText('A facilitator gave you the floor', { exact: false }).waitFor({ timeout: WAIT });
+    await floorNotice(pages.Pat).getByText('You have the floor: everyone hears you.').waitFor({ timeout: WAIT });
     await panel(pages.Fran).getByText('Given the floor: Pat Rivera').waitFor({ timeout: WAIT });
     await franHearsPat(pat, true, 'floor given');
     await shoot(pages.Pat, 'agenda-floor-given-participant');
