@@ -10,10 +10,9 @@
  * and moderation.js for a facilitator's actions and their effect on the person moderated; it
  * also draws the "removed" screen), and the "left" screen here. agenda.js has the agenda
  * editor (agenda-editor.js), its countdown (countdown.js) and floor.js, which says who may
- * speak and why we may not.
- * media.js holds the camera and microphone, clock.js the server's clock, state.js what the
- * screens share, words.js what the page says about roles, segments and error codes, ui.js
- * the DOM helpers.
+ * speak and why we may not. media.js holds the camera and microphone, clock.js the server's
+ * clock, state.js what the screens share, words.js what the page says about roles, segments
+ * and error codes, ui.js the DOM helpers.
  *
  * A new screen (the consent one to come) gets its markup in index.html
  * as a `.screen` element, its id in SCREENS (ui.js), a module of its own that exports what

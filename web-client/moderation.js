@@ -2,9 +2,9 @@
 /**
  * Moderation on the call screen. For facilitators: the menu on each person (lower their hand,
  * give or take back the floor while the agenda runs, mute, stop their camera, remove) and
- * the Remove dialog. For the person moderated: their
- * microphone or camera held off, and a notice that says why. The server checks every action;
- * hiding a control here is only for clarity.
+ * the Remove dialog. For the person moderated: their microphone or camera held off, and a
+ * notice that says why. The server checks every action; hiding a control here is only for
+ * clarity.
  */
 import { floorMenuItems } from '/assets/floor.js';
 import { renderToggles, setMedia } from '/assets/media.js';
