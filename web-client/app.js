@@ -6,13 +6,15 @@
  * asking for the camera and microphone in devices.js.
  *
  * One module per screen: lobby.js (home, the lobby and the problem screen), waiting.js (the
- * waiting room), call.js (the call, with chat.js and people.js for its side panels and
- * moderation.js for a facilitator's actions and their effect on the person moderated; it also
- * draws the "removed" screen), and the "left" screen here. media.js holds the camera and
- * microphone, state.js what the screens share, words.js what the page says about roles and
- * error codes, ui.js the DOM helpers.
+ * waiting room), call.js (the call, with agenda.js, chat.js and people.js for its side panels
+ * and moderation.js for a facilitator's actions and their effect on the person moderated; it
+ * also draws the "removed" screen), and the "left" screen here. agenda.js has the agenda
+ * editor (agenda-editor.js), its countdown (countdown.js) and floor.js, which says who may
+ * speak and why we may not. media.js holds the camera and microphone, clock.js the server's
+ * clock, state.js what the screens share, words.js what the page says about roles, segments
+ * and error codes, ui.js the DOM helpers.
  *
- * A new screen (the agenda and consent ones to come) gets its markup in index.html
+ * A new screen (the consent one to come) gets its markup in index.html
  * as a `.screen` element, its id in SCREENS (ui.js), a module of its own that exports what
  * shows it and a `wire…()` for its controls, and its routes below: the connection events it
  * shows in `connHandlers`, its `wire…()` call in `wire()`. Every module must also be listed in
@@ -23,7 +25,9 @@ import {
   addPerson, enterCall, nameOf, onConnectionLost, removePerson, renderHands, renderLock, renderSelf, renderStatus, resetCall,
   showRemoteMedia, updatePerson, wireCall,
 } from '/assets/call.js';
+import { agendaRefused, renderAgenda, showAgenda, wireAgenda } from '/assets/agenda.js';
 import { appendChat, chatRefused, wireChat } from '/assets/chat.js';
+import { tick as redrawCountdown } from '/assets/countdown.js';
 import { onJoinFailed, openLobby, readName, setJoinBusy, wireLobby } from '/assets/lobby.js';
 import { startPreview, stopLocalMedia } from '/assets/media.js';
 import { onModerated, showRemoved, wireModeration } from '/assets/moderation.js';
@@ -101,6 +105,7 @@ const connHandlers = {
     const raised = queue.filter((id) => !state.hands.includes(id) && id !== state.you);
     state.hands = queue;
     renderHands();
+    renderAgenda();
     // Facilitators see it come up; for the others it is news, not a call to act.
     for (const id of raised) {
       const text = `${nameOf(id) ?? 'Someone'} raised their hand.`;
@@ -119,9 +124,16 @@ const connHandlers = {
   moderated: (m) => {
     onModerated(m);
     renderSelf();
+    renderAgenda();
   },
+  agenda: ({ agenda, event }) => {
+    showAgenda(agenda, event);
+    renderSelf(); // the people list marks who has the floor
+  },
+  clock: redrawCountdown,
   'server-error': ({ code, message }) => {
     chatRefused(code);
+    if (agendaRefused(code)) return;
     showToast(describeError(code, message || `Server error: ${code}`, true));
   },
   closed: onConnectionLost,
@@ -168,6 +180,7 @@ function wire() {
   wireChat();
   wirePeople();
   wireModeration();
+  wireAgenda();
   on('join-form', 'submit', (e) => {
     e.preventDefault();
     join();

@@ -1,9 +1,11 @@
 // @ts-check
 /**
  * The call screen: the header with its status, the grid of tiles (one per participant), the
- * toolbar, and the side panel beside the grid: chat (chat.js) or people (people.js), one at
- * a time. This module owns who is in the call; people.js draws the same roster as a list.
+ * toolbar, and the side panel beside the grid: the agenda (agenda.js), chat (chat.js) or
+ * people (people.js), one at a time. This module owns who is in the call; people.js draws
+ * the same roster as a list, and agenda.js names people from it.
  */
+import { agendaRosterChanged, isAgendaOpen, resetAgenda, setAgendaOpen, showAgenda } from '/assets/agenda.js';
 import { appendChat, isChatOpen, resetChat, setChatOpen } from '/assets/chat.js';
 import { audioLive, hasVideo, renderToggles, setMedia, stopLocalMedia, videoLive } from '/assets/media.js';
 import { openPersonMenu, renderOwnModeration, resetModeration } from '/assets/moderation.js';
@@ -52,8 +54,11 @@ export function enterCall(msg) {
   document.title = `${msg.room.title} · Roundtable`;
   for (const p of msg.participants) addPerson(p);
   for (const m of msg.chat) appendChat(m);
+  showAgenda(msg.agenda ?? null, null);
   showScreen('call');
-  openPanel(matchMedia('(max-width: 860px)').matches ? null : 'chat', false); // on phones a panel covers the videos
+  // On phones a panel covers the videos. A facilitator runs the agenda; the others see its chip.
+  const panel = state.role === 'facilitator' ? 'agenda' : 'chat';
+  openPanel(matchMedia('(max-width: 860px)').matches ? null : panel, false);
   renderToggles();
   renderOwnModeration();
   renderLock();
@@ -86,6 +91,7 @@ export function resetCall() {
   state.locked = false;
   resetChat();
   resetModeration();
+  resetAgenda();
   renderPeople(roster());
   renderStatus('connecting');
 }
@@ -101,10 +107,11 @@ export function renderLock() {
 // ---- side panels --------------------------------------------------------------------------
 
 /**
- * Show one side panel, or none. Both share the space beside the grid.
- * @param {'chat' | 'people' | null} panel @param {boolean} [focus] move focus into it
+ * Show one side panel, or none. They share the space beside the grid.
+ * @param {'agenda' | 'chat' | 'people' | null} panel @param {boolean} [focus] move focus into it
  */
 export function openPanel(panel, focus = true) {
+  setAgendaOpen(panel === 'agenda', focus);
   setChatOpen(panel === 'chat', focus);
   setPeopleOpen(panel === 'people', focus);
   layoutGrid();
@@ -163,6 +170,7 @@ export function updatePerson(info) {
   person.info = info;
   renderPerson(person);
   renderPeople(roster());
+  agendaRosterChanged(roster());
 }
 
 /**
@@ -240,6 +248,7 @@ function onAutoplayBlocked(err) {
 function renderCount() {
   $('people-count').textContent = plural(people.size, 'person', 'people');
   renderPeople(roster());
+  agendaRosterChanged(roster());
 }
 
 /** Size tiles so that all of them fit the grid at 16:9, as large as possible. */
@@ -277,5 +286,7 @@ export function wireCall() {
   });
   on('chat-toggle', 'click', () => openPanel(isChatOpen() ? null : 'chat'));
   on('people-toggle', 'click', () => openPanel(isPeopleOpen() ? null : 'people'));
+  on('agenda-toggle', 'click', () => openPanel(isAgendaOpen() ? null : 'agenda'));
+  on('agenda-chip', 'click', () => openPanel('agenda'));
   new ResizeObserver(layoutGrid).observe($('grid'));
 }

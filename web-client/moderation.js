@@ -1,10 +1,12 @@
 // @ts-check
 /**
  * Moderation on the call screen. For facilitators: the menu on each person (lower their hand,
- * mute, stop their camera, remove) and the Remove dialog. For the person moderated: their
- * microphone or camera held off, and a notice that says why. The server checks every action;
- * hiding a control here is only for clarity.
+ * give or take back the floor while the agenda runs, mute, stop their camera, remove) and
+ * the Remove dialog. For the person moderated: their microphone or camera held off, and a
+ * notice that says why. The server checks every action; hiding a control here is only for
+ * clarity.
  */
+import { floorMenuItems } from '/assets/floor.js';
 import { renderToggles, setMedia } from '/assets/media.js';
 import { state } from '/assets/state.js';
 import { $, el, icon, on, showScreen, showToast } from '/assets/ui.js';
@@ -50,6 +52,7 @@ function menuItems(p) {
   /** @type {MenuItem[]} */
   const items = [];
   if (state.hands.includes(p.id)) items.push({ label: 'Lower hand', icon: 'i-hand', run: () => conn()?.lowerHand(p.id) });
+  items.push(...floorMenuItems(p));
   if (p.role !== 'observer') {
     items.push(p.audio_allowed
       ? { label: 'Mute', icon: 'i-mic-off', run: () => conn()?.moderate(p.id, 'audio', true) }

@@ -5,6 +5,7 @@
  * queue (Admit, Decline), the Lock room button and a menu on each person (moderation.js).
  * call.js owns the roster; this module draws it.
  */
+import { isLive, presenters } from '/assets/floor.js';
 import { menuPersonChanged, openPersonMenu } from '/assets/moderation.js';
 import { state } from '/assets/state.js';
 import { $, announce, avatarColor, el, icon, initials, on, showToast, syncList } from '/assets/ui.js';
@@ -32,6 +33,7 @@ export function renderPeople(roster) {
   const hand = (/** @type {ParticipantInfo} */ p) => state.hands.indexOf(p.id);
   const up = roster.filter((p) => hand(p) >= 0).sort((a, b) => hand(a) - hand(b));
   const ordered = [...up, ...roster.filter((p) => hand(p) < 0)];
+  floorHolders = new Set(floorMarked(roster));
   currentInfo.clear();
   syncList($('people-list'), ordered, (p) => p.id, makePersonRow, updatePersonRow);
   $('in-call-count').textContent = String(roster.length);
@@ -66,6 +68,22 @@ function makePersonRow(info) {
 /** The latest info of each listed person, for a menu opened later. @type {Map<string, ParticipantInfo>} */
 const currentInfo = new Map();
 
+/** Who the list marks as holding the floor. @type {Set<string>} */
+let floorHolders = new Set();
+
+/**
+ * While the floor is not open to all: the presenters and whom a facilitator gave it
+ * (facilitators always have it, so they are not marked).
+ * @param {ParticipantInfo[]} roster
+ */
+function floorMarked(roster) {
+  const view = state.agenda;
+  if (!view || !isLive(view) || view.floor.mode === 'open') return [];
+  const presenting = presenters(view, roster)
+    .filter((p) => p.role !== 'facilitator' && view.floor.speakers.includes(p.id)).map((p) => p.id);
+  return [...presenting, ...view.floor.given];
+}
+
 /** @param {HTMLElement} row @param {ParticipantInfo} info */
 function updatePersonRow(row, info) {
   currentInfo.set(info.id, info);
@@ -93,6 +111,10 @@ function marks(info) {
     chip.setAttribute('role', 'img');
     chip.setAttribute('aria-label', `Hand raised, number ${at + 1} in line`);
     chip.append(icon('i-hand'), el('span', '', String(at + 1)));
+    out.push(chip);
+  }
+  if (floorHolders.has(info.id)) {
+    const chip = el('span', 'floor-chip', 'Has the floor');
     out.push(chip);
   }
   if (info.role === 'observer') return out;

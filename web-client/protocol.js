@@ -7,6 +7,7 @@
  * `signaling/src/wire.rs` defines and reports what happens as events; the UI (`app.js` and
  * its screen modules) draws it.
  */
+import { ServerClock } from '/assets/clock.js';
 
 /** Protocol version sent in `join`. */
 export const PROTOCOL_VERSION = 1;
@@ -14,6 +15,12 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_CHAT_CHARS = 2000;
 /** Longest display name, in characters. */
 export const MAX_NAME_CHARS = 64;
+/** Most tactics in an agenda (`signaling/src/agenda/plan.rs`). */
+export const MAX_TACTICS = 12;
+/** Longest tactic title or organisation, in characters. */
+export const MAX_TITLE_CHARS = 200;
+/** Longest segment, in minutes. */
+export const MAX_SEGMENT_MIN = 120;
 /** Characters that draw nothing; a name of only these is refused (`signaling/src/name.rs`). */
 const INVISIBLE = /^[\s\u00AD\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200D\u2060-\u2064\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\u{E0000}-\u{E007F}]*$/u;
 /** Control and text-direction characters, refused anywhere in a name. */
@@ -26,8 +33,10 @@ const HOSTILE = /[\p{Cc}\u2028\u2029\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069
 export function isUsableName(name) {
   return [...name].length <= MAX_NAME_CHARS && !INVISIBLE.test(name) && !HOSTILE.test(name);
 }
-/** Keepalive period. */
+/** Keepalive period; each keepalive ping also refreshes the server clock's estimate. */
 const PING_INTERVAL_MS = 15_000;
+/** Pings sent one after another at the start, for a first estimate of the server's clock. */
+const CLOCK_BURST = 5;
 /** Without any server message for this long, the connection counts as lost. */
 const SILENCE_LIMIT_MS = 45_000;
 
@@ -52,9 +61,37 @@ const SILENCE_LIMIT_MS = 45_000;
  * facilitators only.
  * @typedef {{type: 'joined', v: number, you: string, role: Role, room: RoomInfo,
  *   participants: ParticipantInfo[], tracks: TrackInfo[], chat: ChatMessage[],
- *   ice_servers: IceServerInfo[], hands: string[], locked: boolean, waiting: WaiterInfo[]}} JoinedMsg
+ *   ice_servers: IceServerInfo[], hands: string[], locked: boolean, waiting: WaiterInfo[],
+ *   agenda?: AgendaView}} JoinedMsg
  */
 /** @typedef {{type: 'error', code: string, message: string}} ErrorMsg */
+/** @typedef {'organisation'|'tactic'|'conversation'} SegmentKind */
+/** One timed part of a tactic. @typedef {{kind: SegmentKind, duration_s: number}} Segment */
+/** Who presents a tactic: whoever joins with an invite, or a participant. @typedef {{by: 'invite' | 'participant', id: string}} Advocate */
+/** @typedef {{title: string, organisation: string, advocate: Advocate | null, segments: Segment[]}} Tactic */
+/** What time up does: signal only, move on after the grace period, or close the presenter's floor. @typedef {'warn'|'advance'|'mute'} TimeUpPolicy */
+/**
+ * The agenda's plan (`signaling/src/agenda/plan.rs`). `warn_at_s`: warnings, in seconds
+ * before each segment's end. `hand_raise`: in conversations, only whom a facilitator gives
+ * the floor speaks.
+ * @typedef {{tactics: Tactic[], time_up: TimeUpPolicy, grace_s: number, warn_at_s: number[], hand_raise: boolean}} Plan
+ */
+/** @typedef {'ready'|'running'|'paused'|'ended'} AgendaPhase */
+/** Why the floor is as it is. @typedef {'open'|'presentation'|'hand_raise'|'closed'} FloorMode */
+/** Who may speak: `speakers` includes the facilitators; `given`, whom a facilitator gave it. @typedef {{mode: FloorMode, speakers: string[], given: string[]}} FloorView */
+/**
+ * The agenda on the server's clock. Times are server Unix ms: `deadline` while running,
+ * `remaining_ms` while paused (negative once over time).
+ * @typedef {{plan: Plan, phase: AgendaPhase, tactic: number, segment: number, started_at: number,
+ *   deadline: number | null, remaining_ms: number | null, extended_s: number, time_up: boolean,
+ *   overrun: boolean, floor: FloorView, server_time: number}} AgendaView
+ */
+/**
+ * What just happened to the agenda.
+ * @typedef {{kind: 'segment_started'|'time_up'|'overrun'|'floor_closed'|'paused'|'resumed'|'extended'|'ended'}
+ *   | {kind: 'warning', left_s: number}} AgendaEvent
+ */
+/** @typedef {'start'|'pause'|'resume'|'extend'|'next'|'previous'|'skip_tactic'|'end'} AgendaAction */
 /** @typedef {'connecting'|'connected'|'reconnecting'|'disconnected'|'left'} ConnectionStatus */
 /** @typedef {{participantId: string, tracks: MediaStreamTrack[]}} RemoteMedia */
 
@@ -134,6 +171,7 @@ class Peer {
  *   media: RemoteMedia, chat: ChatMessage, queue: WaiterInfo[], hands: string[],
  *   'room-locked': {locked: boolean, by: string}, moderated: {kind: MediaKind, allowed: boolean, by: string},
  *   removed: {by: string, barred: boolean},
+ *   agenda: {agenda: AgendaView, event: AgendaEvent | null}, clock: {},
  *   'server-error': ErrorMsg, 'join-failed': RoundtableError, closed: {reason: string}}} RoomEvents
  */
 
@@ -148,7 +186,9 @@ class Peer {
  * `media` {@link RemoteMedia} (what is received from one participant now), `chat` {@link ChatMessage},
  * `queue` (facilitators: the waiting room, in order), `hands` (ids, in the order hands went up),
  * `room-locked`, `moderated` (a facilitator stopped or allowed our audio or video), `removed`
- * (a facilitator removed us; the connection is over),
+ * (a facilitator removed us; the connection is over), `agenda` (the agenda or the floor
+ * changed, and the event that changed it, if any), `clock` ({@link RoomConnection.clock}'s
+ * estimate changed: countdowns are redrawn),
  * `server-error` {@link ErrorMsg} (after joining), `join-failed` {@link RoundtableError},
  * `closed` `{reason}` when the connection ends without `leave()`.
  *
@@ -185,6 +225,10 @@ export class RoomConnection extends EventTarget {
     this.status = null;
     /** Received media by participant id, then kind. @type {Map<string, Map<string, MediaStreamTrack>>} */
     this.remote = new Map();
+    /** The server's clock, learned from pings; agenda countdowns read it. */
+    this.clock = new ServerClock();
+    /** Pings still to send one after another, for a first estimate. */
+    this.burst = 0;
     /** One handler per server message type. @type {Record<string, (msg: any) => void>} */
     this.handlers = {
       joined: (m) => this.onJoined(m),
@@ -219,7 +263,11 @@ export class RoomConnection extends EventTarget {
       answer: (m) => this.onAnswer(m),
       candidate: (m) => this.peer(m.pc)?.addCandidate(m.candidate),
       chat: (m) => this.emit('chat', m.message),
-      pong: () => {},
+      agenda: (m) => {
+        if (this.clock.hint(m.agenda.server_time)) this.emit('clock', {});
+        this.emit('agenda', { agenda: m.agenda, event: m.event ?? null });
+      },
+      pong: (m) => this.onPong(m),
       left: () => {},
       error: (m) => this.onServerError(m),
     };
@@ -233,6 +281,8 @@ export class RoomConnection extends EventTarget {
     ws.onopen = () => {
       const join = { type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name };
       this.send(this.invite ? { ...join, invite: this.invite } : join);
+      this.burst = CLOCK_BURST;
+      this.ping();
     };
     ws.onmessage = (e) => this.onMessage(e.data);
     ws.onclose = (e) => this.onSocketClosed(e);
@@ -289,6 +339,34 @@ export class RoomConnection extends EventTarget {
   /** @param {string} waiter */
   decline(waiter) {
     this.send({ type: 'decline', waiter });
+  }
+
+  // The agenda and the floor. Facilitators only, but `yieldFloor`: the server refuses the
+  // rest from anyone else with `forbidden`.
+
+  /** @param {AgendaAction} action @param {number} [seconds] for `extend` (the server's default: 60) */
+  agendaControl(action, seconds) {
+    this.send(seconds === undefined ? { type: 'agenda_control', action } : { type: 'agenda_control', action, seconds });
+  }
+
+  /** Replace the whole plan; `bad_agenda` or `agenda_state` if the server will not. @param {Plan} plan */
+  setAgenda(plan) {
+    this.send({ type: 'agenda_set', plan });
+  }
+
+  /** @param {string} participant */
+  giveFloor(participant) {
+    this.send({ type: 'give_floor', participant });
+  }
+
+  /** @param {string} participant */
+  takeFloor(participant) {
+    this.send({ type: 'take_floor', participant });
+  }
+
+  /** Give back the floor a facilitator gave us. */
+  yieldFloor() {
+    this.send({ type: 'yield_floor' });
   }
 
   /**
@@ -364,6 +442,7 @@ export class RoomConnection extends EventTarget {
       p.pc.onconnectionstatechange = () => this.updateMediaStatus();
     }
     this.startKeepAlive();
+    if (msg.agenda && this.clock.hint(msg.agenda.server_time)) this.emit('clock', {});
     this.emit('joined', msg);
     const stream = this.stream;
     const tracks = msg.role === 'observer' ? [] : stream?.getTracks() ?? [];
@@ -481,7 +560,21 @@ export class RoomConnection extends EventTarget {
       this.onSocketClosed(null);
       return;
     }
-    this.send({ type: 'ping' });
+    this.ping();
+  }
+
+  /** A ping with an id, so that its pong is a sample of the server's clock. */
+  ping() {
+    this.send({ type: 'ping', id: this.clock.ping() });
+  }
+
+  /** @param {{id?: number, time?: number}} msg */
+  onPong(msg) {
+    if (this.clock.pong(msg.id, msg.time)) this.emit('clock', {});
+    if (this.burst > 0) {
+      this.burst -= 1;
+      if (this.burst > 0) this.ping();
+    }
   }
 
   /** @param {CloseEvent | null} e */

@@ -7,6 +7,7 @@
 /** @typedef {import('/assets/protocol.js').RoomConnection} RoomConnection */
 /** @typedef {import('/assets/protocol.js').Role} Role */
 /** @typedef {import('/assets/protocol.js').WaiterInfo} WaiterInfo */
+/** @typedef {import('/assets/protocol.js').AgendaView} AgendaView */
 
 /** localStorage keys: the name and the chosen devices, remembered for the next visit. */
 export const STORE = { name: 'roundtable.name', video: 'roundtable.camera', audio: 'roundtable.microphone' };
@@ -34,6 +35,8 @@ export const state = {
   locked: false,
   /** The waiting room, first first (facilitators only). @type {WaiterInfo[]} */
   waiting: [],
+  /** The agenda and the floor, as the server last sent them; null before joining. @type {AgendaView | null} */
+  agenda: null,
   /** Settles once the camera and microphone were asked for; joining waits for it. @type {Promise<void>} */
   mediaReady: Promise.resolve(),
 };

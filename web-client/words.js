@@ -10,9 +10,52 @@ import { state } from '/assets/state.js';
 import { plural } from '/assets/ui.js';
 
 /** @typedef {import('/assets/protocol.js').Role} Role */
+/** @typedef {import('/assets/protocol.js').SegmentKind} SegmentKind */
+/** @typedef {import('/assets/protocol.js').TimeUpPolicy} TimeUpPolicy */
 
 /** @type {Record<Role, string>} */
 export const ROLE_LABEL = { facilitator: 'Facilitator', advocate: 'Advocate', participant: 'Participant', observer: 'Observer' };
+
+/** A segment, by what it is for. @type {Record<SegmentKind, string>} */
+export const SEGMENT_LABEL = {
+  organisation: 'Organisation presentation',
+  tactic: 'Tactic presentation',
+  conversation: 'Open conversation',
+};
+
+/** The same, short, where space is tight. @type {Record<SegmentKind, string>} */
+export const SEGMENT_SHORT = { organisation: 'Organisation', tactic: 'Tactic', conversation: 'Conversation' };
+
+/** @type {Record<TimeUpPolicy, string>} */
+export const TIME_UP_LABEL = {
+  warn: 'Only say so',
+  advance: 'Move on to the next segment',
+  mute: 'Close the presenter’s floor',
+};
+
+/**
+ * A planned length in words: "5 min", "1 h 15 min", "90 s".
+ * @param {number} seconds
+ */
+export function duration(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  const parts = [h ? `${h} h` : '', m ? `${m} min` : '', s ? `${s} s` : ''];
+  return parts.filter(Boolean).join(' ');
+}
+
+/**
+ * Spoken time: "1 minute", "1 minute 30 seconds", "30 seconds".
+ * @param {number} seconds
+ */
+export function spokenDuration(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  const parts = [m ? plural(m, 'minute', 'minutes') : '', s ? plural(s, 'second', 'seconds') : ''];
+  return parts.filter(Boolean).join(' ') || '0 seconds';
+}
 
 const ASK = 'Ask the facilitator for a new link.';
 
@@ -34,6 +77,8 @@ const TEXTS = {
   participant_not_found: 'That person has already left the call.',
   waiter_not_found: 'That person is no longer waiting: they left, or another facilitator let them in or turned them away.',
   not_barrable: 'That person joined with the room’s open link, so there is no invitation to bar. Nobody was removed: choose Remove again without barring.',
+  agenda_state: 'The agenda cannot do that now: it may just have moved on. Check the agenda and try again.',
+  bad_agenda: 'The agenda does not take that value. A segment can be extended by 1 second to 1 hour at a time.',
 };
 
 /** A refusal in the call means something else than at the door: a facilitator's admit found no seat. */

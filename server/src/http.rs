@@ -31,6 +31,16 @@ mod rooms;
 /// The web client, embedded so that one binary runs the product.
 const ASSETS: &[(&str, &str, &str)] = &[
     (
+        "agenda-editor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/agenda-editor.js"),
+    ),
+    (
+        "agenda.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/agenda.js"),
+    ),
+    (
         "api.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/api.js"),
@@ -51,9 +61,24 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/chat.js"),
     ),
     (
+        "clock.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/clock.js"),
+    ),
+    (
+        "countdown.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/countdown.js"),
+    ),
+    (
         "devices.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/devices.js"),
+    ),
+    (
+        "floor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/floor.js"),
     ),
     (
         "lobby.js",

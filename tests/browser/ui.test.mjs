@@ -1,8 +1,7 @@
 // The web client's screens for roles, invites, the waiting room and moderation, in real
-// Chromium against a scripted server: Playwright answers the page's HTTP requests from
-// web-client/ and plays the server's side of the WebSocket. No Roundtable binary is needed,
-// so this checks what the page shows and sends, and how it reacts to each message; that the
-// server does the same is room.test.mjs's and moderation.test.mjs's to show.
+// Chromium against a scripted server (scripted.mjs): no Roundtable binary is needed, so this
+// checks what the page shows and sends, and how it reacts to each message; that the server
+// does the same is room.test.mjs's and moderation.test.mjs's to show.
 //
 // Screenshots of each screen, at desktop and phone sizes, go to $SHOTS (default
 // target/screenshots), to be looked at.
@@ -11,123 +10,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { launchBrowser, SHOTS as DEFAULT_SHOTS } from './harness.mjs';
+import { launchBrowser } from './harness.mjs';
+import * as scripted from './scripted.mjs';
+import { REPO, ROOM, SHOTS, WAIT, WEB, joined, person, sent, shoot } from './scripted.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const WEB = path.join(REPO, 'web-client');
-const SHOTS = process.env.SHOTS ?? DEFAULT_SHOTS;
-/** Nothing listens here: every request is answered by the routes below. localhost is a secure context. */
-const BASE = 'http://localhost:5999';
-const WAIT = 15_000;
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-const TYPES = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html' };
-
-const ROOM = { id: 'skill', title: 'Skill Share: tenant organising', capacity: 6 };
-const person = (id, name, role, extra = {}) => ({
-  id, name, role, audio: true, video: true, audio_allowed: true, video_allowed: true, ...extra,
-});
 const since = Date.parse('2025-05-01T14:02:00Z');
-
-/** Invite secrets the fake server knows, and what `invite-check` answers for each. */
-const INVITES = {
-  fixed: { status: 200, body: { role: 'advocate', name: 'Ada Lovelace', expires_at: null } },
-  observer: { status: 200, body: { role: 'observer', name: null, expires_at: null } },
-  facilitator: { status: 200, body: { role: 'facilitator', name: null, expires_at: null } },
-  expired: { status: 410, body: { error: { code: 'invite_expired', message: 'invite expired' } } },
-};
 
 let context;
 let userDataDir;
 
-/**
- * A page at `urlPath`, its server played by `onJoin(join, server)`: `server.send(msg)` sends
- * a message, `server.sent` holds what the page sent (pings left out).
- */
-async function openPage(urlPath, onJoin, viewport = DESKTOP) {
-  const page = await context.newPage();
-  await page.setViewportSize(viewport);
-  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
-  await page.addInitScript(() => {
-    window.__pcs = 0;
-    const Native = window.RTCPeerConnection;
-    window.RTCPeerConnection = class extends Native {
-      constructor(...args) {
-        super(...args);
-        window.__pcs += 1;
-      }
-    };
-    window.__gumCalls = 0;
-    const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-    navigator.mediaDevices.getUserMedia = (c) => {
-      window.__gumCalls += 1;
-      return gum(c);
-    };
-  });
-  await page.route(`${BASE}/**`, (route) => serve(route));
-  const server = { sent: [], ws: null, send: (m) => server.ws.send(JSON.stringify(m)) };
-  await page.routeWebSocket(`${BASE.replace('http', 'ws')}/ws`, (ws) => {
-    server.ws = ws;
-    ws.onMessage((text) => {
-      const msg = JSON.parse(String(text));
-      if (msg.type === 'ping') return ws.send(JSON.stringify({ type: 'pong' }));
-      server.sent.push(msg);
-      if (msg.type === 'join') onJoin(msg, server);
-    });
-  });
-  await page.goto(BASE + urlPath);
-  return { page, server };
-}
-
-/** The web client's files, the room API and the invite check. */
-function serve(route) {
-  const url = new URL(route.request().url());
-  const json = (status, body) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
-  if (url.pathname === `/api/rooms/${ROOM.id}`) return json(200, { ...ROOM, participants: 4, open_link: true });
-  if (url.pathname === `/api/rooms/${ROOM.id}/invite-check`) {
-    const { invite } = JSON.parse(route.request().postData() ?? '{}');
-    const answer = INVITES[invite] ?? { status: 400, body: { error: { code: 'invite_invalid', message: 'no such invite' } } };
-    return json(answer.status, answer.body);
-  }
-  if (url.pathname.startsWith('/assets/')) {
-    const file = path.join(WEB, path.basename(url.pathname));
-    return route.fulfill({ body: readFileSync(file), contentType: TYPES[path.extname(file)] });
-  }
-  if (url.pathname.startsWith('/r/') || url.pathname === '/') {
-    return route.fulfill({ body: readFileSync(path.join(WEB, 'index.html')), contentType: 'text/html' });
-  }
-  return route.fulfill({ status: 404, body: 'not found' });
-}
-
-/** `joined`, as the server would send it to `you` (the first of `participants`). */
-function joined(role, participants, extra = {}) {
-  return {
-    type: 'joined', v: 1, you: participants[0].id, role, room: ROOM, participants, tracks: [], chat: [],
-    ice_servers: [], hands: [], locked: false, waiting: [], ...extra,
-  };
-}
-
-/** A screenshot of the page at desktop and at phone size. */
-async function shoot(page, name) {
-  const size = page.viewportSize();
-  await page.setViewportSize(DESKTOP);
-  await page.screenshot({ path: path.join(SHOTS, `${name}-desktop.png`) });
-  await page.setViewportSize(PHONE);
-  await page.screenshot({ path: path.join(SHOTS, `${name}-phone.png`) });
-  await page.setViewportSize(size);
-}
-
-/** Resolve once the page sent a message matching `pred`. */
-async function sent(page, server, pred, what) {
-  const deadline = Date.now() + WAIT;
-  while (Date.now() < deadline) {
-    const m = server.sent.find(pred);
-    if (m) return m;
-    await page.waitForTimeout(50);
-  }
-  throw new Error(`the page did not send ${what}; it sent ${JSON.stringify(server.sent.map((m) => m.type))}`);
-}
+/** A page at `urlPath`, its server played by `onJoin(join, server)` (scripted.mjs). */
+const openPage = (urlPath, onJoin, viewport) => scripted.openPage(context, urlPath, onJoin, viewport);
 
 const FAC_ROSTER = [
   person('p1', 'Fran Okafor', 'facilitator'),
