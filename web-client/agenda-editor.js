@@ -8,7 +8,7 @@
  * While the agenda is under way, the tactic under way must stay, under its title: its title
  * is read-only and it cannot be removed. It can still move, and its minutes change.
  */
-import { isLive } from '/assets/floor.js';
+import { isAdvocate, isLive } from '/assets/floor.js';
 import { MAX_TITLE_CHARS, MAX_SEGMENT_MIN, MAX_TACTICS } from '/assets/protocol.js';
 import { state } from '/assets/state.js';
 import { $, announce, el, icon, on, plural, setNotice, syncList } from '/assets/ui.js';
@@ -276,9 +276,13 @@ function fillAdvocates(select, chosen) {
   const order = { advocate: 0, participant: 1, facilitator: 2, observer: 3 };
   people.sort((a, b) => order[a.role] - order[b.role]);
   const options = [new Option('Not assigned yet', '')];
-  for (const p of people) options.push(new Option(`${p.name} (${ROLE_LABEL[p.role]})`, `participant:${p.id}`));
-  if (chosen?.by === 'invite') options.push(new Option('Whoever joins with their advocate invite', `invite:${chosen.id}`));
-  if (chosen?.by === 'participant' && !people.some((p) => p.id === chosen.id)) {
+  // Someone who came with an invite is named by it, so the choice holds if they reconnect.
+  const valueOf = (/** @type {import('/assets/protocol.js').ParticipantInfo} */ p) =>
+    (p.invite ? `invite:${p.invite}` : `participant:${p.id}`);
+  for (const p of people) options.push(new Option(`${p.name} (${ROLE_LABEL[p.role]})`, valueOf(p)));
+  const present = people.some((p) => isAdvocate(chosen, p));
+  if (chosen?.by === 'invite' && !present) options.push(new Option('Whoever joins with their advocate invite', `invite:${chosen.id}`));
+  if (chosen?.by === 'participant' && !present) {
     options.push(new Option('Someone who has left the call', `participant:${chosen.id}`));
   }
   const value = chosen ? `${chosen.by}:${chosen.id}` : '';

@@ -11,7 +11,7 @@
  */
 import { agendaEdited, editorRefused, editorRosterChanged, openEditor, resetEditor, wireEditor } from '/assets/agenda-editor.js';
 import { tick } from '/assets/countdown.js';
-import { current, floorGivenToUs, isLive, nameList, presenters, renderFloorNotice, whyNotHeard } from '/assets/floor.js';
+import { current, floorGivenToUs, isAdvocate, isLive, nameList, presenters, renderFloorNotice, whyNotHeard } from '/assets/floor.js';
 import { state } from '/assets/state.js';
 import { $, announce, el, on, plural, syncList } from '/assets/ui.js';
 import { SEGMENT_LABEL, duration, spokenDuration } from '/assets/words.js';
@@ -162,9 +162,9 @@ function presenterText(view, tactic) {
 function advocateText(tactic) {
   const a = tactic.advocate;
   if (!a) return 'No advocate assigned';
-  if (a.by === 'invite') return 'by the invited advocate';
-  const who = panel.roster.find((p) => p.id === a.id);
-  return who ? `by ${who.name}` : 'by an advocate who left';
+  const who = panel.roster.find((p) => isAdvocate(a, p));
+  if (who) return `by ${who.name}`;
+  return a.by === 'invite' ? 'by the invited advocate' : 'by an advocate who left';
 }
 
 /** The facilitator's buttons, as the phase allows. @param {AgendaView | null} view */

@@ -52,8 +52,18 @@ export function presenters(view, roster) {
     && p.role !== 'facilitator' && !view.floor.given.includes(p.id));
   if (speaking.length) return speaking;
   // Time is up under the `mute` policy: the advocate is no longer a speaker, but still presents.
-  const advocate = now.tactic.advocate;
-  return roster.filter((p) => advocate?.by === 'participant' && advocate.id === p.id);
+  return roster.filter((p) => isAdvocate(now.tactic.advocate, p));
+}
+
+/**
+ * Whether `person` is the one `advocate` names: by participant id, or by the invite they
+ * joined with.
+ * @param {import('/assets/protocol.js').Advocate | null | undefined} advocate
+ * @param {import('/assets/protocol.js').ParticipantInfo} person
+ */
+export function isAdvocate(advocate, person) {
+  if (!advocate) return false;
+  return advocate.by === 'participant' ? advocate.id === person.id : person.invite === advocate.id;
 }
 
 /**

@@ -45,9 +45,10 @@ const SILENCE_LIMIT_MS = 45_000;
 /** A room role (`signaling/src/roles.rs`). @typedef {'facilitator'|'advocate'|'participant'|'observer'} Role */
 /**
  * `audio` and `video` are what the person reports; `*_allowed` turn false once a facilitator
- * muted them or stopped their camera.
+ * muted them or stopped their camera. `invite` is the id (not the secret) of the invite they
+ * joined with: how the agenda names an advocate across reconnects.
  * @typedef {{id: string, name: string, role: Role, audio: boolean, video: boolean,
- *   audio_allowed: boolean, video_allowed: boolean}} ParticipantInfo
+ *   audio_allowed: boolean, video_allowed: boolean, invite?: string}} ParticipantInfo
  */
 /** Someone in the waiting room, as facilitators see them. `since` is Unix ms. @typedef {{id: string, name: string, role: Role, since: number}} WaiterInfo */
 /** @typedef {{id: string, participant: string, kind: MediaKind}} TrackInfo */
