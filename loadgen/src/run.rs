@@ -279,7 +279,7 @@ async fn join_everyone(
                         anyhow::Ok(participant!(room, Sansio(c)))
                     }
                     Sfu::Roundtable { addr, .. } => {
-                        let options = JoinOptions { packet_log: false };
+                        let options = JoinOptions::default();
                         let mut client = Client::join_with(addr, &room_id, &name, options).await?;
                         client.publish_plan(plan).await?;
                         client.ignore_events();

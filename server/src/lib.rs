@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod peers;
+pub mod recorder;
 pub mod room;
 pub mod rooms;
 pub mod state;
@@ -92,7 +93,14 @@ impl Server {
                 })
                 .collect(),
         };
-        let media = Media::start(net, config.media_port)
+        let (recorder, tap) = recorder::Recorder::start(config.recordings_dir.clone())
+            .with_context(|| {
+                format!(
+                    "creating the recordings folder {}",
+                    config.recordings_dir.display()
+                )
+            })?;
+        let media = Media::start(net, config.media_port, tap)
             .await
             .with_context(|| {
                 format!(
@@ -104,6 +112,7 @@ impl Server {
         let registry = Registry::new(
             store.clone(),
             Arc::new(media),
+            Arc::new(recorder),
             config.ice_servers.clone(),
             config.room_idle_grace,
             config.chat_burst,

@@ -36,6 +36,7 @@ pub(crate) async fn join_on(
         room: room.into(),
         name: name.into(),
         invite: invite.map(str::to_string),
+        consent: false,
     })
     .await?;
     ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))

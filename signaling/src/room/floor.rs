@@ -144,6 +144,7 @@ impl Room {
             self.floor_given.clear();
         }
         self.refresh_audio_gates();
+        self.refresh_recording(None);
         let names: Vec<String> = self
             .floor_holders()
             .into_iter()
