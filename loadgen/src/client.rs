@@ -133,7 +133,9 @@ impl Client {
         Self::join_full(addr, room, name, None, options).await
     }
 
-    async fn join_full(
+    /// Connect, join `room` as `name`, with an invite's secret if given, and set up both
+    /// peer connections, as `options` say.
+    pub async fn join_full(
         addr: SocketAddr,
         room: &str,
         name: &str,
