@@ -73,7 +73,8 @@ struct Participant {
 }
 
 enum Connection {
-    Roundtable(Client),
+    /// Boxed: a client keeps its whole `joined` message.
+    Roundtable(Box<Client>),
     Sansio(SansioClient),
     Janus(janus::Participant),
 }
@@ -283,7 +284,7 @@ async fn join_everyone(
                         let mut client = Client::join_with(addr, &room_id, &name, options).await?;
                         client.publish_plan(plan).await?;
                         client.ignore_events();
-                        anyhow::Ok(participant!(room, Roundtable(client)))
+                        anyhow::Ok(participant!(room, Roundtable(Box::new(client))))
                     }
                     Sfu::Janus { url, media_ip } => {
                         let room_id: u64 = room_id.parse()?;

@@ -474,7 +474,7 @@ impl Room {
             locked: self.locked,
             waiting,
             agenda: Box::new(self.agenda_view(now)),
-            recording: self.recording_view(),
+            recording: Box::new(self.recording_view()),
         };
         self.outputs.push_back(Output::Send { conn, msg: joined });
         for track in self.tracks.values().cloned().collect::<Vec<_>>() {
@@ -621,13 +621,9 @@ impl Room {
 
     /// Call when a joined connection sends `media_state`.
     pub fn handle_media_state(&mut self, _now: Now, conn: ConnId, audio: bool, video: bool) {
-        let Some(id) = self.require_joined(conn) else {
+        let Some(p) = self.seated_mut(conn) else {
             return;
         };
-        let p = self
-            .participants
-            .get_mut(&id)
-            .expect("joined participant exists");
         if p.info.audio == audio && p.info.video == video {
             return;
         }
@@ -761,6 +757,13 @@ impl Room {
             self.reject(conn, Reject::new(ErrorCode::NotJoined, why));
         }
         id
+    }
+
+    /// The participant seated on `conn`; if none, it is told `not_joined` and `None` comes
+    /// back.
+    fn seated_mut(&mut self, conn: ConnId) -> Option<&mut Participant> {
+        let id = self.require_joined(conn)?;
+        self.participants.get_mut(&id)
     }
 
     /// The participant id of `conn` if it is seated and its role may do `action`; otherwise

@@ -447,7 +447,7 @@ pub enum ServerMsg {
         agenda: Box<AgendaView>,
         /// The recording, now.
         #[serde(default)]
-        recording: RecordingView,
+        recording: Box<RecordingView>,
     },
     /// The recording changed: it started or stopped, or who is recorded changed (consent,
     /// the agenda, a join or a leave). Sent to everyone, with the whole picture.

@@ -116,6 +116,23 @@ impl TestServer {
     }
 }
 
+/// Read a room's records from the store until `done` accepts them, for at most 5 s: the
+/// room's writer stores them after the fact, and only the store can say when.
+pub async fn stored<T>(
+    mut read: impl AsyncFnMut() -> anyhow::Result<T>,
+    done: impl Fn(&T) -> bool,
+) -> anyhow::Result<T> {
+    let mut found = read().await?;
+    for _ in 0..100 {
+        if done(&found) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        found = read().await?;
+    }
+    Ok(found)
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {

@@ -9,7 +9,7 @@ use signaling::policy::WhenFull;
 use signaling::roles::Role;
 use signaling::wire::{self, ClientMsg, ErrorCode, MediaKind, PcRole, ServerMsg};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, stored};
 use crate::gate::{audio_from, video_goes_on};
 
 /// Send `join` on a fresh socket and return it with the first answer that is not a
@@ -524,14 +524,11 @@ async fn audit_flow(server: &TestServer) -> anyhow::Result<()> {
         }
     );
     let store = server.state.store();
-    let mut log = Vec::new();
-    for _ in 0..100 {
-        log = store.audit_log(&room).await?;
-        if log.len() >= 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let log = stored(
+        async || Ok(store.audit_log(&room).await?),
+        |l| l.len() >= 10,
+    )
+    .await?;
     let rows: Vec<(&str, &str, Option<&str>)> = log
         .iter()
         .map(|e| {

@@ -12,7 +12,7 @@ use signaling::roles::Role;
 use signaling::wire::{ClientMsg, MediaKind, RecordingView, ServerMsg};
 
 use crate::both_backends;
-use crate::common::TestServer;
+use crate::common::{TestServer, stored};
 use crate::store::room;
 
 /// Audio packets each speaker sends, 20 ms apart: 12 s, more than the test needs.
@@ -273,14 +273,8 @@ async fn only_consenting_speakers_reach_the_disk_and_a_withdrawal_ends_a_file() 
 
     // The ledger: Ann at join (with her invite), Cy's consent and withdrawal.
     let store = server.state.store();
-    let mut ledger = Vec::new();
-    for _ in 0..100 {
-        ledger = store.consent_ledger(&room_id).await?;
-        if ledger.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let read = async || Ok(store.consent_ledger(&room_id).await?);
+    let ledger = stored(read, |l| l.len() >= 3).await?;
     let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> = ledger
         .iter()
         .map(|e| {

@@ -56,19 +56,15 @@ pub struct RecordingSession {
 impl Room {
     /// Call when a connection sends `consent`. Sending one's current state changes nothing.
     pub fn handle_consent(&mut self, now: Now, conn: ConnId, granted: bool) {
-        let Some(id) = self.require_joined(conn) else {
+        let Some(p) = self.seated_mut(conn) else {
             return;
         };
-        let p = self
-            .participants
-            .get_mut(&id)
-            .expect("joined participant exists");
         if p.info.consent == granted {
             return;
         }
         p.info.consent = granted;
         let participant = p.info.clone();
-        self.note_consent(now, &id);
+        self.note_consent(now, &participant.id);
         self.broadcast(None, ServerMsg::ParticipantUpdated { participant });
         self.refresh_recording(None);
     }

@@ -2,6 +2,7 @@
 //! the session and the agenda change, and who may start it.
 
 use super::admission::invite;
+use super::floor::control;
 use super::*;
 use crate::agenda::Command;
 use crate::wire::RecordingView;
@@ -138,12 +139,19 @@ fn every_change_of_consent_is_a_ledger_entry() {
     );
 }
 
-#[test]
-fn only_those_who_consent_are_recorded_and_a_withdrawal_stops_at_once() {
+/// [`room`], Ann consents, and Fay starts recording: the room, the start's outputs and the
+/// session.
+fn ann_recorded() -> (Harness, Vec<Output>, RecordingSession) {
     let mut h = room();
     consent(&mut h, 2, true);
     let out = record(&mut h, 1, true, false);
     let session = session_of(&out);
+    (h, out, session)
+}
+
+#[test]
+fn only_those_who_consent_are_recorded_and_a_withdrawal_stops_at_once() {
+    let (mut h, out, session) = ann_recorded();
     assert_eq!(session.id, format!("r1-{}-1", h.now.unix_ms));
     assert!(!session.presentation_only);
     assert_eq!(records(&out), [("p2".into(), true)]);
@@ -201,10 +209,6 @@ fn presentation_only_records_during_presentations_alone() {
     );
     let started = &recording_to(&out, 2)[0];
     assert!(started.on && started.presentation_only && started.recorded.is_empty());
-    let control = |h: &mut Harness, c| {
-        h.room.handle_agenda_control(h.now, 1, c, None);
-        h.drain()
-    };
     let out = control(&mut h, Command::Start);
     assert_eq!(
         records(&out),
@@ -265,10 +269,7 @@ fn starting_twice_or_stopping_when_off_is_refused() {
 
 #[test]
 fn the_recording_message_reaches_everyone_and_joined_carries_it() {
-    let mut h = room();
-    consent(&mut h, 2, true);
-    let out = record(&mut h, 1, true, false);
-    let session = session_of(&out);
+    let (mut h, out, session) = ann_recorded();
     let want = RecordingView {
         on: true,
         presentation_only: false,
@@ -276,7 +277,11 @@ fn the_recording_message_reaches_everyone_and_joined_carries_it() {
         recorded: vec!["p2".into()],
     };
     for conn in 1..=3 {
-        assert_eq!(recording_to(&out, conn), [want.clone()], "conn {conn}");
+        assert_eq!(
+            recording_to(&out, conn),
+            std::slice::from_ref(&want),
+            "conn {conn}"
+        );
     }
     // Starting and stopping are audited, as moderation is.
     assert!(out.iter().any(|o| matches!(
