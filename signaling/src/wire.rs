@@ -228,9 +228,10 @@ pub enum ClientMsg {
         /// `true` agrees; `false` withdraws.
         granted: bool,
     },
-    /// Facilitators: start or stop recording the room. Only those who consent are
-    /// recorded. Starting while recording, or stopping while not, is refused with
-    /// `recording_state`.
+    /// Facilitators: start or stop recording the room (others get `forbidden`). Only
+    /// those who consent, and may publish, are recorded; in this version, their audio only.
+    /// Everyone gets `recording`. Starting while recording, or stopping while not, is
+    /// refused with `recording_state`. The session also ends when the room empties.
     Recording {
         /// `true` starts a recording session; `false` ends it.
         on: bool,
