@@ -39,6 +39,8 @@ pub struct JoinOptions {
     /// Keep every received packet, not only running statistics (tests that check sequence
     /// numbers one by one want this; a long load run must not).
     pub packet_log: bool,
+    /// Agree to be recorded at join.
+    pub consent: bool,
 }
 
 /// A joined client.
@@ -94,7 +96,16 @@ impl Client {
     /// Connect, join `room` as `name`, and set up both peer connections, keeping a log of
     /// every received packet (what the integration tests want).
     pub async fn join(addr: SocketAddr, room: &str, name: &str) -> anyhow::Result<Client> {
-        Self::join_with(addr, room, name, JoinOptions { packet_log: true }).await
+        Self::join_with(
+            addr,
+            room,
+            name,
+            JoinOptions {
+                packet_log: true,
+                ..JoinOptions::default()
+            },
+        )
+        .await
     }
 
     /// Connect, join `room` as `name` with an invite's secret, and set up both peer
@@ -105,7 +116,10 @@ impl Client {
         name: &str,
         invite: &str,
     ) -> anyhow::Result<Client> {
-        let options = JoinOptions { packet_log: true };
+        let options = JoinOptions {
+            packet_log: true,
+            ..JoinOptions::default()
+        };
         Self::join_full(addr, room, name, Some(invite), options).await
     }
 
@@ -119,7 +133,9 @@ impl Client {
         Self::join_full(addr, room, name, None, options).await
     }
 
-    async fn join_full(
+    /// Connect, join `room` as `name`, with an invite's secret if given, and set up both
+    /// peer connections, as `options` say.
+    pub async fn join_full(
         addr: SocketAddr,
         room: &str,
         name: &str,
@@ -127,7 +143,8 @@ impl Client {
         options: JoinOptions,
     ) -> anyhow::Result<Client> {
         let opened_at_ns = now_ns();
-        let (ws, id, joined) = ws::join_invited(addr, room, name, invite).await?;
+        let (ws, id, joined) =
+            ws::join_consenting(addr, room, name, invite, options.consent).await?;
         let (out, out_rx) = mpsc::unbounded_channel();
         let media = Arc::new(MediaLog::new(options.packet_log));
         let handler = |role| {

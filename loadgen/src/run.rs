@@ -73,7 +73,8 @@ struct Participant {
 }
 
 enum Connection {
-    Roundtable(Client),
+    /// Boxed: a client keeps its whole `joined` message.
+    Roundtable(Box<Client>),
     Sansio(SansioClient),
     Janus(janus::Participant),
 }
@@ -279,11 +280,11 @@ async fn join_everyone(
                         anyhow::Ok(participant!(room, Sansio(c)))
                     }
                     Sfu::Roundtable { addr, .. } => {
-                        let options = JoinOptions { packet_log: false };
+                        let options = JoinOptions::default();
                         let mut client = Client::join_with(addr, &room_id, &name, options).await?;
                         client.publish_plan(plan).await?;
                         client.ignore_events();
-                        anyhow::Ok(participant!(room, Roundtable(client)))
+                        anyhow::Ok(participant!(room, Roundtable(Box::new(client))))
                     }
                     Sfu::Janus { url, media_ip } => {
                         let room_id: u64 = room_id.parse()?;

@@ -47,6 +47,9 @@ pub struct Opts {
     /// `sqlite:PATH` or `postgres://...` [default: sqlite:DATA_DIR/roundtable.db].
     #[arg(long, env = "ROUNDTABLE_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Folder for recordings, created at start [default: DATA_DIR/recordings].
+    #[arg(long, env = "ROUNDTABLE_RECORDINGS_DIR", global = true)]
+    pub recordings_dir: Option<PathBuf>,
     /// IP that media candidates advertise to clients [default: 127.0.0.1]. Set it to the
     /// LAN or public address for real deployments.
     #[arg(long, env = "ROUNDTABLE_MEDIA_IP", global = true)]
@@ -102,6 +105,7 @@ struct FileConfig {
     bind: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    recordings_dir: Option<PathBuf>,
     media_ip: Option<IpAddr>,
     media_bind_ip: Option<IpAddr>,
     media_port: Option<u16>,
@@ -121,6 +125,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Database URL.
     pub database_url: String,
+    /// Where recordings go.
+    pub recordings_dir: PathBuf,
     /// Advertised media IP.
     pub media_ip: IpAddr,
     /// Bound media IP.
@@ -147,11 +153,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for tests: loopback, port 0, the given database.
+    /// Defaults for tests: loopback, port 0, the given database, and recordings beside an
+    /// SQLite file (in the system's temporary folder for PostgreSQL).
     pub fn for_tests(database_url: String) -> Self {
+        let beside = database_url
+            .strip_prefix("sqlite:")
+            .and_then(|file| Path::new(file).parent())
+            .map_or_else(std::env::temp_dir, Path::to_path_buf);
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
+            recordings_dir: beside.join("recordings"),
             media_ip: IpAddr::from([127, 0, 0, 1]),
             media_bind_ip: IpAddr::from([127, 0, 0, 1]),
             media_port: 0,
@@ -182,6 +194,11 @@ impl Config {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("roundtable.db").display()));
+        let recordings_dir = opts
+            .recordings_dir
+            .clone()
+            .or(file.recordings_dir)
+            .unwrap_or_else(|| data_dir.join("recordings"));
         let media_ip = opts
             .media_ip
             .or(file.media_ip)
@@ -192,6 +209,7 @@ impl Config {
                 .or(file.bind)
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             database_url,
+            recordings_dir,
             media_ip,
             media_bind_ip: opts
                 .media_bind_ip

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod peers;
+pub mod recorder;
 pub mod room;
 pub mod rooms;
 pub mod state;
@@ -93,7 +94,14 @@ impl Server {
                 })
                 .collect(),
         };
-        let media = Media::start(net, config.media_port)
+        let (recorder, tap) = recorder::Recorder::start(config.recordings_dir.clone())
+            .with_context(|| {
+                format!(
+                    "creating the recordings folder {}",
+                    config.recordings_dir.display()
+                )
+            })?;
+        let media = Media::start(net, config.media_port, tap)
             .await
             .with_context(|| {
                 format!(
@@ -105,6 +113,7 @@ impl Server {
         let registry = Registry::new(
             store.clone(),
             Arc::new(media),
+            Arc::new(recorder),
             config.ice_servers.clone(),
             config.room_idle_grace,
             config.chat_burst,

@@ -54,6 +54,7 @@ pub struct Metrics {
     send_buffer_full: Counter,
     send_failed: Counter,
     client_queue_full: Counter,
+    record_queue_full: Counter,
 }
 
 /// What the server holds when scraped.
@@ -104,6 +105,7 @@ impl Metrics {
                 send_buffer_full: dropped("send_buffer_full"),
                 send_failed: dropped("send_failed"),
                 client_queue_full: dropped("client_queue_full"),
+                record_queue_full: dropped("record_queue_full"),
             }
         })
     }
@@ -148,6 +150,7 @@ impl Metrics {
         self.send_buffer_full.absolute(m.send_dropped);
         self.send_failed.absolute(m.send_failed);
         self.client_queue_full.absolute(m.client_queue_full);
+        self.record_queue_full.absolute(m.record_queue_full);
         let mut text = self.handle.render();
         write_delay(&mut text, &now.delay);
         text
@@ -201,8 +204,9 @@ fn describe() {
     describe_counter!(
         "roundtable_media_dropped_total",
         "What the media loop dropped: datagrams from no known connection (unrouted), datagrams \
-         the socket could not take (send_buffer_full) or the kernel refused (send_failed), and \
-         messages for a client whose queue was full (client_queue_full)."
+         the socket could not take (send_buffer_full) or the kernel refused (send_failed), \
+         messages for a client whose queue was full (client_queue_full), and recorded packets \
+         the recorder's full queue could not take (record_queue_full)."
     );
 }
 

@@ -11,6 +11,7 @@
 //! reports back on a channel the task `select!`s on, and only then does the room send.
 
 pub mod chat;
+mod record;
 mod registry;
 mod writer;
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 use signaling::Now;
 use signaling::policy::{Snapshot, Ticket};
 use signaling::roles::Role;
-use signaling::room::{ConnId, Output, Room};
+use signaling::room::{ConnId, Join, Output, Room};
 use signaling::wire::{ChatMessage, ClientMsg, LeaveReason, MediaKind, Reject, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,6 +45,8 @@ pub enum RoomCmd {
         version: u32,
         /// Display name.
         name: String,
+        /// Whether the joiner agrees to be recorded.
+        consent: bool,
         /// Its role and invite.
         ticket: Box<Ticket>,
         /// The room's policy and reserved invites, read just before.
@@ -186,6 +189,11 @@ struct RoomTask {
     /// Gated media: (participant, kind) whose tracks, those to come included, are not
     /// forwarded.
     gated: HashSet<(String, MediaKind)>,
+    /// Recorded participants, with their recording session: their audio tracks, those to
+    /// come included, go to the recorder.
+    recorded: HashMap<String, String>,
+    /// Tracks the engine hands to the recorder now.
+    taps: HashSet<TrackKey>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     /// To the chat writer, and its reports back.
@@ -224,6 +232,8 @@ impl RoomTask {
             tracks: HashMap::new(),
             changes: HashMap::new(),
             gated: HashSet::new(),
+            recorded: HashMap::new(),
+            taps: HashSet::new(),
             media_tx,
             media_rx,
             chat_tx,
@@ -284,6 +294,7 @@ impl RoomTask {
                 }
             }
         }
+        self.untap_all();
         for session in self.sessions.values() {
             session.close();
         }
@@ -297,6 +308,7 @@ impl RoomTask {
                 conn,
                 version,
                 name,
+                consent,
                 ticket,
                 snapshot,
                 to_client,
@@ -304,7 +316,12 @@ impl RoomTask {
             } => {
                 self.conns.insert(conn, to_client);
                 self.room.handle_snapshot(now, *snapshot);
-                self.room.handle_join(now, conn, version, &name, *ticket);
+                let join = Join {
+                    version,
+                    name: &name,
+                    consent,
+                };
+                self.room.handle_join(now, conn, join, *ticket);
                 self.drain();
                 let outcome = if let Some(joined) = self.joined(conn) {
                     JoinOutcome::Seated(joined)
@@ -388,6 +405,11 @@ impl RoomTask {
             ClientMsg::GiveFloor { participant } => room.handle_give_floor(now, conn, &participant),
             ClientMsg::TakeFloor { participant } => room.handle_take_floor(now, conn, &participant),
             ClientMsg::YieldFloor {} => room.handle_yield_floor(now, conn),
+            ClientMsg::Consent { granted } => room.handle_consent(now, conn, granted),
+            ClientMsg::Recording {
+                on,
+                presentation_only,
+            } => room.handle_recording(now, conn, on, presentation_only),
             // The connection's own task handles the rest; it never sends them here.
             ClientMsg::Join { .. }
             | ClientMsg::Leave {}
@@ -429,6 +451,11 @@ impl RoomTask {
                     // Sent before the subscriptions: no packet of it is forwarded.
                     self.registry.media.gate(key, false);
                 }
+                // Someone recorded publishes a new track: it is recorded from its first packet
+                // that the engine forwards from now on.
+                if let Some(session) = self.recorded.get(&info.participant).cloned() {
+                    self.tap(key, &info, session);
+                }
                 self.tracks
                     .insert(info.id.clone(), (key, info.participant.clone(), info.kind));
                 self.room
@@ -440,6 +467,7 @@ impl RoomTask {
                     .get(&track_id)
                     .is_some_and(|(k, _, _)| *k == key)
                 {
+                    self.untap(key);
                     self.tracks.remove(&track_id);
                     self.room.handle_track_unpublished(now, &track_id);
                 }
@@ -480,6 +508,7 @@ impl RoomTask {
                     // Closed for good and forgotten: nobody subscribes to it.
                     if let Some((key, _, _)) = self.tracks.remove(&track_id) {
                         self.registry.media.gate(key, false);
+                        self.untap(key);
                     }
                 }
                 Output::Gate {
@@ -501,7 +530,25 @@ impl RoomTask {
                 Output::SaveAgenda(agenda) => {
                     let _ = self.writes.send(writer::Job::Agenda(agenda));
                 }
+                Output::Record {
+                    participant,
+                    session,
+                    on,
+                } => self.record(participant, session, on),
+                Output::Consent(entry) => {
+                    let _ = self.writes.send(writer::Job::Consent(entry));
+                }
+                Output::RecordingStarted(session) => {
+                    let _ = self.writes.send(writer::Job::SessionStarted(session));
+                }
+                Output::RecordingEnded { session, ended_at } => {
+                    let _ = self.writes.send(writer::Job::SessionEnded {
+                        id: session,
+                        ended_at,
+                    });
+                }
                 Output::CloseMedia { participant } => {
+                    self.stop_recording(&participant);
                     if let Some(session) = self.sessions.remove(&participant) {
                         session.close();
                     }

@@ -81,6 +81,11 @@ impl AppState {
         self.registry.media().forward_delay()
     }
 
+    /// The recorder (its folder, and the files it finished).
+    pub fn recorder(&self) -> &crate::recorder::Recorder {
+        self.registry.recorder()
+    }
+
     /// The media engine's one UDP address.
     pub fn media_addr(&self) -> std::net::SocketAddr {
         self.registry.media().media_addr()

@@ -312,7 +312,8 @@ impl Conn {
                 room,
                 name,
                 invite,
-            } => self.join(v, room, name, invite).await,
+                consent,
+            } => self.join(v, room, name, invite, consent).await,
             ClientMsg::Leave {} => self.leave(LeaveReason::Left).await,
             ClientMsg::Offer { pc, sdp } => self.signal(Signal::Offer { pc, sdp }),
             ClientMsg::Answer { pc, sdp } => self.signal(Signal::Answer { pc, sdp }),
@@ -331,6 +332,7 @@ impl Conn {
                         | ClientMsg::LowerHand { participant: None }
                         | ClientMsg::YieldFloor {}
                         | ClientMsg::AgendaSet { .. }
+                        | ClientMsg::Consent { .. }
                 );
                 self.send_to_room(metered, |conn| RoomCmd::Message { conn, msg })
             }
@@ -339,7 +341,14 @@ impl Conn {
 
     /// The checks run in the order docs/protocol.md gives: already joined, version, room,
     /// invite, then the room's own (name, open link, seats).
-    async fn join(&mut self, version: u32, room_id: String, name: String, invite: Option<String>) {
+    async fn join(
+        &mut self,
+        version: u32,
+        room_id: String,
+        name: String,
+        invite: Option<String>,
+        consent: bool,
+    ) {
         if self.member.is_some() {
             return self.reply(Reject::new(
                 ErrorCode::AlreadyJoined,
@@ -375,6 +384,7 @@ impl Conn {
                 conn: self.id,
                 version,
                 name: name.clone(),
+                consent,
                 ticket: Box::new(ticket),
                 snapshot: Box::new(snapshot),
                 to_client: ClientLink {

@@ -91,6 +91,7 @@ async fn join(addr: &str, room: &str, name: &str) -> (Ws, ServerMsg) {
         room: room.into(),
         name: name.into(),
         invite: None,
+        consent: false,
     };
     send(&mut ws, &join).await;
     let joined = recv_until(&mut ws, |m| matches!(m, ServerMsg::Joined { .. })).await;

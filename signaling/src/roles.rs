@@ -82,11 +82,13 @@ pub enum Action {
     Admit,
     /// Run and edit the agenda, and give and take back the floor.
     RunAgenda,
+    /// Start and stop recording the room (only those who consent are recorded).
+    Record,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Publish,
         Action::Chat,
         Action::RaiseHand,
@@ -96,12 +98,13 @@ impl Action {
         Action::Lock,
         Action::Admit,
         Action::RunAgenda,
+        Action::Record,
     ];
 }
 
 /// Who may do what: one row per action, one column per role, in [`Role::ALL`]'s order
 /// (facilitator, advocate, participant, observer).
-const TABLE: [(Action, [bool; 4]); 9] = [
+const TABLE: [(Action, [bool; 4]); 10] = [
     (Action::Publish, [true, true, true, false]),
     (Action::Chat, [true, true, true, true]),
     (Action::RaiseHand, [true, true, true, false]),
@@ -111,6 +114,7 @@ const TABLE: [(Action, [bool; 4]); 9] = [
     (Action::Lock, [true, false, false, false]),
     (Action::Admit, [true, false, false, false]),
     (Action::RunAgenda, [true, false, false, false]),
+    (Action::Record, [true, false, false, false]),
 ];
 
 /// Whether `role` may do `action`.
@@ -144,6 +148,7 @@ mod tests {
             (Facilitator, Lock, true),
             (Facilitator, Admit, true),
             (Facilitator, RunAgenda, true),
+            (Facilitator, Record, true),
             (Advocate, Publish, true),
             (Advocate, Chat, true),
             (Advocate, RaiseHand, true),
@@ -153,6 +158,7 @@ mod tests {
             (Advocate, Lock, false),
             (Advocate, Admit, false),
             (Advocate, RunAgenda, false),
+            (Advocate, Record, false),
             (Participant, Publish, true),
             (Participant, Chat, true),
             (Participant, RaiseHand, true),
@@ -162,6 +168,7 @@ mod tests {
             (Participant, Lock, false),
             (Participant, Admit, false),
             (Participant, RunAgenda, false),
+            (Participant, Record, false),
             (Observer, Publish, false),
             (Observer, Chat, true),
             (Observer, RaiseHand, false),
@@ -171,6 +178,7 @@ mod tests {
             (Observer, Lock, false),
             (Observer, Admit, false),
             (Observer, RunAgenda, false),
+            (Observer, Record, false),
         ];
         assert_eq!(expected.len(), Role::ALL.len() * Action::ALL.len());
         for (role, action, allowed) in expected {

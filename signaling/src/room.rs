@@ -15,6 +15,7 @@ mod admission;
 mod chat;
 mod floor;
 mod moderation;
+mod recording;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -30,6 +31,7 @@ use crate::wire::{
 use chat::ChatLog;
 
 pub use moderation::AuditEntry;
+pub use recording::{ConsentEntry, RecordingSession};
 
 /// The caller's name for a connection (a WebSocket), unique per room for the room's life.
 pub type ConnId = u64;
@@ -53,6 +55,28 @@ pub struct RoomConfig {
     /// The agenda as stored; `None` for a room that has none yet (it gets the Skill Share
     /// template).
     pub agenda: Option<Agenda>,
+}
+
+/// What a `join` asks for, besides its invite.
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    /// The protocol version it speaks.
+    pub version: u32,
+    /// The display name it asks for (an invite may fix another).
+    pub name: &'a str,
+    /// Whether the joiner agrees to be recorded.
+    pub consent: bool,
+}
+
+impl<'a> Join<'a> {
+    /// A join of the current protocol version, as `name`, not consenting.
+    pub fn named(name: &'a str) -> Self {
+        Join {
+            version: PROTOCOL_VERSION,
+            name,
+            consent: false,
+        }
+    }
 }
 
 /// Tactics in a new room's agenda.
@@ -126,6 +150,27 @@ pub enum Output {
     Audit(AuditEntry),
     /// Store the agenda (plan, state and record) in place of what is stored.
     SaveAgenda(Box<Agenda>),
+    /// Start or stop recording `participant`'s media (their tracks to come included) in the
+    /// recording session `session`: they consent and the session records now, or no longer.
+    Record {
+        /// The publisher.
+        participant: String,
+        /// The recording session.
+        session: String,
+        /// Whether their packets go to the recorder from now on.
+        on: bool,
+    },
+    /// Append to the consent ledger.
+    Consent(ConsentEntry),
+    /// Store a new recording session.
+    RecordingStarted(RecordingSession),
+    /// Mark a recording session ended.
+    RecordingEnded {
+        /// The session.
+        session: String,
+        /// Unix ms.
+        ended_at: i64,
+    },
     /// Commit a chat message (append-only, in `seq` order), then report the outcome with
     /// [`Room::handle_chat_stored`] or [`Room::handle_chat_failed`]. Nobody sees it before.
     StoreChat(ChatMessage),
@@ -147,6 +192,8 @@ struct Waiter {
     conn: ConnId,
     info: WaiterInfo,
     ticket: Ticket,
+    /// The consent they joined with.
+    consent: bool,
 }
 
 /// One room's authoritative state.
@@ -177,6 +224,12 @@ pub struct Room {
     floor_given: Vec<String>,
     /// Whether each publisher's audio gate is open now, as last told to the caller.
     audio_open: HashMap<String, bool>,
+    /// The recording session running, if one is.
+    recording: Option<RecordingSession>,
+    /// Who is recorded, as last told to the caller, in join order.
+    recorded: Vec<String>,
+    /// Recording sessions this room's task started, for their ids.
+    recordings_started: u64,
     outputs: VecDeque<Output>,
 }
 
@@ -208,6 +261,9 @@ impl Room {
             agenda,
             floor_given: Vec::new(),
             audio_open: HashMap::new(),
+            recording: None,
+            recorded: Vec::new(),
+            recordings_started: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -261,16 +317,10 @@ impl Room {
     }
 
     /// Call when connection `conn` sends `join`, with what the server learnt of its invite
-    /// (`ticket`). It is seated, put in the waiting room, or refused.
-    pub fn handle_join(
-        &mut self,
-        now: Now,
-        conn: ConnId,
-        version: u32,
-        name: &str,
-        ticket: Ticket,
-    ) {
-        if let Err(reject) = self.check_join(now, conn, version, name, ticket) {
+    /// (`ticket`) and whether the joiner agrees to be recorded. It is seated, put in the
+    /// waiting room, or refused.
+    pub fn handle_join(&mut self, now: Now, conn: ConnId, join: Join<'_>, ticket: Ticket) {
+        if let Err(reject) = self.check_join(now, conn, join, ticket) {
             self.reject(conn, reject);
         }
     }
@@ -282,10 +332,14 @@ impl Room {
         &mut self,
         now: Now,
         conn: ConnId,
-        version: u32,
-        name: &str,
+        join: Join<'_>,
         ticket: Ticket,
     ) -> Result<(), Reject> {
+        let Join {
+            version,
+            name,
+            consent,
+        } = join;
         if self.by_conn.contains_key(&conn) || self.is_waiting(conn) {
             return Err(Reject::new(
                 ErrorCode::AlreadyJoined,
@@ -320,7 +374,7 @@ impl Room {
         };
         match seat {
             Ok(()) => {
-                self.seat(now, conn, name, ticket);
+                self.seat(now, conn, name, ticket, consent);
                 Ok(())
             }
             Err(_) if waits => {
@@ -330,7 +384,7 @@ impl Room {
                         format!("the room and its waiting room ({MAX_WAITING}) are full"),
                     ));
                 }
-                self.enqueue(now, conn, name, ticket);
+                self.enqueue(now, conn, name, ticket, consent);
                 Ok(())
             }
             Err(full) => Err(full),
@@ -338,7 +392,7 @@ impl Room {
     }
 
     /// Seat `conn` as a new participant: tell everyone, and subscribe it to every track.
-    fn seat(&mut self, now: Now, conn: ConnId, name: String, ticket: Ticket) {
+    fn seat(&mut self, now: Now, conn: ConnId, name: String, ticket: Ticket, consent: bool) {
         let id = format!("p{}", self.next_participant);
         self.next_participant += 1;
         let can_publish = allows(ticket.role, Action::Publish);
@@ -358,6 +412,7 @@ impl Room {
             audio_allowed,
             video_allowed,
             invite: ticket.invite.clone(),
+            consent,
         };
         // Their camera stopped before they left: their video to come is gated before anyone
         // gets it. Audio follows the floor too; `refresh_audio_gates` sees to it below.
@@ -396,6 +451,10 @@ impl Room {
         self.refresh_audio_gates();
         // A presenter who arrives after their segment started goes on its record.
         self.note_floor_holders();
+        if consent {
+            self.note_consent(now, &id);
+        }
+        self.refresh_recording(Some(&id));
         let waiting = if ticket.role == Role::Facilitator {
             self.waiter_infos()
         } else {
@@ -418,6 +477,7 @@ impl Room {
             locked: self.locked,
             waiting,
             agenda: Box::new(self.agenda_view(now)),
+            recording: Box::new(self.recording_view()),
         };
         self.outputs.push_back(Output::Send { conn, msg: joined });
         for track in self.tracks.values().cloned().collect::<Vec<_>>() {
@@ -449,6 +509,10 @@ impl Room {
         }
         self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
         self.presence_changed(now, None);
+        // Nobody left to record.
+        if self.order.is_empty() {
+            self.end_recording(now);
+        }
         self.auto_admit(now);
     }
 
@@ -459,6 +523,8 @@ impl Room {
         };
         self.by_conn.remove(&p.conn);
         self.order.retain(|o| o != id);
+        // Their recording stops before their media goes.
+        self.refresh_recording(None);
         self.audio_open.remove(id);
         self.floor_given.retain(|g| g != id);
         let gone: Vec<TrackInfo> = self
@@ -560,13 +626,9 @@ impl Room {
 
     /// Call when a joined connection sends `media_state`.
     pub fn handle_media_state(&mut self, _now: Now, conn: ConnId, audio: bool, video: bool) {
-        let Some(id) = self.require_joined(conn) else {
+        let Some(p) = self.seated_mut(conn) else {
             return;
         };
-        let p = self
-            .participants
-            .get_mut(&id)
-            .expect("joined participant exists");
         if p.info.audio == audio && p.info.video == video {
             return;
         }
@@ -700,6 +762,13 @@ impl Room {
             self.reject(conn, Reject::new(ErrorCode::NotJoined, why));
         }
         id
+    }
+
+    /// The participant seated on `conn`; if none, it is told `not_joined` and `None` comes
+    /// back.
+    fn seated_mut(&mut self, conn: ConnId) -> Option<&mut Participant> {
+        let id = self.require_joined(conn)?;
+        self.participants.get_mut(&id)
     }
 
     /// The participant id of `conn` if it is seated and its role may do `action`; otherwise

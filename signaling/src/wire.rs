@@ -113,6 +113,11 @@ pub enum ClientMsg {
         /// The secret of an invite link; without it, the room's open link is used.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         invite: Option<String>,
+        /// Whether they agree to be recorded; `false` when omitted. They can change it at
+        /// any time with `consent`. Someone who joins with `true` gets a consent ledger
+        /// entry at once.
+        #[serde(default, skip_serializing_if = "is_false")]
+        consent: bool,
     },
     /// Leave the room; the server closes the connection after `left`.
     Leave {},
@@ -214,6 +219,27 @@ pub enum ClientMsg {
     },
     /// Give back the floor one was given.
     YieldFloor {},
+    /// Agree to be recorded, or withdraw. Anyone seated may send it, at any time. Each
+    /// change goes to the room's consent ledger and to everyone (`participant_updated`,
+    /// and `recording` if it changes who is recorded). Sending one's current state again
+    /// changes nothing. A withdrawal stops the recording of one's media before the next
+    /// packet.
+    Consent {
+        /// `true` agrees; `false` withdraws.
+        granted: bool,
+    },
+    /// Facilitators: start or stop recording the room (others get `forbidden`). Only
+    /// those who consent, and may publish, are recorded; in this version, their audio only.
+    /// Everyone gets `recording`. Starting while recording, or stopping while not, is
+    /// refused with `recording_state`. The session also ends when the room empties.
+    Recording {
+        /// `true` starts a recording session; `false` ends it.
+        on: bool,
+        /// Record only while the agenda is in a presentation (an organisation's or a
+        /// tactic's). Ignored when `on` is `false`.
+        #[serde(default)]
+        presentation_only: bool,
+    },
     /// Keepalive; answered with `pong`.
     Ping {
         /// Echoed back in `pong`.
@@ -243,6 +269,25 @@ pub struct ParticipantInfo {
     /// an advocate so that it holds across reconnects and restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite: Option<String>,
+    /// Whether they agree to be recorded (`false` until they say so).
+    #[serde(default)]
+    pub consent: bool,
+}
+
+/// The room's recording, as everyone sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecordingView {
+    /// Whether a recording session runs.
+    pub on: bool,
+    /// Whether it records only while the agenda is in a presentation.
+    pub presentation_only: bool,
+    /// The session's id, while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Participant ids whose media is recorded now, in join order: those who consent
+    /// (and publish), while recording is on and, with `presentation_only`, while a
+    /// presentation runs. Empty when off.
+    pub recorded: Vec<String>,
 }
 
 /// Who may speak now.
@@ -405,6 +450,15 @@ pub enum ServerMsg {
         waiting: Vec<WaiterInfo>,
         /// The agenda and the floor, now.
         agenda: Box<AgendaView>,
+        /// The recording, now.
+        #[serde(default)]
+        recording: Box<RecordingView>,
+    },
+    /// The recording changed: it started or stopped, or who is recorded changed (consent,
+    /// the agenda, a join or a leave). Sent to everyone, with the whole picture.
+    Recording {
+        /// The recording, now.
+        recording: RecordingView,
     },
     /// The agenda or the floor changed; sent to everyone, with the whole picture.
     Agenda {
@@ -606,6 +660,8 @@ pub enum ErrorCode {
     AgendaState,
     /// The plan or the value is not acceptable (too many tactics, a segment of 0 s, ...).
     BadAgenda,
+    /// `recording` that asks for what already is: start while recording, stop while not.
+    RecordingState,
     /// A bug or resource failure on the server.
     Internal,
 }
@@ -648,6 +704,7 @@ impl ErrorCode {
             ErrorCode::NotBarrable => "not_barrable",
             ErrorCode::AgendaState => "agenda_state",
             ErrorCode::BadAgenda => "bad_agenda",
+            ErrorCode::RecordingState => "recording_state",
             ErrorCode::Internal => "internal",
         }
     }
@@ -735,8 +792,14 @@ const KNOWN_CLIENT_TYPES: &[&str] = &[
     "give_floor",
     "take_floor",
     "yield_floor",
+    "consent",
+    "recording",
     "ping",
 ];
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 /// Encode one server message as a text frame.
 pub fn encode_server(msg: &ServerMsg) -> String {
@@ -767,10 +830,46 @@ mod tests {
             room: "r".into(),
             name: "Ann".into(),
             invite: None,
+            consent: false,
         };
         let text = encode_client(&m);
         assert_eq!(text, r#"{"type":"join","v":1,"room":"r","name":"Ann"}"#);
         assert_eq!(decode_client(&text).unwrap(), m);
+        let consenting = r#"{"type":"join","v":1,"room":"r","name":"Ann","consent":true}"#;
+        assert!(matches!(
+            decode_client(consenting).unwrap(),
+            ClientMsg::Join { consent: true, .. }
+        ));
+    }
+
+    #[test]
+    fn consent_and_recording_decode() {
+        assert_eq!(
+            decode_client(r#"{"type":"consent","granted":true}"#).unwrap(),
+            ClientMsg::Consent { granted: true }
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"recording","on":true}"#).unwrap(),
+            ClientMsg::Recording {
+                on: true,
+                presentation_only: false
+            }
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"consent"}"#).unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        let view = RecordingView {
+            on: true,
+            presentation_only: false,
+            session: Some("s1".into()),
+            recorded: vec!["p1".into()],
+        };
+        let text = encode_server(&ServerMsg::Recording { recording: view });
+        assert_eq!(
+            text,
+            r#"{"type":"recording","recording":{"on":true,"presentation_only":false,"session":"s1","recorded":["p1"]}}"#
+        );
     }
 
     #[test]

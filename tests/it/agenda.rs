@@ -241,7 +241,7 @@ async fn timer_events_reach_everyone() -> anyhow::Result<()> {
 async fn a_restart_mid_segment_resumes_with_the_stored_deadline() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite:{}", dir.path().join("rt.db").display());
-    let server = TestServer::with_database(url.clone()).await?;
+    let mut server = TestServer::with_database(url.clone()).await?;
     let room = server.room("Restart", 10).await?;
     let (fay_secret, _) = server.invite(&room, Role::Facilitator, |_| {}).await?;
     let (mut fay, _) = try_join(&server, &room, "Fay", Some(&fay_secret)).await?;

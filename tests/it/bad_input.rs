@@ -34,6 +34,7 @@ pub(crate) async fn join(ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<
         room: room.into(),
         name: name.into(),
         invite: None,
+        consent: false,
     })
     .await?;
     ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
@@ -164,6 +165,7 @@ async fn join_refusals_have_codes_and_allow_a_retry() -> anyhow::Result<()> {
         room: room.clone(),
         name: "Ann".into(),
         invite: None,
+        consent: false,
     })
     .await?;
     assert_eq!(
@@ -209,6 +211,7 @@ async fn join_checks_already_joined_then_version_then_room() -> anyhow::Result<(
         room: room.into(),
         name: name.into(),
         invite: None,
+        consent: false,
     };
     let mut ws = connect(server.addr).await?;
     let refusals = [
@@ -272,6 +275,7 @@ async fn after_leave_only_left_comes_then_the_close() -> anyhow::Result<()> {
             room: room.clone(),
             name: "Ann".into(),
             invite: None,
+            consent: false,
         },
     ];
     // In one write, so that the server has read everything before it closes (unread bytes

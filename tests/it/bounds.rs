@@ -172,6 +172,7 @@ async fn join_room(
         room: room.into(),
         name: name.into(),
         invite: None,
+        consent: false,
     })
     .await?;
     let joined = ws

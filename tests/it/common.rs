@@ -68,8 +68,8 @@ impl TestServer {
     }
 
     /// Stop the server and wait until it has: every room task and its writers have
-    /// finished, so what the rooms queued for the store is written.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// finished, so what the rooms queued for the store is written. The database stays.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -17,6 +17,7 @@ async fn stopping_the_server_closes_websockets_with_going_away() -> anyhow::Resu
         room,
         name: "Ann".into(),
         invite: None,
+        consent: false,
     };
     ws.send(&join).await?;
     ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
@@ -107,6 +108,7 @@ async fn an_idle_room_stops_and_comes_back_with_its_history() -> anyhow::Result<
         room: room.clone(),
         name: name.into(),
         invite: None,
+        consent: false,
     };
 
     let mut ann = connect(server.addr).await?;

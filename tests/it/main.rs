@@ -13,6 +13,7 @@ mod moderation;
 mod observability;
 mod offer_order;
 mod pg;
+mod record;
 mod room_flow;
 mod sdp;
 mod store;

@@ -35,6 +35,7 @@ pub(crate) async fn join_on(
         room: room.into(),
         name: name.into(),
         invite: invite.map(str::to_string),
+        consent: false,
     })
     .await?;
     ws.recv_until(|m| !matches!(m, ServerMsg::Candidate { .. }))
@@ -455,7 +456,7 @@ async fn the_audit_log_holds_each_action_on_postgres() -> anyhow::Result<()> {
 
 /// A facilitator does one of each action; the store's audit log holds them in order, with
 /// who, what, whom and when, and the barred invite is revoked.
-async fn audit_flow(owned: TestServer) -> anyhow::Result<()> {
+async fn audit_flow(mut owned: TestServer) -> anyhow::Result<()> {
     let server = &owned;
     let room = server.room("Audit", 3).await?;
     server

@@ -155,6 +155,7 @@ async fn metrics_parse_and_move_with_a_join_and_a_chat() -> anyhow::Result<()> {
         "roundtable_media_dropped_total{reason=\"send_buffer_full\"}",
         "roundtable_media_dropped_total{reason=\"send_failed\"}",
         "roundtable_media_dropped_total{reason=\"client_queue_full\"}",
+        "roundtable_media_dropped_total{reason=\"record_queue_full\"}",
         "roundtable_chat_committed_total",
         "roundtable_chat_failed_total",
         "roundtable_forward_delay_seconds_count",

@@ -185,6 +185,7 @@ async fn a_publish_answer_keeps_the_documented_extensions_and_needs_bundle() -> 
             room: room.clone(),
             name: name.into(),
             invite: None,
+            consent: false,
         })
         .await?;
         ws.recv_until(|m| matches!(m, ServerMsg::Joined { .. }))

@@ -111,6 +111,7 @@ async fn join(server: SocketAddr, from: IpAddr, room: &str, name: &str) -> anyho
         room: room.into(),
         name: name.into(),
         invite: None,
+        consent: false,
     };
     ws.send(Message::text(wire::encode_client(&join))).await?;
     loop {

@@ -25,6 +25,9 @@ pub struct Received {
     pub seq: u16,
     /// The counter the publisher wrote into the payload (`u64::MAX` if it wrote none).
     pub counter: u64,
+    /// The send time the publisher wrote into the payload (0 if it wrote none): with the
+    /// counter, the payload's first 16 bytes, unique to the packet.
+    pub sent_ns: u64,
 }
 
 /// Everything about one incoming stream. Each stream has its own lock, taken by its one
@@ -239,6 +242,7 @@ impl Stream {
             log.lock().unwrap().push(Received {
                 seq,
                 counter: decoded.map_or(u64::MAX, |(c, _)| c),
+                sent_ns: decoded.map_or(0, |(_, t)| t),
             });
         }
         // Waking waiters costs a lock; the load generator only waits for first arrivals.

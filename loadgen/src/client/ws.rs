@@ -50,12 +50,24 @@ pub async fn join_invited(
     name: &str,
     invite: Option<&str>,
 ) -> anyhow::Result<(Ws, String, ServerMsg)> {
+    join_consenting(addr, room, name, invite, false).await
+}
+
+/// [`join_invited`], saying whether this participant agrees to be recorded.
+pub async fn join_consenting(
+    addr: SocketAddr,
+    room: &str,
+    name: &str,
+    invite: Option<&str>,
+    consent: bool,
+) -> anyhow::Result<(Ws, String, ServerMsg)> {
     let mut ws = connect(addr).await?;
     let join = ClientMsg::Join {
         v: wire::PROTOCOL_VERSION,
         room: room.into(),
         name: name.into(),
         invite: invite.map(str::to_string),
+        consent,
     };
     ws.send(&join).await?;
     let joined = ws

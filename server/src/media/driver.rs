@@ -4,7 +4,8 @@
 //! task, a channel or a lock per packet, and a turn's datagrams go out in batched syscalls.
 //!
 //! Every send is `try_send` or a non-blocking syscall: nothing here waits but the `select!`
-//! on its three inputs.
+//! on its three inputs. Recorded packets go to the recorder through a bounded queue: when it
+//! is full, the packet is dropped and counted (`record_queue_full`), never waited for.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +20,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::delay::{self, DelayReader, DelayRecorder};
 use super::engine::{Cmd, Engine, Output, PcFactory, SessionId};
 use super::socket::{self, MediaSocket, RecvBatch, SendQueue};
-use super::values::{MediaEvent, MediaStats, Signal};
+use super::values::{MediaEvent, MediaStats, RecordedPacket, Signal};
+
+/// Where the loop hands recorded packets: the recorder's bounded queue.
+pub type RecordTap = mpsc::Sender<Box<RecordedPacket>>;
 
 /// Commands handled per turn of the loop before it looks at the socket again.
 const COMMANDS_PER_TURN: usize = 64;
@@ -76,6 +80,7 @@ pub(super) struct SharedStats {
     send_dropped: AtomicU64,
     send_failed: AtomicU64,
     client_queue_full: AtomicU64,
+    record_queue_full: AtomicU64,
 }
 
 impl SharedStats {
@@ -90,6 +95,7 @@ impl SharedStats {
             send_dropped: self.send_dropped.load(Ordering::Relaxed),
             send_failed: self.send_failed.load(Ordering::Relaxed),
             client_queue_full: self.client_queue_full.load(Ordering::Relaxed),
+            record_queue_full: self.record_queue_full.load(Ordering::Relaxed),
         }
     }
 }
@@ -103,7 +109,8 @@ pub(super) struct Started {
 }
 
 /// Bind the socket and start the loop's thread; it runs until every command sender is gone.
-pub(super) async fn start(net: PeerNet, port: u16) -> std::io::Result<Started> {
+/// Recorded packets go to `tap`.
+pub(super) async fn start(net: PeerNet, port: u16, tap: RecordTap) -> std::io::Result<Started> {
     let (cmds, rx) = mpsc::unbounded_channel();
     let stats = Arc::new(SharedStats::default());
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -139,7 +146,7 @@ pub(super) async fn start(net: PeerNet, port: u16) -> std::io::Result<Started> {
                     SocketAddr::new(net.advertise_ip.unwrap_or(bound.ip()), bound.port());
                 let engine = Engine::new(PcFactory::new(net), advertised);
                 let _ = ready_tx.send(Ok(advertised));
-                Driver::new(engine, socket, thread_stats, recorder)
+                Driver::new(engine, socket, thread_stats, recorder, tap)
                     .run(rx)
                     .await;
             });
@@ -171,6 +178,11 @@ struct Driver {
     client_queue_full: u64,
     /// `Engine::forwarded` at the last send.
     sent_mark: u64,
+    tap: RecordTap,
+    /// Recorded packets dropped because the recorder's queue was full.
+    record_queue_full: u64,
+    /// Whether the last recorded packet found the queue full (one log line per episode).
+    tap_full: bool,
 }
 
 impl Driver {
@@ -179,6 +191,7 @@ impl Driver {
         socket: MediaSocket,
         stats: Arc<SharedStats>,
         delay: DelayRecorder,
+        tap: RecordTap,
     ) -> Self {
         Driver {
             engine,
@@ -192,6 +205,9 @@ impl Driver {
             send_failed: 0,
             client_queue_full: 0,
             sent_mark: 0,
+            tap,
+            record_queue_full: 0,
+            tap_full: false,
         }
     }
 
@@ -342,6 +358,7 @@ impl Driver {
                         let _ = links.to_room.send(event);
                     }
                 }
+                Output::Record(packet) => self.record(packet),
             }
         }
         self.sent_mark = self.engine.forwarded();
@@ -358,6 +375,26 @@ impl Driver {
             for (received, copies) in self.held.drain(..) {
                 self.delay.record(received, sent_at, copies);
             }
+        }
+    }
+
+    /// Hand a recorded packet to the recorder without waiting. A full queue drops it and
+    /// counts it; the first drop of an episode is logged, and its end.
+    fn record(&mut self, packet: Box<RecordedPacket>) {
+        match self.tap.try_send(packet) {
+            Ok(()) => {
+                if std::mem::take(&mut self.tap_full) {
+                    let dropped = self.record_queue_full;
+                    tracing::info!(dropped, "the recorder keeps up again");
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.record_queue_full += 1;
+                if !std::mem::replace(&mut self.tap_full, true) {
+                    tracing::warn!("the recorder's queue is full; dropping recorded packets");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -381,5 +418,8 @@ impl Driver {
         shared
             .client_queue_full
             .store(self.client_queue_full, Ordering::Relaxed);
+        shared
+            .record_queue_full
+            .store(self.record_queue_full, Ordering::Relaxed);
     }
 }

@@ -24,8 +24,9 @@ use signaling::wire::{ErrorCode, Reject, ServerMsg};
 use tokio::sync::mpsc;
 
 pub use delay::DelaySnapshot;
+pub use driver::RecordTap;
 pub use engine::{Cmd, SessionId};
-pub use values::{MediaEvent, MediaStats, Signal, TrackKey};
+pub use values::{MediaEvent, MediaStats, RecordedPacket, Signal, TrackKey};
 
 use driver::{LoopCmd, SharedStats};
 
@@ -44,9 +45,10 @@ pub struct Media {
 
 impl Media {
     /// Bind the media socket on `net.bind_ip:port` and start the loop's thread. Host
-    /// candidates advertise `net.advertise_ip` (1:1 NAT) with the bound port.
-    pub async fn start(net: PeerNet, port: u16) -> std::io::Result<Self> {
-        let started = driver::start(net, port).await?;
+    /// candidates advertise `net.advertise_ip` (1:1 NAT) with the bound port. Packets of
+    /// recorded tracks go to `tap`, and are dropped when it is full.
+    pub async fn start(net: PeerNet, port: u16, tap: RecordTap) -> std::io::Result<Self> {
+        let started = driver::start(net, port, tap).await?;
         tracing::info!(local_addr = %started.local_addr, "media: one UDP socket");
         Ok(Media {
             cmds: started.cmds,
@@ -88,6 +90,11 @@ impl Media {
     /// Open or close the forwarding of one published track.
     pub fn gate(&self, track: TrackKey, open: bool) {
         let _ = self.cmds.send(LoopCmd::Engine(Cmd::Gate { track, open }));
+    }
+
+    /// Start or stop handing one published track's packets to the recorder.
+    pub fn record(&self, track: TrackKey, on: bool) {
+        let _ = self.cmds.send(LoopCmd::Engine(Cmd::Record { track, on }));
     }
 
     /// What the engine holds and has done (as of its last turn).

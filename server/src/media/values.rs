@@ -9,6 +9,29 @@ use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, TrackI
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackKey(pub(super) u64);
 
+/// One RTP packet of a recorded track, as the engine accepted it: decrypted, a new
+/// sequence number in the track's own codec, past the gate, and before any consumer's
+/// rewrite. It goes to the recorder and nowhere else.
+#[derive(Debug, Clone)]
+pub struct RecordedPacket {
+    /// The track.
+    pub track: TrackKey,
+    /// The publisher's SSRC.
+    pub ssrc: u32,
+    /// The publisher's payload type.
+    pub payload_type: u8,
+    /// The publisher's sequence number.
+    pub seq: u16,
+    /// The publisher's RTP timestamp.
+    pub timestamp: u32,
+    /// The RTP marker bit.
+    pub marker: bool,
+    /// The payload, as sent (Opus: one Opus packet).
+    pub payload: bytes::Bytes,
+    /// When the engine took it.
+    pub arrived: std::time::Instant,
+}
+
 /// What the engine tells a room.
 #[derive(Debug)]
 pub enum MediaEvent {
@@ -118,6 +141,8 @@ pub struct MediaStats {
     pub send_failed: u64,
     /// Messages for a client (offers, answers, candidates) dropped because its queue was full.
     pub client_queue_full: u64,
+    /// Recorded packets dropped because the recorder's queue was full.
+    pub record_queue_full: u64,
 }
 
 impl MediaStats {

@@ -14,6 +14,7 @@ use super::chat::StorageHealth;
 use super::{RoomCmd, RoomHandle, RoomTask};
 use crate::media::Media;
 use crate::metrics::Metrics;
+use crate::recorder::Recorder;
 use crate::store::{Store, StoreError};
 use crate::tasks::Tasks;
 
@@ -35,6 +36,7 @@ pub struct Registry {
     pub(super) rooms: Mutex<HashMap<String, RoomHandle>>,
     pub(super) store: Arc<dyn Store>,
     pub(super) media: Arc<Media>,
+    pub(super) recorder: Arc<Recorder>,
     pub(super) ice_servers: Vec<IceServer>,
     pub(super) idle_grace: Duration,
     pub(super) chat_burst: usize,
@@ -52,6 +54,7 @@ impl Registry {
     pub fn new(
         store: Arc<dyn Store>,
         media: Arc<Media>,
+        recorder: Arc<Recorder>,
         ice_servers: Vec<IceServer>,
         idle_grace: Duration,
         chat_burst: usize,
@@ -61,6 +64,7 @@ impl Registry {
             rooms: Mutex::new(HashMap::new()),
             store,
             media,
+            recorder,
             ice_servers,
             idle_grace,
             chat_burst,
@@ -91,6 +95,11 @@ impl Registry {
     /// The media engine rooms use.
     pub fn media(&self) -> &Media {
         &self.media
+    }
+
+    /// The recorder.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// The handle of a running room, if it is running.

@@ -1,5 +1,5 @@
-//! A room's writer of records: audit entries, the revocation of a barred invite, and the
-//! agenda. Its own task, so the room task never awaits the database. It writes in the order
+//! A room's writer of records: audit entries, the revocation of a barred invite, the
+//! agenda, recording sessions and the consent ledger. Its own task, so the room task never awaits the database. It writes in the order
 //! the room acted; of several agendas queued at once, only the last is written. A failure is
 //! logged and the room goes on (the room itself already refuses a barred invite, and keeps
 //! the agenda in memory).
@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use signaling::agenda::Agenda;
-use signaling::room::AuditEntry;
+use signaling::room::{AuditEntry, ConsentEntry, RecordingSession};
 use tokio::sync::mpsc;
 
 use crate::store::Store;
@@ -22,6 +22,17 @@ pub enum Job {
     Revoke(String),
     /// Store the agenda.
     Agenda(Box<Agenda>),
+    /// Store a recording session as it starts.
+    SessionStarted(RecordingSession),
+    /// Mark a recording session ended.
+    SessionEnded {
+        /// The session.
+        id: String,
+        /// Unix ms.
+        ended_at: i64,
+    },
+    /// Append to the consent ledger.
+    Consent(ConsentEntry),
 }
 
 /// Jobs taken from the queue at once.
@@ -44,6 +55,11 @@ pub fn start(tasks: &Tasks, store: Arc<dyn Store>, room: String) -> mpsc::Unboun
                     // A later agenda in this batch replaces this one.
                     Job::Agenda(_) if Some(n) != last_agenda => Ok(()),
                     Job::Agenda(agenda) => store.save_agenda(&room, agenda, now).await,
+                    Job::SessionStarted(session) => store.create_recording_session(session).await,
+                    Job::SessionEnded { id, ended_at } => {
+                        store.end_recording_session(id, *ended_at).await.map(|_| ())
+                    }
+                    Job::Consent(entry) => store.append_consent(entry).await,
                 };
                 if let Err(e) = done {
                     tracing::error!(%room, ?job, err = %e, "could not write a room record");

@@ -87,6 +87,25 @@ pub enum InviteRefusal {
 
 /// One moderation action, for a room's audit log: the room core makes them.
 pub use signaling::room::AuditEntry;
+/// One change of consent, and a recording session as it starts: the room core makes them.
+pub use signaling::room::{ConsentEntry, RecordingSession};
+
+/// A stored recording session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionRecord {
+    /// The session's id (see [`RecordingSession`]).
+    pub id: String,
+    /// Its room.
+    pub room_id: String,
+    /// Unix ms.
+    pub started_at: i64,
+    /// Unix ms; `None` while it runs, or if it was cut off.
+    pub ended_at: Option<i64>,
+    /// Whether it recorded only during presentations.
+    pub presentation_only: bool,
+    /// Whether it was found unfinished after a crash.
+    pub cut_off: bool,
+}
 
 /// Store failures. Callers log them and answer `internal` (chat: `storage_unavailable`); they
 /// never reach the media path.
@@ -186,6 +205,17 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, room_id: &str, entry: &AuditEntry) -> StoreResult<()>;
     /// A room's audit log, oldest first.
     async fn audit_log(&self, room_id: &str) -> StoreResult<Vec<AuditEntry>>;
+    /// Store a recording session as it starts. Fails with `Conflict` if the id exists.
+    async fn create_recording_session(&self, session: &RecordingSession) -> StoreResult<()>;
+    /// Mark a running recording session ended at `ended_at`. `false` if no running session
+    /// has that id (an ended one keeps its first end).
+    async fn end_recording_session(&self, id: &str, ended_at: i64) -> StoreResult<bool>;
+    /// A room's recording sessions, oldest first.
+    async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>>;
+    /// Append to a room's consent ledger (the entry names its room).
+    async fn append_consent(&self, entry: &ConsentEntry) -> StoreResult<()>;
+    /// A room's consent ledger, oldest first.
+    async fn consent_ledger(&self, room_id: &str) -> StoreResult<Vec<ConsentEntry>>;
     /// Read a server setting (admin token hash, demo room id, ...).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Write a server setting, replacing any old value.

@@ -7,7 +7,9 @@ use signaling::roles::Role;
 use signaling::wire::ChatMessage;
 use sqlx::FromRow;
 
-use super::{AuditEntry, InviteRecord, RoomRecord, StoreError, StoreResult};
+use super::{
+    AuditEntry, ConsentEntry, InviteRecord, RoomRecord, SessionRecord, StoreError, StoreResult,
+};
 
 /// A room's rules as stored.
 #[derive(FromRow)]
@@ -195,6 +197,56 @@ impl From<AuditRow> for AuditEntry {
             target: row.target,
             target_name: row.target_name,
             detail: row.detail,
+        }
+    }
+}
+
+/// A row of `recording_sessions`.
+#[derive(FromRow)]
+pub(super) struct SessionRow {
+    id: String,
+    room_id: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    presentation_only: bool,
+    cut_off: bool,
+}
+
+impl From<SessionRow> for SessionRecord {
+    fn from(row: SessionRow) -> Self {
+        SessionRecord {
+            id: row.id,
+            room_id: row.room_id,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            presentation_only: row.presentation_only,
+            cut_off: row.cut_off,
+        }
+    }
+}
+
+/// A row of `consent_ledger`.
+#[derive(FromRow)]
+pub(super) struct ConsentRow {
+    room_id: String,
+    session_id: Option<String>,
+    participant: String,
+    name: String,
+    invite: Option<String>,
+    granted: bool,
+    ts: i64,
+}
+
+impl From<ConsentRow> for ConsentEntry {
+    fn from(row: ConsentRow) -> Self {
+        ConsentEntry {
+            room: row.room_id,
+            session: row.session_id,
+            participant: row.participant,
+            name: row.name,
+            invite: row.invite,
+            granted: row.granted,
+            ts: row.ts,
         }
     }
 }

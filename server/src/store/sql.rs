@@ -12,9 +12,13 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::rows::{
-    AuditRow, ChatRow, InviteRow, RoomRow, SnapshotRow, caps_json, conflict_or_db, when_full_str,
+    AuditRow, ChatRow, ConsentRow, InviteRow, RoomRow, SessionRow, SnapshotRow, caps_json,
+    conflict_or_db, when_full_str,
 };
-use super::{AuditEntry, InviteRecord, InviteRefusal, RoomRecord, Store, StoreError, StoreResult};
+use super::{
+    AuditEntry, ConsentEntry, InviteRecord, InviteRefusal, RecordingSession, RoomRecord,
+    SessionRecord, Store, StoreError, StoreResult,
+};
 
 /// What one backend does its own way.
 #[async_trait::async_trait]
@@ -89,6 +93,8 @@ where
     SnapshotRow: for<'r> FromRow<'r, DB::Row>,
     ChatRow: for<'r> FromRow<'r, DB::Row>,
     AuditRow: for<'r> FromRow<'r, DB::Row>,
+    SessionRow: for<'r> FromRow<'r, DB::Row>,
+    ConsentRow: for<'r> FromRow<'r, DB::Row>,
 {
     async fn create_room(&self, room: &RoomRecord) -> StoreResult<()> {
         let insert = sqlx::query(concat!(
@@ -414,6 +420,72 @@ where
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    async fn create_recording_session(&self, session: &RecordingSession) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO recording_sessions (id, room_id, started_at, presentation_only) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.room.as_str())
+        .bind(session.started_at)
+        .bind(session.presentation_only)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or_db(e, || format!("session `{}` already exists", session.id)))?;
+        Ok(())
+    }
+
+    async fn end_recording_session(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
+        let found: Option<String> = sqlx::query_scalar(
+            "UPDATE recording_sessions SET ended_at = $1 \
+             WHERE id = $2 AND ended_at IS NULL RETURNING id",
+        )
+        .bind(ended_at)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            "SELECT id, room_id, started_at, ended_at, presentation_only, cut_off \
+             FROM recording_sessions WHERE room_id = $1 ORDER BY started_at, id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(SessionRecord::from).collect())
+    }
+
+    async fn append_consent(&self, entry: &ConsentEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consent_ledger (room_id, session_id, participant, name, invite, \
+             granted, ts) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(entry.room.as_str())
+        .bind(entry.session.as_deref())
+        .bind(entry.participant.as_str())
+        .bind(entry.name.as_str())
+        .bind(entry.invite.as_deref())
+        .bind(entry.granted)
+        .bind(entry.ts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consent_ledger(&self, room_id: &str) -> StoreResult<Vec<ConsentEntry>> {
+        let rows: Vec<ConsentRow> = sqlx::query_as(
+            "SELECT room_id, session_id, participant, name, invite, granted, ts \
+             FROM consent_ledger WHERE room_id = $1 ORDER BY id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(ConsentEntry::from).collect())
     }
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {

@@ -124,7 +124,14 @@ impl Room {
     }
 
     /// Put `conn` at the end of the waiting room and tell it, and the facilitators.
-    pub(super) fn enqueue(&mut self, now: Now, conn: super::ConnId, name: String, ticket: Ticket) {
+    pub(super) fn enqueue(
+        &mut self,
+        now: Now,
+        conn: super::ConnId,
+        name: String,
+        ticket: Ticket,
+        consent: bool,
+    ) {
         let info = WaiterInfo {
             id: format!("w{}", self.next_waiter),
             name,
@@ -132,7 +139,12 @@ impl Room {
             since: now.unix_ms,
         };
         self.next_waiter += 1;
-        self.waiting.push_back(Waiter { conn, info, ticket });
+        self.waiting.push_back(Waiter {
+            conn,
+            info,
+            ticket,
+            consent,
+        });
         let position = self.waiting.len() as u32;
         self.send(conn, ServerMsg::Waiting { position });
         self.queue_changed();
@@ -177,7 +189,7 @@ impl Room {
             .position(|w| self.seat_for(now, &w.ticket).is_ok())
         {
             let w = self.waiting.remove(at).expect("found above");
-            self.seat(now, w.conn, w.info.name, w.ticket);
+            self.seat(now, w.conn, w.info.name, w.ticket, w.consent);
             first_moved = Some(first_moved.map_or(at, |f: usize| f.min(at)));
         }
         if let Some(from) = first_moved {
@@ -199,7 +211,7 @@ impl Room {
         }
         let w = self.waiting.remove(at).expect("found above");
         self.audit(now, &by, "admit", Some((&w.info.id, &w.info.name)), None);
-        self.seat(now, w.conn, w.info.name, w.ticket);
+        self.seat(now, w.conn, w.info.name, w.ticket, w.consent);
         self.queue_moved(at);
     }
 

@@ -157,6 +157,7 @@ impl Room {
         }
         self.refresh_audio_gates();
         self.note_floor_holders();
+        self.refresh_recording(None);
         self.outputs
             .push_back(Output::SaveAgenda(Box::new(self.agenda.clone())));
         let agenda = Box::new(self.agenda_view(now));

@@ -9,6 +9,7 @@ mod admission;
 mod chat;
 mod floor;
 mod moderation;
+mod recording;
 
 struct Harness {
     room: Room,
@@ -62,7 +63,18 @@ impl Harness {
 
     fn join_as(&mut self, conn: ConnId, name: &str, ticket: Ticket) -> Vec<Output> {
         self.room
-            .handle_join(self.now, conn, PROTOCOL_VERSION, name, ticket);
+            .handle_join(self.now, conn, Join::named(name), ticket);
+        self.drain()
+    }
+
+    /// Join through the open link, agreeing to be recorded.
+    fn join_consenting(&mut self, conn: ConnId, name: &str) -> Vec<Output> {
+        let join = Join {
+            consent: true,
+            ..Join::named(name)
+        };
+        self.room
+            .handle_join(self.now, conn, join, Ticket::open_link());
         self.drain()
     }
 
@@ -172,7 +184,15 @@ fn capacity_is_exact() {
 #[test]
 fn bad_joins_are_refused_with_codes() {
     let mut h = Harness::new(5);
-    h.room.handle_join(h.now, 1, 99, "Ann", Ticket::open_link());
+    h.room.handle_join(
+        h.now,
+        1,
+        Join {
+            version: 99,
+            ..Join::named("Ann")
+        },
+        Ticket::open_link(),
+    );
     assert_eq!(
         Harness::error_code(&h.drain(), 1),
         Some(ErrorCode::UnsupportedVersion)
@@ -201,21 +221,44 @@ fn bad_joins_are_refused_with_codes() {
 #[test]
 fn join_checks_run_in_the_documented_order() {
     let mut h = Harness::new(1);
-    h.room.handle_join(h.now, 1, 99, "", Ticket::open_link());
+    h.room.handle_join(
+        h.now,
+        1,
+        Join {
+            version: 99,
+            ..Join::named("")
+        },
+        Ticket::open_link(),
+    );
     assert_eq!(
         Harness::error_code(&h.drain(), 1),
         Some(ErrorCode::UnsupportedVersion),
         "the version before the name"
     );
     h.join(1, "Ann");
-    h.room
-        .handle_join(h.now, 1, 99, "Ann again", Ticket::open_link());
+    h.room.handle_join(
+        h.now,
+        1,
+        Join {
+            version: 99,
+            ..Join::named("Ann again")
+        },
+        Ticket::open_link(),
+    );
     assert_eq!(
         Harness::error_code(&h.drain(), 1),
         Some(ErrorCode::AlreadyJoined),
         "already joined before the version"
     );
-    h.room.handle_join(h.now, 2, 99, "Bo", Ticket::open_link());
+    h.room.handle_join(
+        h.now,
+        2,
+        Join {
+            version: 99,
+            ..Join::named("Bo")
+        },
+        Ticket::open_link(),
+    );
     assert_eq!(
         Harness::error_code(&h.drain(), 2),
         Some(ErrorCode::UnsupportedVersion),

@@ -8,6 +8,10 @@
 //! numbers go on from the last one it sent, and its timestamps from the last one plus the
 //! time that passed, as LiveKit's forwarder does on unmute. A receiver sees no gap to repair
 //! and no jump in its clock. A video track asks for a keyframe when it reopens.
+//!
+//! Recording: a recorded track also hands each packet that passes the gate to the driver,
+//! as [`Output::Record`], before any rewrite. The recorder hears what the room hears. A
+//! track not recorded pays one flag check per packet.
 
 use std::time::Instant;
 
@@ -19,8 +23,8 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::sansio::Protocol;
 use signaling::wire::{MediaKind, TrackInfo};
 
-use super::{Engine, PcId, SessionId};
-use crate::media::values::{MediaEvent, TrackKey};
+use super::{Engine, Output, PcId, SessionId};
+use crate::media::values::{MediaEvent, RecordedPacket, TrackKey};
 
 /// Sequence numbers a published track remembers having forwarded: 4 s of 1.2 Mbit/s video.
 /// A copy that comes later than that is dropped as too late to be of use, as SRTP drops one
@@ -81,6 +85,8 @@ pub(super) struct Published {
     pub(super) received: u64,
     /// The gate: whether packets reach the subscribers.
     pub(super) open: bool,
+    /// Whether packets that pass the gate also go to the recorder.
+    recorded: bool,
     /// When the publisher was last asked for a keyframe.
     pub(super) last_keyframe_request: Option<Instant>,
 }
@@ -216,6 +222,14 @@ impl Engine {
         }
     }
 
+    /// Start or stop recording a track's packets.
+    pub(super) fn record(&mut self, key: TrackKey, on: bool) {
+        if let Some(published) = self.producers.get_mut(&key) {
+            tracing::debug!(track = %published.info.id, on, "record");
+            published.recorded = on;
+        }
+    }
+
     pub(super) fn on_rtp(
         &mut self,
         now: Instant,
@@ -244,6 +258,7 @@ impl Engine {
             to_flush,
             to_pump,
             stats,
+            out,
             ..
         } = self;
         let Some(published) = producers.get_mut(&key) else {
@@ -258,6 +273,18 @@ impl Engine {
         }
         if !published.seen.is_new(packet.header.sequence_number) || !published.open {
             return;
+        }
+        if published.recorded {
+            out.push_back(Output::Record(Box::new(RecordedPacket {
+                track: key,
+                ssrc: packet.header.ssrc,
+                payload_type: packet.header.payload_type,
+                seq: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                marker: packet.header.marker,
+                payload: packet.payload.clone(),
+                arrived: now,
+            })));
         }
         published.sent.packets = published.sent.packets.wrapping_add(1);
         published.sent.octets = published
@@ -357,6 +384,7 @@ impl Engine {
                 seen: Seen::default(),
                 received: 0,
                 open: true,
+                recorded: false,
                 last_keyframe_request: None,
             },
         );

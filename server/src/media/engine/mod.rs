@@ -31,7 +31,7 @@ use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use signaling::wire::{ErrorCode, Reject, ServerMsg};
 
-use super::values::{MediaEvent, Signal, TrackKey};
+use super::values::{MediaEvent, RecordedPacket, Signal, TrackKey};
 use connection::Pc;
 use demux::Demux;
 use forward::Published;
@@ -73,6 +73,14 @@ pub enum Cmd {
         /// Whether its packets reach its subscribers.
         open: bool,
     },
+    /// Start or stop handing one published track's packets to the recorder
+    /// ([`Output::Record`]). Only packets that pass the gate are recorded.
+    Record {
+        /// The track.
+        track: TrackKey,
+        /// Whether its packets are recorded from the next one on.
+        on: bool,
+    },
     /// Tear the session down.
     Close(SessionId),
 }
@@ -83,7 +91,7 @@ impl Cmd {
         match self {
             Cmd::Open { id, .. } | Cmd::Signal(id, _) | Cmd::Close(id) => Some(*id),
             Cmd::Subscriptions { session, .. } => Some(*session),
-            Cmd::Gate { .. } => None,
+            Cmd::Gate { .. } | Cmd::Record { .. } => None,
         }
     }
 }
@@ -117,6 +125,9 @@ pub enum Output {
         /// What happened.
         event: MediaEvent,
     },
+    /// A packet of a recorded track, for the recorder. Boxed, like `Client`: only recorded
+    /// packets pay for it.
+    Record(Box<RecordedPacket>),
 }
 
 /// What the engine holds and has done.
@@ -221,6 +232,7 @@ impl Engine {
                 remove,
             } => self.subscriptions(session, &add, &remove),
             Cmd::Gate { track, open } => self.gate(now, track, open),
+            Cmd::Record { track, on } => self.record(track, on),
             Cmd::Close(id) => self.close(id),
         }
     }

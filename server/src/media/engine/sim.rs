@@ -25,7 +25,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use signaling::wire::{PcRole, ServerMsg};
 
 use super::{Cmd, Engine, Output, PcFactory, SessionId, Transmit};
-use crate::media::values::{MediaEvent, Signal, TrackKey};
+use crate::media::values::{MediaEvent, RecordedPacket, Signal, TrackKey};
 
 pub(crate) const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7882);
@@ -65,6 +65,8 @@ pub(crate) struct Net {
     pub(crate) room: VecDeque<MediaEvent>,
     /// Datagrams the engine sent, not yet delivered.
     pub(crate) wire: VecDeque<Transmit>,
+    /// Packets the engine handed to the recorder, oldest first.
+    pub(crate) recorded: VecDeque<RecordedPacket>,
     pub(crate) tap: Option<Tap>,
 }
 
@@ -98,6 +100,7 @@ impl Net {
             clients: Vec::new(),
             room: VecDeque::new(),
             wire: VecDeque::new(),
+            recorded: VecDeque::new(),
             tap: None,
         }
     }
@@ -121,6 +124,7 @@ impl Net {
                         .push_back(*msg);
                 }
                 Output::Room { event, .. } => self.room.push_back(event),
+                Output::Record(packet) => self.recorded.push_back(*packet),
             }
         }
     }
@@ -427,6 +431,14 @@ impl Net {
         self.cmd(Cmd::Gate {
             track: track.key,
             open,
+        });
+    }
+
+    /// Start or stop recording `track`, and the turn ends.
+    pub(crate) fn record(&mut self, track: &Track, on: bool) {
+        self.cmd(Cmd::Record {
+            track: track.key,
+            on,
         });
     }
 

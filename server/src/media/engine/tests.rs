@@ -12,6 +12,8 @@ use signaling::wire::{ErrorCode, PcRole, ServerMsg};
 use super::PcFactory;
 use super::sim::{self, Net};
 
+mod record;
+
 /// The codec names in an SDP's `a=rtpmap` lines, sorted, once each.
 fn rtpmap_names(sdp: &str) -> Vec<String> {
     let mut names: Vec<String> = sdp

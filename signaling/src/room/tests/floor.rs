@@ -38,7 +38,8 @@ fn gates(outputs: &[Output]) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn control(h: &mut Harness, c: Command) -> Vec<Output> {
+/// The facilitator (conn 1) drives the agenda.
+pub(super) fn control(h: &mut Harness, c: Command) -> Vec<Output> {
     h.room.handle_agenda_control(h.now, 1, c, None);
     h.drain()
 }

@@ -63,6 +63,7 @@ fn every_role_tries_every_action() {
                     h.room
                         .handle_agenda_control(h.now, conn, crate::agenda::Command::Start, None)
                 }
+                Action::Record => h.room.handle_recording(h.now, conn, true, false),
             }
             let out = h.drain();
             let refused = Harness::error_code(&out, conn) == Some(ErrorCode::Forbidden);
