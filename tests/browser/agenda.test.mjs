@@ -176,7 +176,8 @@ describe('the agenda in real Chromium: one clock, a floor the media plane enforc
     assert.equal(await nowText(pages.Fran), await nowText(pages.Pat), 'both pages describe the segment alike');
 
     await Promise.all([pages.Fran, pages.Pat].map(recordTurns));
-    await pages.Fran.waitForTimeout(3500); // the countdown turns over three times
+    // Wait for the countdowns to turn over four times on both pages.
+    await Promise.all([pages.Fran, pages.Pat].map((p) => p.waitForFunction(() => window.__turns.length >= 4, null, { timeout: WAIT })));
     const [fran, pat] = await Promise.all([pages.Fran, pages.Pat].map((p) => p.evaluate(() => window.__turns)));
     const patAt = new Map(pat);
     const gaps = fran.filter(([text]) => patAt.has(text)).map(([text, at]) => ({ text, ms: Math.round(patAt.get(text) - at) }));
@@ -191,7 +192,9 @@ describe('the agenda in real Chromium: one clock, a floor the media plane enforc
       const [a, b] = await Promise.all([pages.Fran, pages.Pat].map((p) => timer(p).textContent()));
       assert.ok(Math.abs(secs(a) - secs(b)) <= 1, `Fran's ${a} and Pat's ${b}`);
       assert.ok(secs(a) > 280 && secs(a) <= 300, `a 5-minute segment just started: ${a}`);
-      await pages.Fran.waitForTimeout(237);
+      // The next reading after Fran's countdown turns over once more.
+      const seen = await pages.Fran.evaluate(() => window.__turns.length);
+      await pages.Fran.waitForFunction((n) => window.__turns.length > n, seen, { timeout: WAIT });
     }
   });
 

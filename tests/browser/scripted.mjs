@@ -56,7 +56,13 @@ export async function openPage(context, urlPath, onJoin, viewport = DESKTOP) {
     };
   });
   await page.route(`${BASE}/**`, (route) => serve(route));
-  const server = { sent: [], ws: null, send: (m) => server.ws.send(JSON.stringify(m)) };
+  const server = {
+    sent: [],
+    /** Called after each message the page sends. @type {Set<() => void>} */
+    listeners: new Set(),
+    ws: null,
+    send: (m) => server.ws.send(JSON.stringify(m)),
+  };
   await page.routeWebSocket(`${BASE.replace('http', 'ws')}/ws`, (ws) => {
     server.ws = ws;
     ws.onMessage((text) => {
@@ -64,6 +70,7 @@ export async function openPage(context, urlPath, onJoin, viewport = DESKTOP) {
       if (msg.type === 'ping') return ws.send(JSON.stringify({ type: 'pong', id: msg.id, time: Date.now() }));
       server.sent.push(msg);
       if (msg.type === 'join') onJoin(msg, server);
+      for (const listener of server.listeners) listener();
     });
   });
   await page.goto(BASE + urlPath);
@@ -109,13 +116,21 @@ export async function shoot(page, name) {
   await page.setViewportSize(size);
 }
 
-/** Resolve once the page sent a message matching `pred`. */
+/** Resolve once the page sent a message matching `pred` (at once if it already has). */
 export async function sent(page, server, pred, what) {
-  const deadline = Date.now() + WAIT;
-  while (Date.now() < deadline) {
-    const m = server.sent.find(pred);
-    if (m) return m;
-    await page.waitForTimeout(50);
-  }
-  throw new Error(`the page did not send ${what}; it sent ${JSON.stringify(server.sent.map((m) => m.type))}`);
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const m = server.sent.find(pred);
+      if (!m) return;
+      server.listeners.delete(check);
+      clearTimeout(timer);
+      resolve(m);
+    };
+    const timer = setTimeout(() => {
+      server.listeners.delete(check);
+      reject(new Error(`the page did not send ${what}; it sent ${JSON.stringify(server.sent.map((m) => m.type))}`));
+    }, WAIT);
+    server.listeners.add(check);
+    check();
+  });
 }
