@@ -284,9 +284,10 @@ pub struct RecordingView {
     /// The session's id, while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// Participant ids whose media is recorded now, in join order: those who consent
-    /// (and publish), while recording is on and, with `presentation_only`, while a
-    /// presentation runs. Empty when off.
+    /// Participant ids whose media is recorded now, in join order: those who consent and
+    /// whose role may publish, while recording is on and, with `presentation_only`, while a
+    /// presentation runs. Only what the room hears is written: nothing of someone muted or
+    /// off the floor, or who publishes nothing. Empty when off.
     pub recorded: Vec<String>,
 }
 
