@@ -215,6 +215,14 @@ impl Agenda {
         }
     }
 
+    /// Record a change of the floor (`give_floor`, `take_floor`, `yield_floor`) among the
+    /// transitions of the run under way; outside a run there is nothing to record it in.
+    pub fn note_transition(&mut self, now: i64, what: &str) {
+        if self.is_live() {
+            self.transition(now, what);
+        }
+    }
+
     /// Carry out a facilitator's command at `now`. `seconds` is for `extend`.
     pub fn handle_command(
         &mut self,

@@ -90,9 +90,9 @@ impl Room {
 
     /// Call when a connection sends `give_floor`.
     pub fn handle_give_floor(&mut self, now: Now, conn: ConnId, target: &str) {
-        if self.require(conn, Action::RunAgenda).is_none() {
+        let Some(by) = self.require(conn, Action::RunAgenda) else {
             return;
-        }
+        };
         let Some(p) = self.participants.get(target) else {
             return self.reject(conn, super::moderation::no_such_participant(target));
         };
@@ -100,6 +100,7 @@ impl Room {
             let why = format!("a {} does not speak", p.info.role);
             return self.reject(conn, Reject::new(ErrorCode::Forbidden, why));
         }
+        let name = p.info.name.clone();
         // The hand that asked for it comes down.
         if self.hands.iter().any(|h| h == target) {
             self.hands.retain(|h| h != target);
@@ -108,19 +109,25 @@ impl Room {
         if self.floor_given.iter().any(|g| g == target) {
             return;
         }
+        self.audit(now, &by, "give_floor", Some((target, &name)), None);
+        self.agenda.note_transition(now.unix_ms, "give_floor");
         self.floor_given.push(target.to_string());
         self.agenda_changed(now, Vec::new());
     }
 
     /// Call when a connection sends `take_floor`.
     pub fn handle_take_floor(&mut self, now: Now, conn: ConnId, target: &str) {
-        if self.require(conn, Action::RunAgenda).is_none() {
+        let Some(by) = self.require(conn, Action::RunAgenda) else {
             return;
-        }
-        if !self.participants.contains_key(target) {
+        };
+        let Some(p) = self.participants.get(target) else {
             return self.reject(conn, super::moderation::no_such_participant(target));
+        };
+        if self.floor_given.iter().any(|g| g == target) {
+            let name = p.info.name.clone();
+            self.audit(now, &by, "take_floor", Some((target, &name)), None);
+            self.drop_floor(now, target, "take_floor");
         }
-        self.drop_floor(now, target);
     }
 
     /// Call when a connection sends `yield_floor`.
@@ -128,11 +135,12 @@ impl Room {
         let Some(me) = self.require_joined(conn) else {
             return;
         };
-        self.drop_floor(now, &me);
+        self.drop_floor(now, &me, "yield_floor");
     }
 
-    fn drop_floor(&mut self, now: Now, who: &str) {
+    fn drop_floor(&mut self, now: Now, who: &str, what: &str) {
         if self.floor_given.iter().any(|g| g == who) {
+            self.agenda.note_transition(now.unix_ms, what);
             self.floor_given.retain(|g| g != who);
             self.agenda_changed(now, Vec::new());
         }

@@ -22,7 +22,8 @@ pub struct AuditEntry {
     /// Their display name then (`admin` for the admin token).
     pub actor_name: String,
     /// What: `mute`, `unmute`, `stop_camera`, `allow_camera`, `remove`, `lock`, `unlock`,
-    /// `admit`, `decline`, `lower_hand`, `record_start`, `record_stop`.
+    /// `admit`, `decline`, `lower_hand`, `record_start`, `record_stop`, `give_floor`,
+    /// `take_floor`.
     pub action: String,
     /// Whom: a participant or waiting id, if the action has a target.
     pub target: Option<String>,

@@ -75,19 +75,29 @@ impl Room {
             return;
         };
         let refused = |why| Reject::new(ErrorCode::RecordingState, why);
-        let action = match (on, self.recording.is_some()) {
+        let (action, detail) = match (on, self.recording.is_some()) {
             (true, false) => {
                 self.start_recording(now, presentation_only);
-                "record_start"
+                let id = self.recording.as_ref().map_or("", |s| s.id.as_str());
+                let only = if presentation_only {
+                    ", presentations only"
+                } else {
+                    ""
+                };
+                ("record_start", format!("session {id}{only}"))
             }
             (false, true) => {
+                let id = self
+                    .recording
+                    .as_ref()
+                    .map_or(String::new(), |s| s.id.clone());
                 self.end_recording(now);
-                "record_stop"
+                ("record_stop", format!("session {id}"))
             }
             (true, true) => return self.reject(conn, refused("already recording; stop first")),
             (false, false) => return self.reject(conn, refused("not recording")),
         };
-        self.audit(now, &me, action, None, None);
+        self.audit(now, &me, action, None, Some(detail));
     }
 
     /// The recording now, as clients see it.

@@ -271,3 +271,47 @@ fn speakers_follow_who_is_in_the_room() {
     assert_eq!(told(&out, 5), None, "the joiner has it in `joined`");
     assert!(!gates(&out).contains(&("p4".into(), false)), "{out:?}");
 }
+
+/// Giving and taking back the floor are audited and on the run's transitions; yielding is
+/// on the transitions only (nobody moderated anyone).
+#[test]
+fn floor_changes_are_on_record() {
+    let mut h = room();
+    control(&mut h, Command::Start);
+    h.room.handle_give_floor(h.now, 1, "p3");
+    h.room.handle_take_floor(h.now, 1, "p3");
+    h.room.handle_give_floor(h.now, 1, "p3");
+    h.room.handle_yield_floor(h.now, 3);
+    let audits: Vec<(String, Option<String>)> = h
+        .drain()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Audit(e) => Some((e.action, e.target_name)),
+            _ => None,
+        })
+        .collect();
+    let pat = Some("Pat".to_string());
+    assert_eq!(
+        audits,
+        [
+            ("give_floor".into(), pat.clone()),
+            ("take_floor".into(), pat.clone()),
+            ("give_floor".into(), pat),
+        ]
+    );
+    let whats: Vec<&str> = h.room.agenda().state.runs[0]
+        .transitions
+        .iter()
+        .map(|t| t.what.as_str())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "start",
+            "give_floor",
+            "take_floor",
+            "give_floor",
+            "yield_floor"
+        ]
+    );
+}
