@@ -294,6 +294,9 @@ impl RoomTask {
                 }
             }
         }
+        // A recording under way ends with the room: its session is stored as ended.
+        self.room.handle_shutdown(now());
+        self.drain();
         self.untap_all();
         for session in self.sessions.values() {
             session.close();

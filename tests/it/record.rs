@@ -400,3 +400,26 @@ async fn check_sessions_and_ledger(store: Arc<dyn Store>) {
         .unwrap_err();
     assert!(matches!(err, StoreError::Db(_)), "got {err:?}");
 }
+
+/// A server that stops while recording ends the session: it is stored as ended, not left
+/// looking as if it still ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_the_recording_session() -> anyhow::Result<()> {
+    let mut server = TestServer::sqlite().await?;
+    let room_id = server.room("Shutdown", 5).await?;
+    let (fay_secret, _) = server.invite(&room_id, Role::Facilitator, |_| {}).await?;
+    let mut fay = Client::join_invited(server.addr, &room_id, "Fay", &fay_secret).await?;
+    fay.send(ClientMsg::Recording {
+        on: true,
+        presentation_only: false,
+    });
+    let on = recording(&mut fay, |r| r.on).await?;
+    let store = server.state.store().clone();
+    server.stop().await?;
+    let sessions = store.recording_sessions(&room_id).await?;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(Some(&sessions[0].id), on.session.as_ref());
+    assert!(sessions[0].ended_at.is_some(), "{:?}", sessions[0]);
+    assert!(!sessions[0].cut_off);
+    Ok(())
+}

@@ -132,6 +132,12 @@ impl Room {
         self.broadcast_recording(None);
     }
 
+    /// Call when the room stops (the server shuts down): a recording session under way ends
+    /// now, as a stop would end it, and everyone still connected is told.
+    pub fn handle_shutdown(&mut self, now: Now) {
+        self.end_recording(now);
+    }
+
     /// End the session: nobody is recorded any more, then the store marks it ended.
     pub(super) fn end_recording(&mut self, now: Now) {
         let Some(session) = self.recording.take() else {
