@@ -101,6 +101,8 @@ impl Server {
                     config.recordings_dir.display()
                 )
             })?;
+        // Before any room runs: sessions left without an end were cut off by a crash.
+        recorder::finish_cut_off(store.as_ref(), &config.recordings_dir).await?;
         let media = Media::start(net, config.media_port, tap)
             .await
             .with_context(|| {

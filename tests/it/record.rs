@@ -338,6 +338,26 @@ async fn check_sessions_and_ledger(store: Arc<dyn Store>) {
         "an end is kept"
     );
     assert!(!store.end_recording_session("nope", 1).await.unwrap());
+    // Unfinished: s2 and s3, across rooms. Marking one cut off ends it, once.
+    let unfinished: Vec<String> = store
+        .unfinished_sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(unfinished, ["s3", "s2"]);
+    assert!(store.mark_cut_off("s3", 7).await.unwrap());
+    assert!(
+        !store.mark_cut_off("s3", 8).await.unwrap(),
+        "an end is kept"
+    );
+    assert!(
+        !store.mark_cut_off("s1", 8).await.unwrap(),
+        "s1 ended normally"
+    );
+    let s3 = store.recording_sessions("b").await.unwrap();
+    assert_eq!((s3[0].ended_at, s3[0].cut_off), (Some(7), true));
     let listed: Vec<_> = store
         .recording_sessions("a")
         .await
@@ -421,5 +441,59 @@ async fn a_shutdown_ends_the_recording_session() -> anyhow::Result<()> {
     assert_eq!(Some(&sessions[0].id), on.session.as_ref());
     assert!(sessions[0].ended_at.is_some(), "{:?}", sessions[0]);
     assert!(!sessions[0].cut_off);
+    Ok(())
+}
+
+/// A session that a crash left without an end is marked cut off when the server starts,
+/// ended at the last write to its files.
+#[tokio::test]
+async fn a_session_cut_off_by_a_crash_is_marked_at_start() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("rt.db").display());
+    let recordings = dir.path().join("recordings");
+    // What a crashed server leaves: a session row with no end, and a file it was writing.
+    {
+        let store = roundtable::store::open(&url).await?;
+        store.create_room(&room("r1", "Crashed", 5, 1)).await?;
+        store
+            .create_recording_session(&RecordingSession {
+                id: "r1-1000-1".into(),
+                room: "r1".into(),
+                started_at: 1000,
+                presentation_only: false,
+            })
+            .await?;
+        store
+            .create_recording_session(&RecordingSession {
+                id: "r1-2000-2".into(),
+                room: "r1".into(),
+                started_at: 2000,
+                presentation_only: false,
+            })
+            .await?;
+        store.end_recording_session("r1-2000-2", 3000).await?;
+        let folder = recordings.join("r1-1000-1").join("p1");
+        std::fs::create_dir_all(&folder)?;
+        std::fs::write(folder.join("t1-1.opus"), b"OggS")?;
+    }
+    let written = std::fs::metadata(recordings.join("r1-1000-1/p1/t1-1.opus"))?
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let mut config = roundtable::config::Config::for_tests(url);
+    config.recordings_dir = recordings;
+    let server = TestServer::with_config(config).await?;
+    let sessions = server.state.store().recording_sessions("r1").await?;
+    let got: Vec<(&str, Option<i64>, bool)> = sessions
+        .iter()
+        .map(|s| (s.id.as_str(), s.ended_at, s.cut_off))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("r1-1000-1", Some(written), true),
+            ("r1-2000-2", Some(3000), false)
+        ]
+    );
     Ok(())
 }

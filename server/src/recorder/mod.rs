@@ -15,7 +15,10 @@
 //! counts the intervals of one track in one session (a withdrawal and a new consent make a
 //! second file). Audio only in this version: video tracks are not recorded.
 
+mod cut_off;
 mod ogg;
+
+pub use cut_off::finish_cut_off;
 
 use std::collections::HashMap;
 use std::io;

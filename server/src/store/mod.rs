@@ -210,6 +210,11 @@ pub trait Store: Send + Sync + 'static {
     /// Mark a running recording session ended at `ended_at`. `false` if no running session
     /// has that id (an ended one keeps its first end).
     async fn end_recording_session(&self, id: &str, ended_at: i64) -> StoreResult<bool>;
+    /// Every recording session of every room that has no end: at start-up, those a crash cut
+    /// off.
+    async fn unfinished_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
+    /// Mark an unfinished session cut off, ended at `ended_at`. `false` if it has an end.
+    async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool>;
     /// A room's recording sessions, oldest first.
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Append to a room's consent ledger (the entry names its room).

@@ -449,6 +449,28 @@ where
         Ok(found.is_some())
     }
 
+    async fn unfinished_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            "SELECT id, room_id, started_at, ended_at, presentation_only, cut_off \
+             FROM recording_sessions WHERE ended_at IS NULL ORDER BY started_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(SessionRecord::from).collect())
+    }
+
+    async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
+        let found: Option<String> = sqlx::query_scalar(
+            "UPDATE recording_sessions SET ended_at = $1, cut_off = TRUE \
+             WHERE id = $2 AND ended_at IS NULL RETURNING id",
+        )
+        .bind(ended_at)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>> {
         let rows: Vec<SessionRow> = sqlx::query_as(
             "SELECT id, room_id, started_at, ended_at, presentation_only, cut_off \
