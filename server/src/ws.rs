@@ -413,10 +413,12 @@ impl Conn {
                     self.member = Some(member(None));
                     self.admission = Some(rx);
                 }
-                Some(JoinOutcome::Refused) => self.release_invite(used),
+                // Given back before the refusal reaches the client (it waits in the queue
+                // this task reads after `join`): a retry finds the use there.
+                Some(JoinOutcome::Refused) => self.give_back_invite(used).await,
                 // The room task stopped for idleness before answering: once more.
                 None => {
-                    self.release_invite(used);
+                    self.give_back_invite(used).await;
                     if attempt == 0 {
                         continue;
                     }
@@ -464,19 +466,27 @@ impl Conn {
         let snapshot = match store.room_snapshot(room_id, now).await {
             Ok(Some(snapshot)) => snapshot,
             Ok(None) => {
-                self.release_invite(ticket.invite);
+                self.give_back_invite(ticket.invite).await;
                 return Err(Reject::new(ErrorCode::RoomNotFound, "the room was deleted"));
             }
             Err(e) => {
-                self.release_invite(ticket.invite);
+                self.give_back_invite(ticket.invite).await;
                 return Err(internal(e));
             }
         };
         Ok((ticket, snapshot))
     }
 
-    /// Give back an invite use that seated nobody. In the background: the connection may be
-    /// closing.
+    /// Give back an invite use that seated nobody, before anything else happens on this
+    /// connection.
+    async fn give_back_invite(&self, invite: Option<String>) {
+        let Some(invite) = invite else { return };
+        if let Err(e) = self.state.store.release_invite(&invite).await {
+            tracing::warn!(%invite, err = %e, "could not give back an invite use");
+        }
+    }
+
+    /// [`Conn::give_back_invite`] in the background, for a connection that is closing.
     fn release_invite(&self, invite: Option<String>) {
         let Some(invite) = invite else { return };
         let store = self.state.store.clone();

@@ -460,6 +460,12 @@ async fn audit_flow(mut owned: TestServer) -> anyhow::Result<()> {
     let (_wil, answer) = try_join(server, &room, "Wil", None).await?;
     assert_eq!(answer, ServerMsg::Waiting { position: 2 });
     pat.send(&ClientMsg::RaiseHand {}).await?;
+    // Fay sees the hand go up before she acts: her `lower_hand` then lowers a raised hand.
+    expect(
+        &mut fay,
+        |m| matches!(m, ServerMsg::Hands { queue } if queue.len() == 1),
+    )
+    .await?;
     let mute = |kind, muted| ClientMsg::Mute {
         participant: pat_id.clone(),
         kind,
