@@ -207,14 +207,20 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_log(&self, room_id: &str) -> StoreResult<Vec<AuditEntry>>;
     /// Store a recording session as it starts. Fails with `Conflict` if the id exists.
     async fn create_recording_session(&self, session: &RecordingSession) -> StoreResult<()>;
-    /// Mark a running recording session ended at `ended_at`. `false` if no running session
-    /// has that id (an ended one keeps its first end).
-    async fn end_recording_session(&self, id: &str, ended_at: i64) -> StoreResult<bool>;
+    /// Mark a running recording session ended at `ended_at`, and `cut_off` if a crash ended
+    /// it. `false` if no running session has that id (an ended one keeps its first end).
+    async fn finish_session(&self, id: &str, ended_at: i64, cut_off: bool) -> StoreResult<bool>;
+    /// A facilitator's stop, or the room's end: [`Store::finish_session`], not cut off.
+    async fn end_recording_session(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
+        self.finish_session(id, ended_at, false).await
+    }
     /// Every recording session of every room that has no end: at start-up, those a crash cut
     /// off.
     async fn unfinished_sessions(&self) -> StoreResult<Vec<SessionRecord>>;
     /// Mark an unfinished session cut off, ended at `ended_at`. `false` if it has an end.
-    async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool>;
+    async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
+        self.finish_session(id, ended_at, true).await
+    }
     /// A room's recording sessions, oldest first.
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Append to a room's consent ledger (the entry names its room).

@@ -47,6 +47,13 @@ macro_rules! room_cols {
     };
 }
 
+/// The columns of a recording session, in [`SessionRow`]'s order.
+macro_rules! session_cols {
+    () => {
+        "id, room_id, started_at, ended_at, presentation_only, cut_off"
+    };
+}
+
 /// The columns of an invite, in [`InviteRow`]'s order.
 macro_rules! invite_cols {
     () => {
@@ -437,45 +444,36 @@ where
         Ok(())
     }
 
-    async fn end_recording_session(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
+    async fn finish_session(&self, id: &str, ended_at: i64, cut_off: bool) -> StoreResult<bool> {
         let found: Option<String> = sqlx::query_scalar(
-            "UPDATE recording_sessions SET ended_at = $1 \
+            "UPDATE recording_sessions SET ended_at = $1, cut_off = $3 \
              WHERE id = $2 AND ended_at IS NULL RETURNING id",
         )
         .bind(ended_at)
         .bind(id)
+        .bind(cut_off)
         .fetch_optional(&self.pool)
         .await?;
         Ok(found.is_some())
     }
 
     async fn unfinished_sessions(&self) -> StoreResult<Vec<SessionRecord>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            "SELECT id, room_id, started_at, ended_at, presentation_only, cut_off \
-             FROM recording_sessions WHERE ended_at IS NULL ORDER BY started_at, id",
-        )
+        let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM recording_sessions WHERE ended_at IS NULL ORDER BY started_at, id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(SessionRecord::from).collect())
     }
 
-    async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
-        let found: Option<String> = sqlx::query_scalar(
-            "UPDATE recording_sessions SET ended_at = $1, cut_off = TRUE \
-             WHERE id = $2 AND ended_at IS NULL RETURNING id",
-        )
-        .bind(ended_at)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(found.is_some())
-    }
-
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            "SELECT id, room_id, started_at, ended_at, presentation_only, cut_off \
-             FROM recording_sessions WHERE room_id = $1 ORDER BY started_at, id",
-        )
+        let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM recording_sessions WHERE room_id = $1 ORDER BY started_at, id"
+        ))
         .bind(room_id)
         .fetch_all(&self.pool)
         .await?;
