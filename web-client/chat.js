@@ -55,15 +55,16 @@ function sendChat(e) {
 }
 
 /**
- * The server refused the oldest message still waiting for its echo (it could not store it,
- * or it came too fast): put its text back in the input, if that is empty, so the person can
- * send it again. A `rate_limited` can also be about another message; with none waiting,
- * nothing happens.
+ * The server refused a message still waiting for its echo: put its text back in the input,
+ * if that is empty, so the person can send it again. `storage_unavailable` is about the
+ * oldest (commits go in order); `rate_limited` about the newest (the room refuses it at once,
+ * while older ones may still wait for their commit). A `rate_limited` can also be about
+ * another message; with none waiting, nothing happens.
  * @param {string} code
  */
 export function chatRefused(code) {
   if (code !== 'storage_unavailable' && code !== 'rate_limited') return;
-  const text = chat.unconfirmed.shift();
+  const text = code === 'rate_limited' ? chat.unconfirmed.pop() : chat.unconfirmed.shift();
   const input = $('chat-input', HTMLInputElement);
   if (text !== undefined && !input.value) input.value = text;
 }

@@ -12,7 +12,7 @@
 // Screenshots go to $SHOTS (default target/screenshots).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as h from './harness.mjs';
@@ -38,11 +38,6 @@ const env = {
 /** @type {Record<string, import('playwright-core').Page>} */
 const pages = {};
 
-/** The path and fragment of a link the CLI printed. @param {string} url */
-const pathOf = (url) => {
-  const u = new URL(url);
-  return u.pathname + u.hash;
-};
 
 /** Runs in the participant's page first: its wall clock is 7 minutes fast (Date.now and new Date()). */
 function fastClock() {
@@ -136,20 +131,12 @@ describe('the agenda in real Chromium: one clock, a floor the media plane enforc
     env.userDataDir = mkdtempSync(path.join(tmpdir(), 'roundtable-chromium-'));
     const room = h.cli(env.bin, env.dataDir, ['room', 'create', '--title', 'Skill Share: tenant organising', '--json']);
     for (const key of ['facilitator_url', 'open_url']) assert.ok(room[key], `room create JSON lacks "${key}": ${JSON.stringify(room)}`);
-    env.facilitatorPath = pathOf(room.facilitator_url);
-    env.openPath = pathOf(room.open_url);
-    env.base = await h.startServer(env.bin, env.dataDir, 'agenda-server.log', (child) => {
-      env.server = child;
-    });
-    mkdirSync(SHOTS, { recursive: true });
-    env.context = await h.launchBrowser(env.userDataDir);
+    env.facilitatorPath = h.pathOf(room.facilitator_url);
+    env.openPath = h.pathOf(room.open_url);
+    await h.startSuite(env, 'agenda-server.log', SHOTS);
   });
 
-  after(async () => {
-    await env.context?.close().catch(() => {});
-    await h.stopServer(env.server);
-    for (const dir of [env.dataDir, env.userDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => h.endSuite(env));
 
   it('seats a facilitator, and a participant whose clock is 7 minutes fast', { timeout: TEST_TIMEOUT }, async () => {
     pages.Fran = await h.openPage(env.context, env.base, 'Fran', env.facilitatorPath);

@@ -3,7 +3,7 @@
 // decoded (getStats), not on what its UI claims.
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { accessSync, constants, createWriteStream, mkdirSync } from 'node:fs';
+import { accessSync, constants, createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -295,4 +295,30 @@ export function launchBrowser(userDataDir) {
     args: CHROMIUM_FLAGS,
     viewport: { width: 1280, height: 800 },
   });
+}
+
+/** The path and fragment of a link the CLI printed; the host is the test server's. @param {string} url */
+export function pathOf(url) {
+  const u = new URL(url);
+  return u.pathname + u.hash;
+}
+
+/**
+ * A suite's start: the server on `env.dataDir` (its log in `logName`), the screenshots'
+ * folder `shots`, and Chromium on `env.userDataDir`. Fills `env.base`, `env.server` and
+ * `env.context`.
+ */
+export async function startSuite(env, logName, shots) {
+  env.base = await startServer(env.bin, env.dataDir, logName, (child) => {
+    env.server = child;
+  });
+  mkdirSync(shots, { recursive: true });
+  env.context = await launchBrowser(env.userDataDir);
+}
+
+/** A suite's end: Chromium, the server and the suite's folders go. */
+export async function endSuite(env) {
+  await env.context?.close().catch(() => {});
+  await stopServer(env.server);
+  for (const dir of [env.dataDir, env.userDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 }

@@ -7,7 +7,7 @@
 //   unshare --net sh -c 'ip link set lo up && ROUNDTABLE_BIN=target/debug/roundtable node --test tests/browser/'
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as h from './harness.mjs';
@@ -26,11 +26,6 @@ const env = {
 /** @type {Record<string, import('playwright-core').Page>} */
 const pages = {};
 
-/** The path and fragment of a link the CLI printed; the host is the test server's. @param {string} url */
-const pathOf = (url) => {
-  const u = new URL(url);
-  return u.pathname + u.hash;
-};
 
 const openPage = (label, urlPath) => h.openPage(env.context, env.base, label, urlPath);
 
@@ -79,21 +74,13 @@ describe('moderation and the waiting room in real Chromium', { timeout: TEST_TIM
     // Two seats: the facilitator's (reserved by their invite) and one more.
     const room = h.cli(env.bin, env.dataDir, ['room', 'create', '--title', 'Moderated', '--capacity', '2', '--when-full', 'wait', '--json']);
     for (const key of ['facilitator_url', 'open_url']) assert.ok(room[key], `room create JSON lacks "${key}": ${JSON.stringify(room)}`);
-    env.facilitatorPath = pathOf(room.facilitator_url);
-    env.openPath = pathOf(room.open_url);
+    env.facilitatorPath = h.pathOf(room.facilitator_url);
+    env.openPath = h.pathOf(room.open_url);
     assert.match(env.facilitatorPath, /#invite=./, 'the facilitator link carries its invite in the fragment');
-    env.base = await h.startServer(env.bin, env.dataDir, 'moderation-server.log', (child) => {
-      env.server = child;
-    });
-    mkdirSync(SHOTS, { recursive: true });
-    env.context = await h.launchBrowser(env.userDataDir);
+    await h.startSuite(env, 'moderation-server.log', SHOTS);
   });
 
-  after(async () => {
-    await env.context?.close().catch(() => {});
-    await h.stopServer(env.server);
-    for (const dir of [env.dataDir, env.userDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => h.endSuite(env));
 
   it('seats a facilitator through their invite and a participant through the open link', { timeout: TEST_TIMEOUT }, async () => {
     pages.Fran = await openPage('Fran', env.facilitatorPath);
