@@ -26,6 +26,8 @@ use crate::ws;
 
 mod agenda;
 mod invites;
+mod recording_files;
+mod recordings;
 mod rooms;
 
 /// The web client, embedded so that one binary runs the product.
@@ -126,12 +128,18 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/words.js"),
     ),
     (
+        "recordings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/recordings.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../web-client/style.css"),
     ),
 ];
 const INDEX_HTML: &str = include_str!("../../web-client/index.html");
+const ADMIN_HTML: &str = include_str!("../../web-client/admin.html");
 
 /// The router.
 pub fn app(state: AppState) -> Router {
@@ -139,6 +147,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(index))
+        .route("/admin", get(admin_page))
         .route("/assets/{file}", get(asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -162,6 +171,31 @@ pub fn app(state: AppState) -> Router {
             get(agenda::read).put(agenda::replace),
         )
         .route("/api/admin/media", get(media_report))
+        .route("/api/admin/recordings", get(recordings::list))
+        .route(
+            "/api/admin/recordings/{session}",
+            get(recordings::detail).delete(recordings::delete),
+        )
+        .route(
+            "/api/admin/recordings/{session}/files/{*file}",
+            get(recording_files::serve),
+        )
+        .route(
+            "/api/admin/recordings/{session}/links",
+            post(recording_files::link),
+        )
+        .route(
+            "/api/admin/recordings/{session}/speakers/{participant}",
+            delete(recordings::purge),
+        )
+        .route(
+            "/api/admin/recordings/{session}/mixdown",
+            post(recordings::mixdown),
+        )
+        .route(
+            "/api/recordings/{session}/files/{*file}",
+            get(recording_files::serve_signed),
+        )
         .route(
             "/api/admin/rooms/{room}/participants/{participant}/forwarding",
             post(forwarding),
@@ -182,7 +216,7 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 fn security_headers(state: &AppState) -> [SetResponseHeaderLayer<HeaderValue>; 3] {
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self' {}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+         media-src 'self'; connect-src 'self' {}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         crate::origin::websocket_origin(&state.public_url)
     );
     let csp = HeaderValue::from_str(&csp).expect("an origin is a valid header value");
@@ -221,6 +255,8 @@ pub enum AppError {
     Unavailable(&'static str, String),
     /// 500; the detail is logged, not shown.
     Internal(String),
+    /// 500 with a code: a step that can fail on its own (a rebuild); the detail is logged.
+    Failed(&'static str, String),
 }
 
 impl From<StoreError> for AppError {
@@ -262,6 +298,14 @@ impl IntoResponse for AppError {
                     "not ready; try again".to_string(),
                 )
             }
+            AppError::Failed(code, detail) => {
+                tracing::error!(code, %detail, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code,
+                    "the server could not finish this; see its log".to_string(),
+                )
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 (
@@ -286,6 +330,18 @@ async fn index() -> impl IntoResponse {
             (header::CACHE_CONTROL, "no-cache"),
         ],
         INDEX_HTML,
+    )
+}
+
+/// `GET /admin`: the admin page. It asks for the admin token and keeps it in the tab's
+/// `sessionStorage` only.
+async fn admin_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        ADMIN_HTML,
     )
 }
 

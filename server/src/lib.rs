@@ -125,6 +125,7 @@ impl Server {
             store,
             registry,
             admin_token_hash,
+            link_key: rand::random(),
             public_url,
             origins,
             metrics,

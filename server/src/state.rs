@@ -24,6 +24,8 @@ pub struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) admin_token_hash: [u8; 32],
+    /// Signs links to recordings; drawn at start, so a restart ends every link.
+    pub(crate) link_key: [u8; 32],
     pub(crate) public_url: String,
     pub(crate) origins: AllowedOrigins,
     pub(crate) metrics: Arc<Metrics>,

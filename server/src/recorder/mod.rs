@@ -15,7 +15,9 @@
 //! counts the intervals of one track in one session (a withdrawal and a new consent make a
 //! second file). Audio only in this version: video tracks are not recorded.
 
+pub mod catalog;
 mod cut_off;
+pub mod finalize;
 mod ogg;
 
 pub use cut_off::finish_cut_off;
@@ -261,7 +263,7 @@ impl Files {
 
 /// Whether `id` is one of the server's ids, and so safe as a file name: ASCII letters,
 /// digits, `-` and `_`, at most 128 of them.
-fn is_id(id: &str) -> bool {
+pub(crate) fn is_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()

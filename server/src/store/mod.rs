@@ -223,6 +223,16 @@ pub trait Store: Send + Sync + 'static {
     }
     /// A room's recording sessions, oldest first.
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>>;
+    /// Every recording session, or one room's, newest first: for the admin.
+    async fn list_recording_sessions(
+        &self,
+        room_id: Option<&str>,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// One recording session.
+    async fn recording_session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Delete a recording session's row (its files are the caller's). The consent ledger
+    /// keeps its entries. `false` if there was no such session.
+    async fn delete_recording_session(&self, id: &str) -> StoreResult<bool>;
     /// Append to a room's consent ledger (the entry names its room).
     async fn append_consent(&self, entry: &ConsentEntry) -> StoreResult<()>;
     /// A room's consent ledger, oldest first.

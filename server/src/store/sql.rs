@@ -480,6 +480,43 @@ where
         Ok(rows.into_iter().map(SessionRecord::from).collect())
     }
 
+    async fn list_recording_sessions(
+        &self,
+        room_id: Option<&str>,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM recording_sessions WHERE ($1 IS NULL OR room_id = $1) \
+             ORDER BY started_at DESC, id DESC"
+        ))
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(SessionRecord::from).collect())
+    }
+
+    async fn recording_session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        let row: Option<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM recording_sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SessionRecord::from))
+    }
+
+    async fn delete_recording_session(&self, id: &str) -> StoreResult<bool> {
+        let found: Option<String> =
+            sqlx::query_scalar("DELETE FROM recording_sessions WHERE id = $1 RETURNING id")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     async fn append_consent(&self, entry: &ConsentEntry) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO consent_ledger (room_id, session_id, participant, name, invite, \

@@ -1,0 +1,188 @@
+//! Serving a recording's file: to the admin token, or through a signed link.
+//!
+//! A media element cannot send an `Authorization` header, and the admin token must never
+//! sit in a URL (it would reach logs and history). So the admin page asks for a signed
+//! link (`POST /api/admin/recordings/{session}/links`, admin token) and plays that: a
+//! link names one file and an expiry, signed with HMAC-SHA256 under a key the server
+//! draws at random when it starts. Nothing stored (not even the database) can forge one,
+//! a link dies with its expiry or a restart, and it opens that one file only.
+//!
+//! Files are served by tower-http's `ServeFile`: ranges (`206`, `416`), `HEAD`,
+//! `Last-Modified`, with the content type the catalog gives.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use super::recordings::{checked_id, existing_session};
+use super::{AppError, json_body, require_admin};
+use crate::recorder::catalog::{self, Recording};
+use crate::state::AppState;
+
+/// How long a signed link opens its file: longer than the longest Skill Share, so a
+/// recording plays to its end; the page asks for a fresh one at each play.
+pub const LINK_TTL_MS: i64 = 2 * 60 * 60 * 1000;
+
+impl AppState {
+    /// The signed link to `file` of `session`, valid until `expires_at` (Unix ms): a path
+    /// and query on this server.
+    pub fn recording_link(&self, session: &str, file: &str, expires_at: i64) -> String {
+        let sig = hex::encode(
+            self.link_mac(session, file, expires_at)
+                .finalize()
+                .into_bytes(),
+        );
+        format!("/api/recordings/{session}/files/{file}?expires={expires_at}&sig={sig}")
+    }
+
+    fn link_mac(&self, session: &str, file: &str, expires_at: i64) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.link_key).expect("HMAC takes any key length");
+        mac.update(format!("{session}/{file}/{expires_at}").as_bytes());
+        mac
+    }
+}
+
+/// `400 invalid_id` unless `id` has a file id's shape.
+fn checked_file_id(id: &str) -> Result<&str, AppError> {
+    if catalog::is_file_id(id) {
+        Ok(id)
+    } else {
+        Err(AppError::Invalid(
+            "invalid_id",
+            "a file id is 32 hex digits; never a path".into(),
+        ))
+    }
+}
+
+/// The file `id` of `session`, or `404 file_not_found`.
+async fn existing_file(state: &AppState, session: &str, id: &str) -> Result<Recording, AppError> {
+    let files = super::recordings::files_of(state, session, false).await?;
+    files
+        .into_iter()
+        .map(|(f, _)| f)
+        .find(|f| f.id == id)
+        .ok_or_else(|| AppError::NotFound("file_not_found", format!("no file `{id}`")))
+}
+
+#[derive(Deserialize)]
+pub(super) struct FileQuery {
+    /// `1`: as an attachment, to save.
+    download: Option<String>,
+}
+
+/// `GET /api/admin/recordings/{session}/files/{file}` (admin token). The file segment is
+/// a catch-all, so that a path in its place is refused as `invalid_id`, not routed away.
+pub(super) async fn serve(
+    State(state): State<AppState>,
+    Path((session, file)): Path<(String, String)>,
+    Query(query): Query<FileQuery>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, AppError> {
+    require_admin(&state, &headers)?;
+    checked_id(&session)?;
+    let file = checked_file_id(&file)?;
+    let session = existing_session(&state, &session).await?;
+    let found = existing_file(&state, &session.id, file).await?;
+    send(found, query.download.as_deref() == Some("1"), request).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignedQuery {
+    expires: Option<i64>,
+    sig: Option<String>,
+    download: Option<String>,
+}
+
+/// `GET /api/recordings/{session}/files/{file}?expires=&sig=[&download=1]`: a signed link.
+/// `403 link_invalid` for a missing or wrong signature, `403 link_expired` after its time.
+pub(super) async fn serve_signed(
+    State(state): State<AppState>,
+    Path((session, file)): Path<(String, String)>,
+    query: Result<Query<SignedQuery>, QueryRejection>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let session = checked_id(&session)?;
+    let file = checked_file_id(&file)?;
+    let invalid = || AppError::Forbidden("link_invalid", "this link is not one we signed".into());
+    let Ok(Query(query)) = query else {
+        return Err(invalid());
+    };
+    let (Some(expires), Some(sig)) = (query.expires, query.sig.as_deref()) else {
+        return Err(invalid());
+    };
+    let sig = hex::decode(sig).map_err(|_| invalid())?;
+    state
+        .link_mac(session, file, expires)
+        .verify_slice(&sig)
+        .map_err(|_| invalid())?;
+    if expires <= crate::room::now().unix_ms {
+        return Err(AppError::Forbidden(
+            "link_expired",
+            "this link has expired; ask for a new one".into(),
+        ));
+    }
+    let session = existing_session(&state, session).await?;
+    let found = existing_file(&state, &session.id, file).await?;
+    send(found, query.download.as_deref() == Some("1"), request).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinkRequest {
+    file: String,
+}
+
+/// `POST /api/admin/recordings/{session}/links` `{"file": ID}`: signed links to play and
+/// to download one file, valid for [`LINK_TTL_MS`].
+pub(super) async fn link(
+    State(state): State<AppState>,
+    Path(session): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<LinkRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    require_admin(&state, &headers)?;
+    let body = json_body(body)?;
+    let file = checked_file_id(&body.file)?;
+    let session = existing_session(&state, &session).await?;
+    existing_file(&state, &session.id, file).await?;
+    let expires_at = crate::room::now().unix_ms + LINK_TTL_MS;
+    let url = state.recording_link(&session.id, file, expires_at);
+    Ok(Json(json!({
+        "download_url": format!("{url}&download=1"),
+        "url": url,
+        "expires_at": expires_at,
+    })))
+}
+
+/// The file, with ranges, its content type, and `Content-Disposition`.
+async fn send(found: Recording, download: bool, request: Request) -> Result<Response, AppError> {
+    let mime: mime::Mime = found
+        .content_type
+        .parse()
+        .map_err(|_| AppError::Internal(format!("bad content type {}", found.content_type)))?;
+    let served = ServeFile::new_with_mime(&found.path, &mime)
+        .oneshot(request)
+        .await
+        .map_err(|e| AppError::Internal(format!("{}: {e}", found.path.display())))?;
+    let mut response = served.map(Body::new);
+    let disposition = if download { "attachment" } else { "inline" };
+    // The name is made of ids only, so it needs no quoting beyond the quotes.
+    let value = format!("{disposition}; filename=\"{}\"", found.file_name);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
