@@ -10,6 +10,7 @@ use crate::common::{ADMIN_TOKEN, TestServer};
 
 mod agenda;
 mod invites;
+mod recordings;
 
 pub(crate) async fn call(
     server: &TestServer,
