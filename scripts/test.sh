@@ -14,6 +14,8 @@ command -v unshare >/dev/null || missing+=(util-linux)
 command -v npm >/dev/null || missing+=(npm)
 command -v pg_isready >/dev/null || missing+=(postgresql-client)
 command -v chattr >/dev/null || missing+=(e2fsprogs)
+# The admin page's browser test lays down a finished recording session's rows with it.
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -q

@@ -33,6 +33,11 @@ mod rooms;
 /// The web client, embedded so that one binary runs the product.
 const ASSETS: &[(&str, &str, &str)] = &[
     (
+        "admin.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/admin.css"),
+    ),
+    (
         "agenda-editor.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/agenda-editor.js"),
