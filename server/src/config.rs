@@ -12,8 +12,10 @@ use signaling::wire::IceServer;
 
 use crate::limits::{LimitFile, LimitOpts, Limits};
 
+mod recordings;
 mod room;
 
+pub use recordings::RecordingsCommand;
 pub use room::{AgendaArgs, CreateArgs, InviteArgs, NewPlan, RoomCommand, UpdateArgs};
 
 /// The `roundtable` command line.
@@ -95,6 +97,13 @@ pub enum Command {
         /// What to do with rooms.
         #[command(subcommand)]
         command: RoomCommand,
+    },
+    /// List, show, delete recording sessions and purge speakers, directly on the database
+    /// and the recordings folder.
+    Recordings {
+        /// What to do with recordings.
+        #[command(subcommand)]
+        command: RecordingsCommand,
     },
 }
 

@@ -15,6 +15,7 @@ pub mod origin;
 pub mod outbox;
 pub mod peers;
 pub mod recorder;
+pub mod recordings;
 pub mod room;
 pub mod rooms;
 pub mod state;

@@ -3,8 +3,11 @@
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use roundtable::agendas::{self, AgendaReport};
-use roundtable::config::{AgendaArgs, Cli, Command, Config, NewPlan, RoomCommand, log_filter};
+use roundtable::config::{
+    AgendaArgs, Cli, Command, Config, NewPlan, RecordingsCommand, RoomCommand, log_filter,
+};
 use roundtable::invites::{self, InviteState, InviteView, Minted};
+use roundtable::recordings::{self, SessionDetail, SessionSummary};
 use roundtable::room::now;
 use roundtable::rooms::{CreatedRoom, create_room};
 use roundtable::store::{AuditEntry, InviteRecord, RoomRecord, Store};
@@ -26,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Room { command } => room_command(config, command).await,
+        Command::Recordings { command } => recordings_command(config, command).await,
     }
 }
 
@@ -250,6 +254,104 @@ fn print_audit(entries: &[AuditEntry], json: bool) -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+async fn recordings_command(config: Config, command: RecordingsCommand) -> anyhow::Result<()> {
+    let store = store::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", store::redacted(&config.database_url)))?;
+    let (store, dir) = (store.as_ref(), config.recordings_dir.as_path());
+    match command {
+        RecordingsCommand::List { room, json } => {
+            let sessions = recordings::list(store, dir, room.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&sessions)?);
+            } else {
+                sessions
+                    .iter()
+                    .for_each(|s| println!("{}", session_line(s)));
+            }
+        }
+        RecordingsCommand::Show { session, json } => {
+            let detail = recordings::detail(store, dir, &session).await?;
+            if json {
+                println!("{}", serde_json::to_string(&detail)?);
+            } else {
+                print_session(&detail);
+            }
+        }
+        RecordingsCommand::Delete { session } => {
+            let deleted = recordings::delete(store, dir, &session).await?;
+            println!(
+                "deleted session {} and its {} files; the consent ledger keeps its entries",
+                deleted.deleted, deleted.files
+            );
+        }
+        RecordingsCommand::Purge {
+            session,
+            participant,
+        } => {
+            let purged = recordings::purge(store, dir, &session, &participant).await?;
+            let ledger = if purged.withdrawal_recorded {
+                "their withdrawal is now in the ledger"
+            } else {
+                "the ledger already showed their withdrawal"
+            };
+            println!(
+                "purged {} from session {}: {} files deleted, the mixdown rebuilt; {ledger}",
+                purged.participant, purged.session, purged.files
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One session in a line: id, room, start, end, totals.
+fn session_line(s: &SessionSummary) -> String {
+    let end = match (s.ended_at, s.cut_off) {
+        (None, _) => "recording".to_string(),
+        (Some(at), true) => format!("{} (cut off)", invites::utc(at)),
+        (Some(at), false) => invites::utc(at),
+    };
+    format!(
+        "{}	room {}	{} to {end}	{} speakers, {} files, {} bytes",
+        s.id,
+        s.room,
+        invites::utc(s.started_at),
+        s.totals.speakers,
+        s.totals.files,
+        s.totals.bytes
+    )
+}
+
+fn print_session(detail: &SessionDetail) {
+    println!("{}", session_line(&detail.session));
+    println!("files:");
+    for f in &detail.files {
+        let who = match (&f.speaker, &f.speaker_name) {
+            (Some(id), name) => format!("{} ({id})", name.as_deref().unwrap_or("?")),
+            (None, _) => "-".to_string(),
+        };
+        let length = f
+            .duration_ms
+            .map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        let kind = serde_json::to_value(f.kind).unwrap_or_default();
+        let kind = kind.as_str().unwrap_or("?");
+        println!(
+            "  {}	{kind}	{who}	{length}	{} bytes	{}",
+            f.id, f.size, f.file_name
+        );
+    }
+    println!("consent ledger:");
+    for e in &detail.ledger {
+        let what = if e.granted { "granted" } else { "withdrew" };
+        println!(
+            "  {}	{} ({})	{what}",
+            invites::utc(e.ts),
+            e.name,
+            e.participant
+        );
+    }
 }
 
 /// A room's rules in a few words.

@@ -23,9 +23,10 @@ use sha2::Sha256;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use super::recordings::{checked_id, existing_session};
+use super::recordings::folder;
 use super::{AppError, json_body, require_admin};
-use crate::recorder::catalog::{self, Recording};
+use crate::recorder::catalog::Recording;
+use crate::recordings::{self, checked_file_id, checked_id};
 use crate::state::AppState;
 
 /// How long a signed link opens its file: longer than the longest Skill Share, so a
@@ -52,26 +53,9 @@ impl AppState {
     }
 }
 
-/// `400 invalid_id` unless `id` has a file id's shape.
-fn checked_file_id(id: &str) -> Result<&str, AppError> {
-    if catalog::is_file_id(id) {
-        Ok(id)
-    } else {
-        Err(AppError::Invalid(
-            "invalid_id",
-            "a file id is 32 hex digits; never a path".into(),
-        ))
-    }
-}
-
-/// The file `id` of `session`, or `404 file_not_found`.
+/// The file `id` of `session`: both checked, then found by scanning the session's folder.
 async fn existing_file(state: &AppState, session: &str, id: &str) -> Result<Recording, AppError> {
-    let files = super::recordings::files_of(state, session, false).await?;
-    files
-        .into_iter()
-        .map(|(f, _)| f)
-        .find(|f| f.id == id)
-        .ok_or_else(|| AppError::NotFound("file_not_found", format!("no file `{id}`")))
+    Ok(recordings::file(state.store.as_ref(), &folder(state), session, id).await?)
 }
 
 #[derive(Deserialize)]
@@ -85,15 +69,13 @@ pub(super) struct FileQuery {
 pub(super) async fn serve(
     State(state): State<AppState>,
     Path((session, file)): Path<(String, String)>,
-    Query(query): Query<FileQuery>,
+    query: Result<Query<FileQuery>, QueryRejection>,
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, AppError> {
     require_admin(&state, &headers)?;
-    checked_id(&session)?;
-    let file = checked_file_id(&file)?;
-    let session = existing_session(&state, &session).await?;
-    let found = existing_file(&state, &session.id, file).await?;
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let found = existing_file(&state, &session, &file).await?;
     send(found, query.download.as_deref() == Some("1"), request).await
 }
 
@@ -113,7 +95,7 @@ pub(super) async fn serve_signed(
     request: Request,
 ) -> Result<Response, AppError> {
     let session = checked_id(&session)?;
-    let file = checked_file_id(&file)?;
+    let file = checked_file_id(file.as_str())?;
     let invalid = || AppError::Forbidden("link_invalid", "this link is not one we signed".into());
     let Ok(Query(query)) = query else {
         return Err(invalid());
@@ -132,8 +114,7 @@ pub(super) async fn serve_signed(
             "this link has expired; ask for a new one".into(),
         ));
     }
-    let session = existing_session(&state, session).await?;
-    let found = existing_file(&state, &session.id, file).await?;
+    let found = existing_file(&state, session, file).await?;
     send(found, query.download.as_deref() == Some("1"), request).await
 }
 
@@ -153,11 +134,9 @@ pub(super) async fn link(
 ) -> Result<impl IntoResponse, AppError> {
     require_admin(&state, &headers)?;
     let body = json_body(body)?;
-    let file = checked_file_id(&body.file)?;
-    let session = existing_session(&state, &session).await?;
-    existing_file(&state, &session.id, file).await?;
+    let found = existing_file(&state, &session, &body.file).await?;
     let expires_at = crate::room::now().unix_ms + LINK_TTL_MS;
-    let url = state.recording_link(&session.id, file, expires_at);
+    let url = state.recording_link(&session, &found.id, expires_at);
     Ok(Json(json!({
         "download_url": format!("{url}&download=1"),
         "url": url,

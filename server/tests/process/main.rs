@@ -5,5 +5,6 @@
 
 mod bin;
 mod crash;
+mod recordings_cli;
 mod startup;
 mod storage;
