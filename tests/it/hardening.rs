@@ -26,6 +26,8 @@ async fn every_route_sends_the_security_headers() -> anyhow::Result<()> {
     let routes = [
         ("/", StatusCode::OK),
         ("/r/x", StatusCode::OK),
+        ("/admin", StatusCode::OK),
+        ("/api/admin/recordings", StatusCode::UNAUTHORIZED),
         ("/assets/app.js", StatusCode::OK),
         ("/api/rooms", StatusCode::UNAUTHORIZED),
         ("/healthz", StatusCode::OK),
@@ -53,6 +55,7 @@ async fn every_route_sends_the_security_headers() -> anyhow::Result<()> {
             "style-src 'self'",
             own_ws.as_str(),
             "frame-ancestors 'none'",
+            "media-src 'self'",
         ] {
             let found = csp.split(';').any(|d| d.trim() == directive);
             assert!(found, "{path}: `{directive}` missing from `{csp}`");

@@ -172,6 +172,9 @@ async fn the_web_client_is_served_from_the_binary() -> anyhow::Result<()> {
         ("/r/anything", "<html"),
         ("/assets/app.js", "import"),
         ("/assets/style.css", "{"),
+        ("/admin", "Admin token"),
+        ("/assets/recordings.js", "sessionStorage"),
+        ("/assets/admin.css", "{"),
     ] {
         let (status, body) = call(&server, Request::get(path).body(Body::empty())?).await?;
         assert_eq!(status, StatusCode::OK, "{path}");
