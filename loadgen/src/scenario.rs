@@ -139,6 +139,7 @@ impl Scenario {
             video: (index < self.video_publishers).then(|| self.video_plan()),
             video_codec: Default::default(),
             set: 0,
+            audio_payloads: None,
         }
     }
 

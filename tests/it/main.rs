@@ -14,6 +14,7 @@ mod observability;
 mod offer_order;
 mod pg;
 mod record;
+mod record_mix;
 mod room_flow;
 mod sdp;
 mod store;

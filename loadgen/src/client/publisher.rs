@@ -84,6 +84,10 @@ pub struct PublishPlan {
     /// Tells this plan's tracks from an earlier plan's on the same connection: added to
     /// their SSRCs and written into their track ids (0 for a client's first plan).
     pub set: u32,
+    /// Opus packets for the audio track to send in turn, instead of synthetic payloads: a
+    /// real encoder's output, for tests that decode what the server recorded. The counter is
+    /// then only in the sequence number.
+    pub audio_payloads: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 impl PublishPlan {
@@ -102,6 +106,7 @@ impl PublishPlan {
             video: Some(fixed(10, 1000, u64::from(video_packets))),
             video_codec: VideoCodec::Vp8,
             set: 0,
+            audio_payloads: None,
         }
     }
 }
@@ -109,6 +114,7 @@ impl PublishPlan {
 /// One track added to a publishing peer connection, waiting for its negotiation.
 struct Added {
     plan: TrackPlan,
+    payloads: Option<Arc<Vec<Vec<u8>>>>,
     kind: MediaKind,
     mime: &'static str,
     ssrc: u32,
@@ -143,6 +149,7 @@ impl Tracks {
                 .context("transceiver without sender")?;
             added.push(Added {
                 plan: spec.plan,
+                payloads: spec.payloads,
                 kind: spec.kind,
                 mime: spec.mime,
                 ssrc: spec.ssrc,
@@ -171,6 +178,7 @@ impl Tracks {
                 clock_rate: clock_rate(a.kind),
                 sent: sent.clone(),
                 keyframe_wanted: keyframe_wanted.clone(),
+                payloads: a.payloads,
             };
             let requests =
                 answer_keyframe_requests(a.track, a.kind, media.clone(), keyframe_wanted);
@@ -184,6 +192,7 @@ impl Tracks {
 /// One send-only track of a [`PublishPlan`], before it is added to a peer connection.
 pub(crate) struct TrackSpec {
     pub(crate) plan: TrackPlan,
+    pub(crate) payloads: Option<Arc<Vec<Vec<u8>>>>,
     pub(crate) kind: MediaKind,
     pub(crate) mime: &'static str,
     pub(crate) ssrc: u32,
@@ -196,6 +205,7 @@ impl TrackSpec {
     pub(crate) fn all(stream_id: &str, plan: PublishPlan) -> Vec<TrackSpec> {
         let (video_mime, video_fmtp) = plan.video_codec.mime_and_fmtp();
         let set = plan.set;
+        let audio_payloads = plan.audio_payloads;
         let tracks = [
             (plan.audio, MediaKind::Audio, "audio/opus", "", 0x1000_0001),
             (
@@ -212,8 +222,13 @@ impl TrackSpec {
                 let plan = track_plan?;
                 let ssrc = ssrc + set * 16;
                 let (track, init) = track_and_init(stream_id, kind, (mime, fmtp), ssrc, set);
+                let payloads = match kind {
+                    MediaKind::Audio => audio_payloads.clone(),
+                    MediaKind::Video => None,
+                };
                 Some(TrackSpec {
                     plan,
+                    payloads,
                     kind,
                     mime,
                     ssrc,
@@ -287,6 +302,8 @@ struct Output {
     pub sent: Arc<AtomicU64>,
     /// Set when a keyframe request arrived; the next tick sends a keyframe.
     pub keyframe_wanted: Arc<AtomicBool>,
+    /// Payloads to send in turn instead of synthetic ones.
+    pub payloads: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 /// Send `plan` on `out`, paced by a tokio interval. A late tick is skipped rather than caught
@@ -300,7 +317,11 @@ async fn send_paced(out: Output, plan: TrackPlan) {
         let now = tick.tick().await.into_std();
         let wanted = out.keyframe_wanted.swap(false, Ordering::Relaxed);
         for (counter, timestamp, size) in schedule.tick(now, wanted) {
-            let packet = rtp_packet(out.ssrc, out.payload_type, counter, timestamp, size);
+            let mut packet = rtp_packet(out.ssrc, out.payload_type, counter, timestamp, size);
+            if let Some(payloads) = out.payloads.as_ref().filter(|p| !p.is_empty()) {
+                let at = usize::try_from(counter).unwrap_or(0) % payloads.len();
+                packet.payload = Bytes::from(payloads[at].clone());
+            }
             // A write fails only once the connection is closing; the run is ending then.
             if out.track.write_rtp(packet).await.is_err() {
                 return;

@@ -15,17 +15,21 @@
 //! counts the intervals of one track in one session (a withdrawal and a new consent make a
 //! second file). Audio only in this version: video tracks are not recorded.
 
+pub mod chapters;
 mod cut_off;
-mod ogg;
+pub mod finalize;
+pub mod mixdown;
+pub mod ogg;
 
 pub use cut_off::finish_cut_off;
+pub use finalize::finalize_session;
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::media::{RecordTap, RecordedPacket, TrackKey};
 
@@ -60,9 +64,12 @@ enum Control {
     Close {
         key: TrackKey,
     },
+    /// Answered once everything sent before it is done.
+    Sync(oneshot::Sender<()>),
 }
 
-/// The recorder, as room tasks see it. Every method returns at once.
+/// The recorder, as room tasks see it. Every method but [`Recorder::sync`] returns at once.
+#[derive(Clone)]
 pub struct Recorder {
     control: mpsc::UnboundedSender<Control>,
     finished: watch::Receiver<u64>,
@@ -80,6 +87,7 @@ impl Recorder {
         let files = Files {
             dir: dir.clone(),
             open: HashMap::new(),
+            clock: Clock::new(),
             next_serial: 1,
             finished: finished_tx,
         };
@@ -116,6 +124,15 @@ impl Recorder {
         let _ = self.control.send(Control::Close { key });
     }
 
+    /// Wait until every `open` and `close` sent before is carried out: the files closed
+    /// by then are finished on disk.
+    pub async fn sync(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.control.send(Control::Sync(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// The recordings folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -132,6 +149,7 @@ impl Recorder {
 struct Files {
     dir: PathBuf,
     open: HashMap<TrackKey, Open>,
+    clock: Clock,
     next_serial: u32,
     finished: watch::Sender<u64>,
 }
@@ -191,6 +209,9 @@ impl Files {
                 }
             }
             Control::Close { key } => self.close(key),
+            Control::Sync(done) => {
+                let _ = done.send(());
+            }
         }
     }
 
@@ -226,7 +247,8 @@ impl Files {
         if packet.arrived < open.from {
             return;
         }
-        if let Err(e) = open.file.write(packet.timestamp, &packet.payload) {
+        let at = self.clock.unix_ms(packet.arrived);
+        if let Err(e) = open.file.write(at, packet.timestamp, &packet.payload) {
             tracing::error!(path = %open.path.display(), %e, "recording: write failed; the file ends here");
             self.close(packet.track);
         }
@@ -259,9 +281,37 @@ impl Files {
     }
 }
 
+/// Turns the engine's instants into Unix ms, from one reading of both clocks.
+struct Clock {
+    base: Instant,
+    base_ms: i64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Clock {
+            base: Instant::now(),
+            base_ms,
+        }
+    }
+
+    fn unix_ms(&self, at: Instant) -> i64 {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match at.checked_duration_since(self.base) {
+            Some(after) => self.base_ms.saturating_add(ms(after)),
+            None => self
+                .base_ms
+                .saturating_sub(ms(self.base.duration_since(at))),
+        }
+    }
+}
+
 /// Whether `id` is one of the server's ids, and so safe as a file name: ASCII letters,
 /// digits, `-` and `_`, at most 128 of them.
-fn is_id(id: &str) -> bool {
+pub fn is_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()

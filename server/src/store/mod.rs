@@ -221,6 +221,8 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
         self.finish_session(id, ended_at, true).await
     }
+    /// One recording session, if it exists.
+    async fn recording_session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// A room's recording sessions, oldest first.
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Append to a room's consent ledger (the entry names its room).

@@ -480,6 +480,18 @@ where
         Ok(rows.into_iter().map(SessionRecord::from).collect())
     }
 
+    async fn recording_session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        let row: Option<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM recording_sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SessionRecord::from))
+    }
+
     async fn append_consent(&self, entry: &ConsentEntry) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO consent_ledger (room_id, session_id, participant, name, invite, \
