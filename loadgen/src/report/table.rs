@@ -81,6 +81,12 @@ impl Report {
             ClientKind::Sansio => "sans-IO peers, one task per participant",
         };
         rows.push(("loadgen client", client.into()));
+        if self.record {
+            rows.push((
+                "recording",
+                "every participant consents; recording on".into(),
+            ));
+        }
         rows.push(("loadgen CPU", cpu(&self.loadgen)));
         rows.push(("loadgen memory", memory(&self.loadgen)));
         rows
