@@ -14,6 +14,7 @@ mod observability;
 mod offer_order;
 mod pg;
 mod record;
+mod record_video;
 mod room_flow;
 mod sdp;
 mod store;
