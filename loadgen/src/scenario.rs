@@ -135,6 +135,7 @@ impl Scenario {
                 max_bytes: audio.max_bytes.max(audio.min_bytes),
                 keyframes: None,
                 packets: None,
+                vp8_framing: false,
             }),
             video: (index < self.video_publishers).then(|| self.video_plan()),
             video_codec: Default::default(),
@@ -156,6 +157,7 @@ impl Scenario {
                 extra_packets: video.keyframe_extra_packets,
             }),
             packets: None,
+            vp8_framing: false,
         }
     }
 }

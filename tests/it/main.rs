@@ -15,6 +15,7 @@ mod offer_order;
 mod pg;
 mod record;
 mod record_mix;
+mod record_video;
 mod room_flow;
 mod sdp;
 mod store;

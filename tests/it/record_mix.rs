@@ -51,6 +51,7 @@ pub(crate) async fn sing(client: &mut Client, set: u32, hz: f32) -> anyhow::Resu
             max_bytes: 80,
             keyframes: None,
             packets: Some(1500),
+            vp8_framing: false,
         }),
         video: None,
         set,

@@ -140,6 +140,7 @@ mod tests {
         let report = Collected {
             scenario: Scenario::new("empty", 1, 1, 0),
             client: ClientKind::Webrtc,
+            record: false,
             joined: 0,
             failed_joins: 1,
             incomplete: 0,

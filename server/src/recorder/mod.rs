@@ -11,15 +11,20 @@
 //! before its file was opened (a late packet of an earlier consent). Nothing of a track
 //! reaches the disk outside an interval its room opened.
 //!
-//! Files: `{dir}/{session}/{participant}/{track}-{n}.opus`, all ids the server made; `n`
-//! counts the intervals of one track in one session (a withdrawal and a new consent make a
-//! second file). Audio only in this version: video tracks are not recorded.
+//! Files: `{dir}/{session}/{participant}/{track}-{n}.opus` for audio (Ogg Opus, [`ogg`]) and
+//! `{track}-{n}.webm` for video (WebM of VP8, [`webm`]), all ids the server made; `n` counts
+//! the intervals of one track in one session (a withdrawal and a new consent make a second
+//! file). A video file is created at its first keyframe, so an interval with none leaves no
+//! file.
 
 pub mod chapters;
 mod cut_off;
 pub mod finalize;
 pub mod mixdown;
 pub mod ogg;
+mod track_file;
+mod vp8;
+mod webm;
 
 pub use cut_off::finish_cut_off;
 pub use finalize::finalize_session;
@@ -29,11 +34,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use signaling::wire::MediaKind;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::media::{RecordTap, RecordedPacket, TrackKey};
 
 pub use self::ogg::OpusFile;
+use self::track_file::TrackFile;
 
 /// Recorded packets the queue from the media loop holds: two seconds of 40 speakers' audio
 /// (50 packets a second each). A recorder that falls further behind than that loses packets,
@@ -52,6 +59,8 @@ pub struct FileSpec {
     pub participant: String,
     /// The track.
     pub track: String,
+    /// Its kind: audio goes to Ogg Opus, video to WebM.
+    pub kind: MediaKind,
 }
 
 enum Control {
@@ -155,7 +164,7 @@ struct Files {
 }
 
 struct Open {
-    file: OpusFile,
+    file: TrackFile,
     from: Instant,
     path: PathBuf,
 }
@@ -215,8 +224,8 @@ impl Files {
         }
     }
 
-    /// A new file for `spec`: the first free `{track}-{n}.opus` in its folder.
-    fn create(&mut self, spec: &FileSpec) -> io::Result<(OpusFile, PathBuf)> {
+    /// A new file for `spec`: the first free `{track}-{n}.{opus,webm}` in its folder.
+    fn create(&mut self, spec: &FileSpec) -> io::Result<(TrackFile, PathBuf)> {
         for id in [&spec.session, &spec.participant, &spec.track] {
             if !is_id(id) {
                 return Err(io::Error::new(
@@ -230,8 +239,9 @@ impl Files {
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
         for n in 1u32.. {
-            let path = folder.join(format!("{}-{n}.opus", spec.track));
-            match OpusFile::create(&path, serial) {
+            let ext = TrackFile::extension(spec.kind);
+            let path = folder.join(format!("{}-{n}.{ext}", spec.track));
+            match TrackFile::create(spec.kind, &path, serial) {
                 Ok(file) => return Ok((file, path)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -248,7 +258,7 @@ impl Files {
             return;
         }
         let at = self.clock.unix_ms(packet.arrived);
-        if let Err(e) = open.file.write(at, packet.timestamp, &packet.payload) {
+        if let Err(e) = open.file.write(packet, at) {
             tracing::error!(path = %open.path.display(), %e, "recording: write failed; the file ends here");
             self.close(packet.track);
         }
