@@ -4,7 +4,8 @@
  * with `join`; in the call it sends `consent`), and while the room records, a banner that
  * names whom it records and says whether we are among them. Tiles and the People list mark
  * each recorded person ({@link isRecorded}). Facilitators: Start recording and Stop recording,
- * with "Record presentations only", in the People panel.
+ * with "Record presentations only", in the Agenda panel, under the agenda's own controls:
+ * the panel a facilitator's page opens on.
  *
  * The server decides who is recorded. This module draws `recording` as it comes, and our
  * own consent as the roster says; a click only asks.
@@ -150,8 +151,7 @@ function renderControls() {
   if (view.on) only.checked = view.presentation_only;
   const publishing = rec.roster.filter((p) => p.role !== 'observer');
   const agree = publishing.filter((p) => p.consent).length;
-  $('rec-summary').textContent = `Agree to be recorded: ${agree} of ${publishing.length}.`
-    + (view.on ? '' : ' Only they will be.');
+  $('rec-summary').textContent = `Agree to be recorded: ${agree} of ${publishing.length}.`;
 }
 
 // ---- wiring -------------------------------------------------------------------------------

@@ -48,8 +48,8 @@ describe('recording controls in the page (scripted server)', { timeout: 120_000 
     assert.equal(await recordMe(page).getAttribute('aria-checked'), 'true');
     assert.equal(await banner(page).count(), 0, 'no banner while nothing is recorded');
 
-    await page.getByRole('button', { name: 'People' }).click();
-    const panel = page.getByRole('complementary', { name: 'People' });
+    const panel = page.getByRole('complementary', { name: 'Agenda' });
+    const people = page.getByRole('complementary', { name: 'People' });
     await panel.getByText('Agree to be recorded: 1 of 2.').waitFor({ timeout: WAIT });
     await panel.getByRole('checkbox', { name: 'Record presentations only' }).check();
     await panel.getByRole('button', { name: 'Start recording' }).click();
@@ -68,9 +68,11 @@ describe('recording controls in the page (scripted server)', { timeout: 120_000 
     await banner(page).filter({ hasText: /^Recording: Fran Okafor$/ }).waitFor({ timeout: WAIT });
     assert.equal(await page.locator('#rec-self').innerText(), 'You are recorded');
     await page.locator('[data-participant-id="p1"]').getByRole('img', { name: 'Recorded' }).waitFor({ timeout: WAIT });
-    await panel.getByRole('listitem').filter({ hasText: 'Fran Okafor' }).getByRole('img', { name: 'Recorded' }).waitFor({ timeout: WAIT });
-    assert.equal(await panel.getByRole('listitem').filter({ hasText: 'Pat Rivera' }).getByRole('img').count(), 0, 'Pat has no mark');
     await shoot(page, 'record-ui-presentations');
+    await page.getByRole('button', { name: 'People' }).click();
+    await people.getByRole('listitem').filter({ hasText: 'Fran Okafor' }).getByRole('img', { name: 'Recorded' }).waitFor({ timeout: WAIT });
+    assert.equal(await people.getByRole('listitem').filter({ hasText: 'Pat Rivera' }).getByRole('img').count(), 0, 'Pat has no mark');
+    await page.getByRole('button', { name: 'Agenda', exact: true }).click();
 
     // Stop; a second stop from another facilitator's page would be refused: words, not a code.
     await panel.getByRole('button', { name: 'Stop recording' }).click();
@@ -97,6 +99,8 @@ describe('recording controls in the page (scripted server)', { timeout: 120_000 
     assert.equal(join.consent, undefined, 'no consent unless given');
     await banner(page).filter({ hasText: /^Recording: Fran Okafor$/ }).waitFor({ timeout: WAIT });
     assert.equal(await page.locator('#rec-self').innerText(), 'You are not recorded');
+    await page.getByRole('button', { name: 'Agenda', exact: true }).click();
+    await page.getByRole('complementary', { name: 'Agenda' }).waitFor({ timeout: WAIT });
     assert.equal(await page.getByRole('button', { name: 'Start recording' }).count(), 0, 'only facilitators start');
 
     const toggle = recordMe(page);
