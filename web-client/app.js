@@ -15,7 +15,7 @@
  * clock, state.js what the screens share, words.js what the page says about roles, segments
  * and error codes, ui.js the DOM helpers.
  *
- * A new screen (the consent one to come) gets its markup in index.html
+ * A new screen gets its markup in index.html
  * as a `.screen` element, its id in SCREENS (ui.js), a module of its own that exports what
  * shows it and a `wire…()` for its controls, and its routes below: the connection events it
  * shows in `connHandlers`, its `wire…()` call in `wire()`. Every module must also be listed in
