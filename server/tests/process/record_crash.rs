@@ -312,6 +312,7 @@ fn read_pages(bytes: &[u8]) -> anyhow::Result<Pages> {
 }
 
 /// The (counter, send time) of each audio packet of an Ogg Opus file, after its headers.
+/// Empty Opus frames that fill gaps in time (one byte each) are left out.
 fn audio_of(pages: &Pages) -> anyhow::Result<Vec<(u64, u64)>> {
     let [head, tags, audio @ ..] = &pages.packets[..] else {
         bail!("no Opus headers");
@@ -324,16 +325,18 @@ fn audio_of(pages: &Pages) -> anyhow::Result<Vec<(u64, u64)>> {
         tags.starts_with(b"OpusTags"),
         "the second packet is not OpusTags"
     );
-    ensure!(!audio.is_empty(), "no audio");
-    audio
+    let stamped: Vec<(u64, u64)> = audio
         .iter()
+        .filter(|p| p.len() > 1)
         .map(|p| {
             let stamp = p.get(..16).context("a packet shorter than its stamp")?;
             let counter = u64::from_be_bytes(stamp[..8].try_into()?);
             let sent_ns = u64::from_be_bytes(stamp[8..].try_into()?);
             Ok((counter, sent_ns))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    ensure!(!stamped.is_empty(), "no audio");
+    Ok(stamped)
 }
 
 /// Every file under `dir`, sorted.
