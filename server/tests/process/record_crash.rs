@@ -248,7 +248,8 @@ async fn recording(
 }
 
 /// Wait until the one file in `folder` holds `n` audio packets in whole pages; its path. A
-/// file growing on disk sends no event, so this looks again every 100 ms, up to [`WAIT`].
+/// file growing on disk sends no event, so this looks again every packet period, up to
+/// [`WAIT`]: it returns within a packet of the flush that made the file long enough.
 async fn wait_for_file(folder: &Path, n: usize) -> anyhow::Result<PathBuf> {
     let look = async {
         loop {
@@ -264,7 +265,7 @@ async fn wait_for_file(folder: &Path, n: usize) -> anyhow::Result<PathBuf> {
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(PERIOD).await;
         }
     };
     tokio::time::timeout(WAIT, look)
