@@ -5,5 +5,6 @@
 
 mod bin;
 mod crash;
+mod record_crash;
 mod startup;
 mod storage;
