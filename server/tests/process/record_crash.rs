@@ -206,6 +206,7 @@ async fn speak(client: &mut Client, set: u32) -> anyhow::Result<()> {
             max_bytes: 80,
             keyframes: None,
             packets: Some(PACKETS),
+            vp8_framing: false,
         }),
         video: None,
         set,
