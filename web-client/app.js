@@ -8,13 +8,14 @@
  * One module per screen: lobby.js (home, the lobby and the problem screen), waiting.js (the
  * waiting room), call.js (the call, with agenda.js, chat.js and people.js for its side panels
  * and moderation.js for a facilitator's actions and their effect on the person moderated; it
- * also draws the "removed" screen), and the "left" screen here. agenda.js has the agenda
+ * also draws the "removed" screen), and the "left" screen here. recording.js has the Record
+ * me switch (lobby and call), the recording banner and a facilitator's Start recording. agenda.js has the agenda
  * editor (agenda-editor.js), its countdown (countdown.js) and floor.js, which says who may
  * speak and why we may not. media.js holds the camera and microphone, clock.js the server's
  * clock, state.js what the screens share, words.js what the page says about roles, segments
  * and error codes, ui.js the DOM helpers.
  *
- * A new screen (the consent one to come) gets its markup in index.html
+ * A new screen gets its markup in index.html
  * as a `.screen` element, its id in SCREENS (ui.js), a module of its own that exports what
  * shows it and a `wire…()` for its controls, and its routes below: the connection events it
  * shows in `connHandlers`, its `wire…()` call in `wire()`. Every module must also be listed in
@@ -22,8 +23,8 @@
  */
 import { RoomConnection } from '/assets/protocol.js';
 import {
-  addPerson, enterCall, nameOf, onConnectionLost, removePerson, renderHands, renderLock, renderSelf, renderStatus, resetCall,
-  showRemoteMedia, updatePerson, wireCall,
+  addPerson, enterCall, nameOf, onConnectionLost, removePerson, renderHands, renderLock, renderRecorded, renderSelf, renderStatus,
+  resetCall, showRemoteMedia, updatePerson, wireCall,
 } from '/assets/call.js';
 import { agendaRefused, renderAgenda, showAgenda, wireAgenda } from '/assets/agenda.js';
 import { appendChat, chatRefused, wireChat } from '/assets/chat.js';
@@ -32,6 +33,7 @@ import { onJoinFailed, openLobby, readName, setJoinBusy, wireLobby } from '/asse
 import { startPreview, stopLocalMedia } from '/assets/media.js';
 import { onModerated, showRemoved, wireModeration } from '/assets/moderation.js';
 import { renderQueue, wirePeople } from '/assets/people.js';
+import { lobbyConsent, recordingRefused, showRecording, wireRecording } from '/assets/recording.js';
 import { state } from '/assets/state.js';
 import { $, announce, on, showScreen, showToast } from '/assets/ui.js';
 import { showDeclined, showWaiting } from '/assets/waiting.js';
@@ -53,7 +55,8 @@ async function join() {
   if (name === null) return;
   setJoinBusy(true);
   await state.mediaReady; // a click during the permission prompt joins with the media that follows
-  const conn = new RoomConnection({ roomId: state.roomId, name, invite: state.invite, stream: state.stream });
+  state.consent = lobbyConsent();
+  const conn = new RoomConnection({ roomId: state.roomId, name, invite: state.invite, consent: state.consent, stream: state.stream });
   state.conn = conn;
   for (const [type, handler] of Object.entries(connHandlers)) {
     conn.addEventListener(type, (e) => {
@@ -131,8 +134,13 @@ const connHandlers = {
     renderSelf(); // the people list marks who has the floor
   },
   clock: redrawCountdown,
+  recording: (view) => {
+    showRecording(view);
+    renderRecorded();
+  },
   'server-error': ({ code, message }) => {
     chatRefused(code);
+    recordingRefused(code);
     if (agendaRefused(code)) return;
     showToast(describeError(code, message || `Server error: ${code}`, true));
   },
@@ -181,6 +189,7 @@ function wire() {
   wirePeople();
   wireModeration();
   wireAgenda();
+  wireRecording();
   on('join-form', 'submit', (e) => {
     e.preventDefault();
     join();

@@ -3,13 +3,14 @@
  * The call screen: the header with its status, the grid of tiles (one per participant), the
  * toolbar, and the side panel beside the grid: the agenda (agenda.js), chat (chat.js) or
  * people (people.js), one at a time. This module owns who is in the call; people.js draws
- * the same roster as a list, and agenda.js names people from it.
+ * the same roster as a list, and agenda.js and recording.js name people from it.
  */
 import { agendaRosterChanged, isAgendaOpen, resetAgenda, setAgendaOpen, showAgenda } from '/assets/agenda.js';
 import { appendChat, isChatOpen, resetChat, setChatOpen } from '/assets/chat.js';
 import { audioLive, hasVideo, renderToggles, setMedia, stopLocalMedia, videoLive } from '/assets/media.js';
 import { openPersonMenu, renderOwnModeration, resetModeration } from '/assets/moderation.js';
 import { isPeopleOpen, renderPeople, renderQueue, setPeopleOpen } from '/assets/people.js';
+import { NOT_RECORDING, isRecorded, recordingRosterChanged, resetRecording, showRecording } from '/assets/recording.js';
 import { state } from '/assets/state.js';
 import { $, avatarColor, el, icon, initials, on, plural, showScreen, showToast } from '/assets/ui.js';
 import { ROLE_LABEL } from '/assets/words.js';
@@ -52,9 +53,12 @@ export function enterCall(msg) {
   for (const id of ['mute-btn', 'camera-btn', 'hand-btn']) $(id).hidden = msg.role === 'observer';
   $('call-title').textContent = msg.room.title;
   document.title = `${msg.room.title} · Roundtable`;
+  const recording = msg.recording ?? NOT_RECORDING;
+  state.recording = recording; // the tiles mark whom it records
   for (const p of msg.participants) addPerson(p);
   for (const m of msg.chat) appendChat(m);
   showAgenda(msg.agenda ?? null, null);
+  showRecording(recording, true);
   showScreen('call');
   // On phones a panel covers the videos. A facilitator runs the agenda; the others see its chip.
   const panel = state.role === 'facilitator' ? 'agenda' : 'chat';
@@ -92,6 +96,7 @@ export function resetCall() {
   resetChat();
   resetModeration();
   resetAgenda();
+  resetRecording();
   renderPeople(roster());
   renderStatus('connecting');
 }
@@ -171,6 +176,7 @@ export function updatePerson(info) {
   renderPerson(person);
   renderPeople(roster());
   agendaRosterChanged(roster());
+  recordingRosterChanged(roster());
 }
 
 /**
@@ -190,6 +196,7 @@ function renderPerson(person) {
   badge.hidden = info.role === 'participant';
   badge.textContent = ROLE_LABEL[info.role];
   badge.dataset.role = info.role;
+  /** @type {HTMLElement} */ (tile.querySelector('.tile-rec')).hidden = !isRecorded(info.id);
   tile.querySelector('.tile-menu-btn')?.setAttribute('aria-label', `Actions for ${info.name}`);
 }
 
@@ -197,6 +204,12 @@ function renderPerson(person) {
 export function renderSelf() {
   const self = people.get(state.you);
   if (self) renderPerson(self);
+  renderPeople(roster());
+}
+
+/** Recording started or stopped, or whom it records changed: every tile and row follows. */
+export function renderRecorded() {
+  for (const person of people.values()) renderPerson(person);
   renderPeople(roster());
 }
 
@@ -249,6 +262,7 @@ function renderCount() {
   $('people-count').textContent = plural(people.size, 'person', 'people');
   renderPeople(roster());
   agendaRosterChanged(roster());
+  recordingRosterChanged(roster());
 }
 
 /** Size tiles so that all of them fit the grid at 16:9, as large as possible. */

@@ -111,8 +111,8 @@ function refuseInLobby(text, badInvite) {
   $('join-open-btn').hidden = !badInvite;
 }
 
-/** What an observer's lobby leaves out. */
-const PUBLISH_CONTROLS = ['pre-mute', 'pre-camera', 'device-fields'];
+/** What an observer's lobby leaves out: an observer is never recorded either. */
+const PUBLISH_CONTROLS = ['pre-mute', 'pre-camera', 'device-fields', 'consent-field'];
 
 /** The observer's lobby: no preview, no device choice. */
 function showObserverPreview() {

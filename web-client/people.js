@@ -7,6 +7,7 @@
  */
 import { isLive, presenters } from '/assets/floor.js';
 import { menuPersonChanged, openPersonMenu } from '/assets/moderation.js';
+import { isRecorded } from '/assets/recording.js';
 import { state } from '/assets/state.js';
 import { $, announce, avatarColor, el, icon, initials, on, showToast, syncList } from '/assets/ui.js';
 import { ROLE_LABEL } from '/assets/words.js';
@@ -102,7 +103,11 @@ function updatePersonRow(row, info) {
   row.querySelector('.person-marks')?.replaceChildren(...marks(info));
 }
 
-/** What the row shows beside the name: the hand and its place, a muted microphone, a stopped camera. @param {ParticipantInfo} info */
+/**
+ * What the row shows beside the name: the hand and its place, the floor, whether they are
+ * recorded (or agree to be), a muted microphone, a stopped camera.
+ * @param {ParticipantInfo} info
+ */
 function marks(info) {
   const out = [];
   const at = state.hands.indexOf(info.id);
@@ -118,6 +123,8 @@ function marks(info) {
     out.push(chip);
   }
   if (info.role === 'observer') return out;
+  if (isRecorded(info.id)) out.push(recMark('Recorded', true));
+  else if (info.consent) out.push(recMark('Agrees to be recorded', false));
   const self = info.id === state.you;
   const audioOff = self ? !state.audioOn || !state.audioAllowed : !info.audio || !info.audio_allowed;
   const videoOff = self ? !state.videoOn || !state.videoAllowed : !info.video || !info.video_allowed;
@@ -133,6 +140,16 @@ function mark(id, label, held) {
   span.setAttribute('aria-label', label);
   span.title = label;
   span.append(icon(id));
+  return span;
+}
+
+/** A dot: red while recorded, a ring while they only agree. @param {string} label @param {boolean} live */
+function recMark(label, live) {
+  const span = el('span', live ? 'mark rec-mark live' : 'mark rec-mark');
+  span.setAttribute('role', 'img');
+  span.setAttribute('aria-label', label);
+  span.title = label;
+  span.append(el('span', 'rec-dot'));
   return span;
 }
 

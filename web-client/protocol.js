@@ -46,9 +46,16 @@ const SILENCE_LIMIT_MS = 45_000;
 /**
  * `audio` and `video` are what the person reports; `*_allowed` turn false once a facilitator
  * muted them or stopped their camera. `invite` is the id (not the secret) of the invite they
- * joined with: how the agenda names an advocate across reconnects.
+ * joined with: how the agenda names an advocate across reconnects. `consent`: they agree to be
+ * recorded (false until they say so).
  * @typedef {{id: string, name: string, role: Role, audio: boolean, video: boolean,
- *   audio_allowed: boolean, video_allowed: boolean, invite?: string}} ParticipantInfo
+ *   audio_allowed: boolean, video_allowed: boolean, invite?: string, consent: boolean}} ParticipantInfo
+ */
+/**
+ * The room's recording (see docs/protocol.md, "Recording and consent"). `recorded`: the
+ * participant ids recorded now, in join order; empty while `on` is false. `session` is
+ * opaque, and left out while off.
+ * @typedef {{on: boolean, presentation_only: boolean, session?: string, recorded: string[]}} RecordingView
  */
 /** Someone in the waiting room, as facilitators see them. `since` is Unix ms. @typedef {{id: string, name: string, role: Role, since: number}} WaiterInfo */
 /** @typedef {{id: string, participant: string, kind: MediaKind}} TrackInfo */
@@ -63,7 +70,7 @@ const SILENCE_LIMIT_MS = 45_000;
  * @typedef {{type: 'joined', v: number, you: string, role: Role, room: RoomInfo,
  *   participants: ParticipantInfo[], tracks: TrackInfo[], chat: ChatMessage[],
  *   ice_servers: IceServerInfo[], hands: string[], locked: boolean, waiting: WaiterInfo[],
- *   agenda?: AgendaView}} JoinedMsg
+ *   agenda?: AgendaView, recording?: RecordingView}} JoinedMsg
  */
 /** @typedef {{type: 'error', code: string, message: string}} ErrorMsg */
 /** @typedef {'organisation'|'tactic'|'conversation'} SegmentKind */
@@ -172,7 +179,7 @@ class Peer {
  *   media: RemoteMedia, chat: ChatMessage, queue: WaiterInfo[], hands: string[],
  *   'room-locked': {locked: boolean, by: string}, moderated: {kind: MediaKind, allowed: boolean, by: string},
  *   removed: {by: string, barred: boolean},
- *   agenda: {agenda: AgendaView, event: AgendaEvent | null}, clock: {},
+ *   agenda: {agenda: AgendaView, event: AgendaEvent | null}, clock: {}, recording: RecordingView,
  *   'server-error': ErrorMsg, 'join-failed': RoundtableError, closed: {reason: string}}} RoomEvents
  */
 
@@ -189,7 +196,8 @@ class Peer {
  * `room-locked`, `moderated` (a facilitator stopped or allowed our audio or video), `removed`
  * (a facilitator removed us; the connection is over), `agenda` (the agenda or the floor
  * changed, and the event that changed it, if any), `clock` ({@link RoomConnection.clock}'s
- * estimate changed: countdowns are redrawn),
+ * estimate changed: countdowns are redrawn), `recording` {@link RecordingView} (recording
+ * started or stopped, or who is recorded changed),
  * `server-error` {@link ErrorMsg} (after joining), `join-failed` {@link RoundtableError},
  * `closed` `{reason}` when the connection ends without `leave()`.
  *
@@ -197,13 +205,15 @@ class Peer {
  */
 export class RoomConnection extends EventTarget {
   /**
-   * @param {{roomId: string, name: string, invite?: string | null, stream: MediaStream | null, url?: string}} opts
+   * `consent`: the person agreed, before joining, to be recorded; `join` says so.
+   * @param {{roomId: string, name: string, invite?: string | null, consent?: boolean, stream: MediaStream | null, url?: string}} opts
    */
-  constructor({ roomId, name, invite, stream, url }) {
+  constructor({ roomId, name, invite, consent, stream, url }) {
     super();
     this.roomId = roomId;
     this.name = name;
     this.invite = invite ?? null;
+    this.consent = consent ?? false;
     /** Our role, once joined. @type {Role | null} */
     this.role = null;
     this.stream = stream;
@@ -268,6 +278,7 @@ export class RoomConnection extends EventTarget {
         if (this.clock.hint(m.agenda.server_time)) this.emit('clock', {});
         this.emit('agenda', { agenda: m.agenda, event: m.event ?? null });
       },
+      recording: (m) => this.emit('recording', m.recording),
       pong: (m) => this.onPong(m),
       left: () => {},
       error: (m) => this.onServerError(m),
@@ -280,8 +291,9 @@ export class RoomConnection extends EventTarget {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => {
+      // `consent` left out is no, as `invite` left out is the open link.
       const join = { type: 'join', v: PROTOCOL_VERSION, room: this.roomId, name: this.name };
-      this.send(this.invite ? { ...join, invite: this.invite } : join);
+      this.send({ ...join, ...(this.invite ? { invite: this.invite } : {}), ...(this.consent ? { consent: true } : {}) });
       this.burst = CLOCK_BURST;
       this.ping();
     };
@@ -368,6 +380,22 @@ export class RoomConnection extends EventTarget {
   /** Give back the floor a facilitator gave us. */
   yieldFloor() {
     this.send({ type: 'yield_floor' });
+  }
+
+  // Recording. Anyone may give or withdraw consent; only facilitators start and stop.
+
+  /** Agree to be recorded (`true`), or withdraw. @param {boolean} granted */
+  setConsent(granted) {
+    this.consent = granted;
+    this.send({ type: 'consent', granted });
+  }
+
+  /**
+   * Start (`on`) or stop recording the room; `recording_state` if it already is so.
+   * @param {boolean} on @param {boolean} [presentationOnly] record only while a presentation is under way
+   */
+  setRecording(on, presentationOnly = false) {
+    this.send(on ? { type: 'recording', on, presentation_only: presentationOnly } : { type: 'recording', on });
   }
 
   /**

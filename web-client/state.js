@@ -8,6 +8,7 @@
 /** @typedef {import('/assets/protocol.js').Role} Role */
 /** @typedef {import('/assets/protocol.js').WaiterInfo} WaiterInfo */
 /** @typedef {import('/assets/protocol.js').AgendaView} AgendaView */
+/** @typedef {import('/assets/protocol.js').RecordingView} RecordingView */
 
 /** localStorage keys: the name and the chosen devices, remembered for the next visit. */
 export const STORE = { name: 'roundtable.name', video: 'roundtable.camera', audio: 'roundtable.microphone' };
@@ -37,6 +38,10 @@ export const state = {
   waiting: [],
   /** The agenda and the floor, as the server last sent them; null before joining. @type {AgendaView | null} */
   agenda: null,
+  /** Whether we agree to be recorded: the lobby's Record me, then what the server last said. */
+  consent: false,
+  /** The room's recording, as the server last sent it. @type {RecordingView} */
+  recording: { on: false, presentation_only: false, recorded: [] },
   /** Settles once the camera and microphone were asked for; joining waits for it. @type {Promise<void>} */
   mediaReady: Promise.resolve(),
 };

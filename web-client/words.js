@@ -79,6 +79,9 @@ const TEXTS = {
   not_barrable: 'That person joined with the room’s open link, so there is no invitation to bar. Nobody was removed: choose Remove again without barring.',
   agenda_state: 'The agenda cannot do that now: it may just have moved on. Check the agenda and try again.',
   bad_agenda: 'The agenda does not take that value. A segment can be extended by 1 second to 1 hour at a time.',
+  recording_state: 'Recording was already started or stopped, perhaps by another facilitator. The banner above the videos shows whether it is on.',
+  not_joined: 'You are not in the call yet, so that cannot be done now.',
+  rate_limited: 'That was too fast: wait a moment, then try again.',
 };
 
 /** A refusal in the call means something else than at the door: a facilitator's admit found no seat. */

@@ -27,15 +27,25 @@ pub async fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
 #[derive(Deserialize)]
 struct Created {
     id: String,
+    #[serde(default)]
+    facilitator_url: Option<String>,
 }
 
-/// Create a room with the admin API; returns its id.
+/// A room the admin API made.
+pub struct Room {
+    /// Its id.
+    pub id: String,
+    /// The secret of its facilitator's invite, if the reply had one.
+    pub facilitator: Option<String>,
+}
+
+/// Create a room with the admin API.
 pub async fn create_room(
     addr: SocketAddr,
     admin_token: &str,
     title: &str,
     capacity: usize,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Room> {
     // One seat more: the server reserves one for the facilitator's link it makes with the
     // room, and the generator joins through the open link.
     let body = serde_json::json!({ "title": title, "capacity": capacity + 1 }).to_string();
@@ -45,7 +55,15 @@ pub async fn create_room(
     }
     let created: Created =
         serde_json::from_str(&body).with_context(|| format!("unexpected reply: {body}"))?;
-    Ok(created.id)
+    let facilitator = created
+        .facilitator_url
+        .as_deref()
+        .and_then(|url| url.split_once("#invite="))
+        .map(|(_, secret)| secret.to_string());
+    Ok(Room {
+        id: created.id,
+        facilitator,
+    })
 }
 
 #[derive(Deserialize)]

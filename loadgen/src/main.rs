@@ -60,6 +60,10 @@ struct Cli {
     /// Janus) or sansio (one task per participant on the sans-IO core; our server only).
     #[arg(long, value_enum, default_value_t = ClientKind::Webrtc)]
     client: ClientKind,
+    /// Record: every participant consents, and each room's first participant joins as its
+    /// facilitator and starts recording (our server, --client webrtc only).
+    #[arg(long)]
+    record: bool,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -70,6 +74,9 @@ impl Cli {
     fn check(&self) -> anyhow::Result<()> {
         if self.target == "janus" && self.client == ClientKind::Sansio {
             anyhow::bail!("--client sansio speaks only Roundtable's protocol; use --client webrtc");
+        }
+        if self.record && (self.target == "janus" || self.client == ClientKind::Sansio) {
+            anyhow::bail!("--record needs our server and --client webrtc");
         }
         Ok(())
     }
@@ -112,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         progress: !cli.quiet,
         join_timeout: cli.join_timeout,
         client: cli.client,
+        record: cli.record,
     };
     let report = run(&target, &scenario, &options).await?;
     print!("{}", report.table());

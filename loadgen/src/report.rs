@@ -61,6 +61,9 @@ pub struct Report {
     /// The generator's client: its CPU per packet depends on it.
     #[serde(default)]
     pub client: ClientKind,
+    /// Whether the server recorded everyone (`--record`).
+    #[serde(default)]
+    pub record: bool,
     /// Every (receiver, publisher, kind) stream.
     pub streams: Vec<StreamCounts>,
 }
@@ -177,6 +180,8 @@ pub struct Collected {
     pub loadgen: [Sample; 3],
     /// The generator's client.
     pub client: ClientKind,
+    /// Whether the server recorded everyone.
+    pub record: bool,
 }
 
 /// Which client the generator runs its participants on.
@@ -211,6 +216,7 @@ impl Collected {
             server: self.server.map(use_of),
             loadgen: use_of(self.loadgen),
             client: self.client,
+            record: self.record,
             scenario: self.scenario,
             joined: self.joined,
             failed_joins: self.failed_joins,
@@ -391,6 +397,7 @@ mod tests {
         let report = Collected {
             scenario: Scenario::new("t", 1, 2, 0),
             client: ClientKind::Sansio,
+            record: false,
             joined: 2,
             failed_joins: 0,
             incomplete: 0,

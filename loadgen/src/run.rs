@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub join_timeout: Duration,
     /// The client the participants run on.
     pub client: ClientKind,
+    /// Record: everyone consents, and each room's first participant joins as its
+    /// facilitator and starts recording (our server, the webrtc client only).
+    pub record: bool,
 }
 
 /// A joined participant, whichever the SFU.
@@ -123,10 +126,10 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let server_base = sample_server(target)?;
     let loadgen_base = process::sample(None)?;
-    let rooms = create_rooms(target, scenario).await?;
+    let (rooms, facilitators) = create_rooms(target, scenario).await?;
     let delay_joining = server_delay(target).await;
     let (participants, failed_joins) =
-        join_everyone(&target.sfu, options.client, scenario, &rooms).await;
+        join_everyone(&target.sfu, options, scenario, &rooms, &facilitators).await;
     wait_for_media(&participants, options).await;
     let JoinTimes {
         all: join_ms,
@@ -173,6 +176,7 @@ pub async fn run(
         server: zip3(server_base, server_start, server_end),
         loadgen: [loadgen_base, loadgen_start, loadgen_end],
         client: options.client,
+        record: options.record,
     };
     for p in participants {
         p.drop_connection().await;
@@ -180,20 +184,27 @@ pub async fn run(
     Ok(collected.report())
 }
 
-async fn create_rooms(target: &Target, scenario: &Scenario) -> anyhow::Result<Vec<String>> {
+/// The rooms' ids, and their facilitators' invite secrets (ours only).
+async fn create_rooms(
+    target: &Target,
+    scenario: &Scenario,
+) -> anyhow::Result<(Vec<String>, Vec<Option<String>>)> {
     let capacity = scenario.participants;
     match &target.sfu {
         Sfu::Roundtable { addr, admin_token } => {
-            let mut rooms = Vec::with_capacity(scenario.rooms);
+            let (mut rooms, mut facilitators) = (Vec::new(), Vec::new());
             for i in 0..scenario.rooms {
                 let title = format!("loadgen {} {}", scenario.name, i + 1);
-                rooms.push(admin::create_room(*addr, admin_token, &title, capacity).await?);
+                let room = admin::create_room(*addr, admin_token, &title, capacity).await?;
+                rooms.push(room.id);
+                facilitators.push(room.facilitator);
             }
-            Ok(rooms)
+            Ok((rooms, facilitators))
         }
         Sfu::Janus { url, .. } => {
             let rooms = janus::create_rooms(url, &scenario.name, scenario.rooms, capacity).await?;
-            Ok(rooms.iter().map(u64::to_string).collect())
+            let ids: Vec<String> = rooms.iter().map(u64::to_string).collect();
+            Ok((ids.clone(), vec![None; ids.len()]))
         }
     }
 }
@@ -254,10 +265,12 @@ fn zip3(a: Option<Sample>, b: Option<Sample>, c: Option<Sample>) -> Option<[Samp
 /// Rooms fill in turn (one participant in each, then a second in each, ...).
 async fn join_everyone(
     sfu: &Sfu,
-    client: ClientKind,
+    options: &RunOptions,
     scenario: &Scenario,
     rooms: &[String],
+    facilitators: &[Option<String>],
 ) -> (Vec<Participant>, usize) {
+    let (client, record) = (options.client, options.record);
     let mut joins = JoinSet::new();
     let mut gap = match scenario.joins {
         Joins::Staggered { gap_ms } => {
@@ -271,6 +284,8 @@ async fn join_everyone(
                 gap.tick().await;
             }
             let (room_id, plan) = (room_id.clone(), scenario.publish_plan(index));
+            // With `record`, each room's first participant is its facilitator.
+            let invite = facilitators[room].clone().filter(|_| record && index == 0);
             let name = format!("r{}p{}", room + 1, index + 1);
             let sfu = sfu.clone();
             joins.spawn(async move {
@@ -280,9 +295,20 @@ async fn join_everyone(
                         anyhow::Ok(participant!(room, Sansio(c)))
                     }
                     Sfu::Roundtable { addr, .. } => {
-                        let options = JoinOptions::default();
-                        let mut client = Client::join_with(addr, &room_id, &name, options).await?;
+                        let options = JoinOptions {
+                            consent: record,
+                            ..JoinOptions::default()
+                        };
+                        let mut client =
+                            Client::join_full(addr, &room_id, &name, invite.as_deref(), options)
+                                .await?;
                         client.publish_plan(plan).await?;
+                        if invite.is_some() {
+                            client.send(signaling::wire::ClientMsg::Recording {
+                                on: true,
+                                presentation_only: false,
+                            });
+                        }
                         client.ignore_events();
                         anyhow::Ok(participant!(room, Roundtable(Box::new(client))))
                     }

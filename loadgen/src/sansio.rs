@@ -292,8 +292,8 @@ impl Participant {
                 continue;
             }
             let wanted = std::mem::take(&mut t.keyframe_wanted);
-            for (counter, timestamp, size) in t.schedule.tick(now, wanted) {
-                let packet = rtp_packet(t.ssrc, payload_type, counter, timestamp, size);
+            for planned in t.schedule.tick(now, wanted) {
+                let packet = rtp_packet(t.ssrc, payload_type, planned);
                 let Some(mut sender) = self.publish.pc.rtp_sender(t.sender) else {
                     break;
                 };

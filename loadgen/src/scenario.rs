@@ -135,10 +135,12 @@ impl Scenario {
                 max_bytes: audio.max_bytes.max(audio.min_bytes),
                 keyframes: None,
                 packets: None,
+                vp8_framing: false,
             }),
             video: (index < self.video_publishers).then(|| self.video_plan()),
             video_codec: Default::default(),
             set: 0,
+            audio_payloads: None,
         }
     }
 
@@ -155,6 +157,7 @@ impl Scenario {
                 extra_packets: video.keyframe_extra_packets,
             }),
             packets: None,
+            vp8_framing: false,
         }
     }
 }

@@ -40,8 +40,42 @@ pub fn encode_payload(counter: u64, sent_ns: u64, size: usize) -> Vec<u8> {
     payload
 }
 
-/// The counter and send time of a payload, if it is one of ours.
+/// Width and height a framed synthetic keyframe says it has.
+pub const VP8_SIZE: (u16, u16) = (320, 240);
+
+/// What goes before a synthetic payload (counter and all) when a plan asks for VP8 framing,
+/// so that a reader of VP8 (the recorder) sees frames: an extended payload descriptor
+/// (RFC 7741: X set, S on a frame's first packet), then on a frame's first packet the VP8
+/// frame header (RFC 6386), a keyframe's with its size. The X bit tells it from an unframed
+/// payload, whose first byte is a counter's top byte, 0.
+pub fn vp8_prefix(first: bool, keyframe: bool) -> Vec<u8> {
+    if !first {
+        return vec![0x80, 0x00];
+    }
+    let mut p = vec![0x90, 0x00];
+    if keyframe {
+        p.extend_from_slice(&[0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+        p.extend_from_slice(&VP8_SIZE.0.to_le_bytes());
+        p.extend_from_slice(&VP8_SIZE.1.to_le_bytes());
+    } else {
+        p.extend_from_slice(&[0x11, 0x00, 0x00]);
+    }
+    p
+}
+
+/// The counter and send time of a payload, if it is one of ours (framed as VP8 or not).
 pub fn decode_payload(payload: &[u8]) -> Option<(u64, u64)> {
+    let payload = match payload.first() {
+        Some(b) if b & 0x80 != 0 => {
+            let header = match (b & 0x10 != 0, payload.get(2)? & 1 == 0) {
+                (false, _) => 0,
+                (true, true) => 10,
+                (true, false) => 3,
+            };
+            payload.get(2 + header..)?
+        }
+        _ => payload,
+    };
     let counter = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
     let sent_ns = u64::from_be_bytes(payload.get(8..16)?.try_into().ok()?);
     Some((counter, sent_ns))
@@ -182,6 +216,18 @@ mod tests {
         assert_eq!(decode_payload(&p), Some((7, 123_456_789)));
         assert_eq!(decode_payload(&p[..15]), None);
         assert_eq!(encode_payload(1, 2, 4).len(), HEADER_BYTES);
+    }
+
+    #[test]
+    fn a_vp8_framed_payload_keeps_its_counter() {
+        for (first, keyframe) in [(true, true), (true, false), (false, false)] {
+            let mut p = vp8_prefix(first, keyframe);
+            p.extend(encode_payload(9, 42, 20));
+            assert_eq!(decode_payload(&p), Some((9, 42)), "{first} {keyframe}");
+        }
+        let key = vp8_prefix(true, true);
+        assert_eq!(&key[5..8], [0x9d, 0x01, 0x2a], "a keyframe's start code");
+        assert_eq!(decode_payload(&[0x90]), None);
     }
 
     #[test]

@@ -66,6 +66,7 @@ async fn run_small(scenario: &Scenario, client: ClientKind) -> anyhow::Result<Re
         progress: false,
         join_timeout: Duration::from_secs(30),
         client,
+        record: false,
     };
     run(&server.target, scenario, &options).await
 }

@@ -108,6 +108,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/people.js"),
     ),
     (
+        "recording.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/recording.js"),
+    ),
+    (
         "protocol.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/protocol.js"),

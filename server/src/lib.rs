@@ -103,7 +103,7 @@ impl Server {
                 )
             })?;
         // Before any room runs: sessions left without an end were cut off by a crash.
-        recorder::finish_cut_off(store.as_ref(), &config.recordings_dir).await?;
+        let cut_off = recorder::finish_cut_off(store.as_ref(), &config.recordings_dir).await?;
         let media = Media::start(net, config.media_port, tap)
             .await
             .with_context(|| {
@@ -122,6 +122,7 @@ impl Server {
             config.chat_burst,
             metrics.clone(),
         );
+        registry.finalize_sessions(cut_off);
         let inner = Inner {
             store,
             registry,

@@ -220,6 +220,7 @@ impl RoomTask {
         let writes = writer::start(
             &registry.tasks,
             registry.store.clone(),
+            registry.recorder.clone(),
             room.info().id.clone(),
         );
         RoomTask {

@@ -193,6 +193,7 @@ async fn a_gated_participants_next_track_is_gated_too() -> anyhow::Result<()> {
             max_bytes: 80,
             keyframes: None,
             packets: Some(200),
+            vp8_framing: false,
         }),
         video: None,
         set: 1,

@@ -14,6 +14,8 @@ mod observability;
 mod offer_order;
 mod pg;
 mod record;
+mod record_mix;
+mod record_video;
 mod room_flow;
 mod sdp;
 mod store;

@@ -32,6 +32,7 @@ async fn speak(client: &mut Client, set: u32) -> anyhow::Result<()> {
             max_bytes: 80,
             keyframes: None,
             packets: Some(PACKETS),
+            vp8_framing: false,
         }),
         video: None,
         set,
@@ -45,7 +46,7 @@ fn ssrc_of(set: u32) -> u32 {
 }
 
 /// The counters of `who`'s audio that `fay` received so far.
-fn heard(fay: &Client, who: &str) -> Vec<u64> {
+pub(crate) fn heard(fay: &Client, who: &str) -> Vec<u64> {
     fay.media
         .from(who, MediaKind::Audio)
         .iter()
@@ -54,7 +55,7 @@ fn heard(fay: &Client, who: &str) -> Vec<u64> {
 }
 
 /// Wait until `fay` has heard `n` more of `who`'s audio packets: the test's clock.
-async fn hear_more(fay: &Client, who: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn hear_more(fay: &Client, who: &str, n: usize) -> anyhow::Result<()> {
     let start = heard(fay, who).len();
     fay.media
         .wait_for("more audio", |log| {
@@ -64,7 +65,7 @@ async fn hear_more(fay: &Client, who: &str, n: usize) -> anyhow::Result<()> {
 }
 
 /// Wait for a `recording` message that `want` accepts.
-async fn recording(
+pub(crate) async fn recording(
     client: &mut Client,
     want: impl Fn(&RecordingView) -> bool,
 ) -> anyhow::Result<RecordingView> {
@@ -81,7 +82,7 @@ async fn recording(
 }
 
 /// Every file under `dir`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -98,7 +99,18 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The audio packets' counters of an Ogg Opus file, after checking its two headers.
+/// The speakers' files among `files` (under `dir`): `{session}/{participant}/{file}`, not a
+/// session's mixdown or chapters.
+pub(crate) fn speaker_files(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|f| f.strip_prefix(dir).unwrap().components().count() == 3)
+        .cloned()
+        .collect()
+}
+
+/// The audio packets' counters of an Ogg Opus file, after checking its two headers. The
+/// empty frames that fill the gaps between packets (one byte each) are left out.
 fn counters_in(path: &Path) -> Vec<u64> {
     let file = std::fs::File::open(path).unwrap();
     let mut reader = ogg::reading::PacketReader::new(file);
@@ -108,13 +120,16 @@ fn counters_in(path: &Path) -> Vec<u64> {
     assert_eq!(&tags.data[..8], b"OpusTags", "{}", path.display());
     let mut counters = Vec::new();
     while let Some(packet) = reader.read_packet().unwrap() {
+        if packet.data.len() == 1 {
+            continue;
+        }
         counters.push(u64::from_be_bytes(packet.data[..8].try_into().unwrap()));
     }
     counters
 }
 
 /// Whether `needle` occurs in `hay`.
-fn holds(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn holds(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
@@ -177,13 +192,24 @@ async fn only_consenting_speakers_reach_the_disk_and_a_withdrawal_ends_a_file() 
     let ann_until = heard(&fay, &ann_id).len() as u64;
     hear_more(&fay, &cy_id, 10).await?;
 
-    let recorder = server.state.recorder();
-    tokio::time::timeout(Duration::from_secs(30), recorder.finished(2)).await?;
-    let files = files_under(recorder.dir());
+    // Stopping the server waits for the room's writer, and so for the session's mixdown.
+    let store = server.state.store().clone();
+    let dir = server.state.recorder().dir().to_path_buf();
+    tokio::time::timeout(Duration::from_secs(30), server.state.recorder().finished(2)).await?;
+    server.stop().await?;
+    let all = files_under(&dir);
+    let files = speaker_files(&dir, &all);
+    for made in ["mixdown.opus", "chapters.json", "chapters.vtt"] {
+        assert!(
+            all.contains(&dir.join(&session).join(made)),
+            "{made} in {all:?}"
+        );
+    }
+    let recorder = &dir;
     let folders: Vec<String> = files
         .iter()
         .map(|f| {
-            let rel = f.strip_prefix(recorder.dir()).unwrap();
+            let rel = f.strip_prefix(recorder).unwrap();
             rel.parent().unwrap().display().to_string()
         })
         .collect();
@@ -248,7 +274,7 @@ async fn only_consenting_speakers_reach_the_disk_and_a_withdrawal_ends_a_file() 
         pat_heard.len()
     );
     let ssrc = ssrc_of(1);
-    for file in &files {
+    for file in &all {
         let bytes = std::fs::read(file)?;
         for needle in [ssrc.to_be_bytes(), ssrc.to_le_bytes()] {
             assert!(!holds(&bytes, &needle), "Pat's SSRC in {}", file.display());
@@ -272,9 +298,6 @@ async fn only_consenting_speakers_reach_the_disk_and_a_withdrawal_ends_a_file() 
     assert!(holds(&ann_bytes, &payload));
 
     // The ledger: Ann at join (with her invite), Cy's consent and withdrawal.
-    // Stopping the server waits for the room's writer: the ledger is written.
-    let store = server.state.store().clone();
-    server.stop().await?;
     let ledger = store.consent_ledger(&room_id).await?;
     let rows: Vec<(&str, Option<&str>, Option<&str>, bool)> = ledger
         .iter()

@@ -75,7 +75,9 @@ async fn main() -> anyhow::Result<()> {
     let server = admin::resolve(&cli.server).await?;
     match cli.command {
         Cmd::Room { admin_token } => {
-            let id = admin::create_room(server, &admin_token, "Flood", 500).await?;
+            let id = admin::create_room(server, &admin_token, "Flood", 500)
+                .await?
+                .id;
             println!("{id}");
         }
         Cmd::Flood {

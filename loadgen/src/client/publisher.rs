@@ -23,7 +23,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::media_log::MediaLog;
-use crate::stats::{encode_payload, now_ns};
+use crate::stats::{encode_payload, now_ns, vp8_prefix};
 
 /// How one synthetic track sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,9 @@ pub struct TrackPlan {
     pub keyframes: Option<Keyframes>,
     /// Stop after this many packets (tests); send until stopped when `None`.
     pub packets: Option<u64>,
+    /// Frame video payloads as VP8 ([`crate::stats::vp8_prefix`]): each tick is a frame, the
+    /// first tick's and a keyframe burst's a keyframe. For the recorder, which reads frames.
+    pub vp8_framing: bool,
 }
 
 /// A keyframe is a burst of extra packets in one tick: periodically, and after a keyframe
@@ -84,6 +87,10 @@ pub struct PublishPlan {
     /// Tells this plan's tracks from an earlier plan's on the same connection: added to
     /// their SSRCs and written into their track ids (0 for a client's first plan).
     pub set: u32,
+    /// Opus packets for the audio track to send in turn, instead of synthetic payloads: a
+    /// real encoder's output, for tests that decode what the server recorded. The counter is
+    /// then only in the sequence number.
+    pub audio_payloads: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 impl PublishPlan {
@@ -96,12 +103,14 @@ impl PublishPlan {
             max_bytes: bytes,
             keyframes: None,
             packets: Some(packets),
+            vp8_framing: false,
         };
         PublishPlan {
             audio: Some(fixed(20, 80, u64::from(video_packets / 2))),
             video: Some(fixed(10, 1000, u64::from(video_packets))),
             video_codec: VideoCodec::Vp8,
             set: 0,
+            audio_payloads: None,
         }
     }
 }
@@ -109,6 +118,7 @@ impl PublishPlan {
 /// One track added to a publishing peer connection, waiting for its negotiation.
 struct Added {
     plan: TrackPlan,
+    payloads: Option<Arc<Vec<Vec<u8>>>>,
     kind: MediaKind,
     mime: &'static str,
     ssrc: u32,
@@ -143,6 +153,7 @@ impl Tracks {
                 .context("transceiver without sender")?;
             added.push(Added {
                 plan: spec.plan,
+                payloads: spec.payloads,
                 kind: spec.kind,
                 mime: spec.mime,
                 ssrc: spec.ssrc,
@@ -171,6 +182,7 @@ impl Tracks {
                 clock_rate: clock_rate(a.kind),
                 sent: sent.clone(),
                 keyframe_wanted: keyframe_wanted.clone(),
+                payloads: a.payloads,
             };
             let requests =
                 answer_keyframe_requests(a.track, a.kind, media.clone(), keyframe_wanted);
@@ -184,6 +196,7 @@ impl Tracks {
 /// One send-only track of a [`PublishPlan`], before it is added to a peer connection.
 pub(crate) struct TrackSpec {
     pub(crate) plan: TrackPlan,
+    pub(crate) payloads: Option<Arc<Vec<Vec<u8>>>>,
     pub(crate) kind: MediaKind,
     pub(crate) mime: &'static str,
     pub(crate) ssrc: u32,
@@ -196,6 +209,7 @@ impl TrackSpec {
     pub(crate) fn all(stream_id: &str, plan: PublishPlan) -> Vec<TrackSpec> {
         let (video_mime, video_fmtp) = plan.video_codec.mime_and_fmtp();
         let set = plan.set;
+        let audio_payloads = plan.audio_payloads;
         let tracks = [
             (plan.audio, MediaKind::Audio, "audio/opus", "", 0x1000_0001),
             (
@@ -212,8 +226,13 @@ impl TrackSpec {
                 let plan = track_plan?;
                 let ssrc = ssrc + set * 16;
                 let (track, init) = track_and_init(stream_id, kind, (mime, fmtp), ssrc, set);
+                let payloads = match kind {
+                    MediaKind::Audio => audio_payloads.clone(),
+                    MediaKind::Video => None,
+                };
                 Some(TrackSpec {
                     plan,
+                    payloads,
                     kind,
                     mime,
                     ssrc,
@@ -287,6 +306,8 @@ struct Output {
     pub sent: Arc<AtomicU64>,
     /// Set when a keyframe request arrived; the next tick sends a keyframe.
     pub keyframe_wanted: Arc<AtomicBool>,
+    /// Payloads to send in turn instead of synthetic ones.
+    pub payloads: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 /// Send `plan` on `out`, paced by a tokio interval. A late tick is skipped rather than caught
@@ -299,8 +320,13 @@ async fn send_paced(out: Output, plan: TrackPlan) {
     while !schedule.done() {
         let now = tick.tick().await.into_std();
         let wanted = out.keyframe_wanted.swap(false, Ordering::Relaxed);
-        for (counter, timestamp, size) in schedule.tick(now, wanted) {
-            let packet = rtp_packet(out.ssrc, out.payload_type, counter, timestamp, size);
+        for planned in schedule.tick(now, wanted) {
+            let counter = planned.counter;
+            let mut packet = rtp_packet(out.ssrc, out.payload_type, planned);
+            if let Some(payloads) = out.payloads.as_ref().filter(|p| !p.is_empty()) {
+                let at = usize::try_from(counter).unwrap_or(0) % payloads.len();
+                packet.payload = Bytes::from(payloads[at].clone());
+            }
             // A write fails only once the connection is closing; the run is ending then.
             if out.track.write_rtp(packet).await.is_err() {
                 return;
@@ -352,18 +378,20 @@ impl Schedule {
         self.plan.packets.is_some_and(|limit| self.counter >= limit)
     }
 
-    /// The packets of the tick at `now`, as (counter, RTP timestamp, payload size): one, or a
-    /// keyframe's burst when one is due or `keyframe_wanted` (a request arrived).
+    /// The packets of the tick at `now`: one, or a keyframe's burst when one is due or
+    /// `keyframe_wanted` (a request arrived).
     pub(crate) fn tick(
         &mut self,
         now: std::time::Instant,
         keyframe_wanted: bool,
-    ) -> impl Iterator<Item = (u64, u32, usize)> + use<> {
+    ) -> impl Iterator<Item = Planned> + use<> {
         let mut burst = 1;
+        let mut keyframe = self.counter == 0;
         if let Some(k) = self.plan.keyframes {
             let due = self.next_keyframe.is_some_and(|at| now >= at);
             if due || keyframe_wanted {
                 burst += k.extra_packets;
+                keyframe = true;
                 self.next_keyframe = Some(now + k.every);
             }
         }
@@ -374,30 +402,50 @@ impl Schedule {
         let last = first.saturating_add(burst).min(limit);
         self.counter = last;
         let (min, max) = (self.plan.min_bytes, self.plan.max_bytes);
-        (first..last).map(move |counter| {
-            let size = min + (counter as usize * 37) % (max - min + 1);
-            (counter, timestamp, size)
+        let vp8 = self.plan.vp8_framing;
+        (first..last).map(move |counter| Planned {
+            counter,
+            timestamp,
+            size: min + (counter as usize * 37) % (max - min + 1),
+            vp8: vp8.then_some((counter == first, counter + 1 == last, keyframe)),
         })
     }
 }
 
-/// A synthetic RTP packet: the payload carries `counter` and the send time.
-pub(crate) fn rtp_packet(
-    ssrc: u32,
-    payload_type: u8,
-    counter: u64,
-    timestamp: u32,
-    size: usize,
-) -> rtp::Packet {
+/// One packet of a tick.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Planned {
+    pub(crate) counter: u64,
+    pub(crate) timestamp: u32,
+    /// The payload's size, before any VP8 framing.
+    pub(crate) size: usize,
+    /// With VP8 framing: whether it is the first and the last packet of its frame, and
+    /// whether the frame is a keyframe.
+    pub(crate) vp8: Option<(bool, bool, bool)>,
+}
+
+/// A synthetic RTP packet: the payload carries the counter and the send time.
+pub(crate) fn rtp_packet(ssrc: u32, payload_type: u8, planned: Planned) -> rtp::Packet {
     let mut p = rtp::Packet::default();
     p.header.version = 2;
     p.header.ssrc = ssrc;
     p.header.payload_type = payload_type;
     // The low bits of the counter, so tests can check one against the other.
-    p.header.sequence_number = counter as u16;
-    p.header.timestamp = timestamp;
-    p.header.marker = true;
-    p.payload = Bytes::from(encode_payload(counter, now_ns(), size));
+    p.header.sequence_number = planned.counter as u16;
+    p.header.timestamp = planned.timestamp;
+    let payload = encode_payload(planned.counter, now_ns(), planned.size);
+    match planned.vp8 {
+        Some((first, last, keyframe)) => {
+            p.header.marker = last;
+            let mut framed = vp8_prefix(first, keyframe);
+            framed.extend(payload);
+            p.payload = Bytes::from(framed);
+        }
+        None => {
+            p.header.marker = true;
+            p.payload = Bytes::from(payload);
+        }
+    }
     p
 }
 
@@ -443,6 +491,7 @@ mod tests {
             max_bytes: 100,
             keyframes: None,
             packets: None,
+            vp8_framing: false,
         };
         let period = plan.period;
         let now = std::time::Instant::now();

@@ -81,6 +81,12 @@ impl Report {
             ClientKind::Sansio => "sans-IO peers, one task per participant",
         };
         rows.push(("loadgen client", client.into()));
+        if self.record {
+            rows.push((
+                "recording",
+                "every participant consents; recording on".into(),
+            ));
+        }
         rows.push(("loadgen CPU", cpu(&self.loadgen)));
         rows.push(("loadgen memory", memory(&self.loadgen)));
         rows
@@ -134,6 +140,7 @@ mod tests {
         let report = Collected {
             scenario: Scenario::new("empty", 1, 1, 0),
             client: ClientKind::Webrtc,
+            record: false,
             joined: 0,
             failed_joins: 1,
             incomplete: 0,

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 pub use delay::DelaySnapshot;
 pub use driver::RecordTap;
 pub use engine::{Cmd, SessionId};
-pub use values::{MediaEvent, MediaStats, RecordedPacket, Signal, TrackKey};
+pub use values::{Codec, MediaEvent, MediaStats, RecordedPacket, Signal, TrackKey};
 
 use driver::{LoopCmd, SharedStats};
 

@@ -9,6 +9,14 @@ use signaling::wire::{ErrorCode, IceCandidate, MediaKind, PcRole, Reject, TrackI
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackKey(pub(super) u64);
 
+#[cfg(test)]
+impl TrackKey {
+    /// A key for tests outside the engine.
+    pub(crate) fn for_test(n: u64) -> TrackKey {
+        TrackKey(n)
+    }
+}
+
 /// One RTP packet of a recorded track, as the engine accepted it: decrypted, a new
 /// sequence number in the track's own codec, past the gate, and before any consumer's
 /// rewrite. It goes to the recorder and nowhere else.
@@ -20,6 +28,8 @@ pub struct RecordedPacket {
     pub ssrc: u32,
     /// The publisher's payload type.
     pub payload_type: u8,
+    /// The track's codec, which says how to read the payload.
+    pub codec: Codec,
     /// The publisher's sequence number.
     pub seq: u16,
     /// The publisher's RTP timestamp.
@@ -30,6 +40,35 @@ pub struct RecordedPacket {
     pub payload: bytes::Bytes,
     /// When the engine took it.
     pub arrived: std::time::Instant,
+}
+
+/// A recorded track's codec, as far as the recorder cares: the ones it writes, and the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Opus audio.
+    Opus,
+    /// VP8 video.
+    Vp8,
+    /// H.264 video.
+    H264,
+    /// Anything else (VP9, AV1, G.711...).
+    Other,
+}
+
+impl Codec {
+    /// The codec a negotiated MIME type (`audio/opus`, `video/VP8`) names.
+    pub fn of_mime(mime: &str) -> Codec {
+        let name = mime.rsplit('/').next().unwrap_or_default();
+        if name.eq_ignore_ascii_case("opus") {
+            Codec::Opus
+        } else if name.eq_ignore_ascii_case("vp8") {
+            Codec::Vp8
+        } else if name.eq_ignore_ascii_case("h264") {
+            Codec::H264
+        } else {
+            Codec::Other
+        }
+    }
 }
 
 /// What the engine tells a room.

@@ -14,7 +14,7 @@ fn opus_of(path: &Path, packets: u32, packet: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut file = OpusFile::create(path, 1).unwrap();
     for n in 0..packets {
-        file.write(n * 960, packet).unwrap();
+        file.write(1_700_000_000_000, n * 960, packet).unwrap();
         if n % 50 == 49 {
             file.flush().unwrap();
         }

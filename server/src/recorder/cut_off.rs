@@ -8,9 +8,9 @@ use std::time::UNIX_EPOCH;
 
 use crate::store::{Store, StoreResult};
 
-/// Mark the sessions a crash cut off; returns how many.
-pub async fn finish_cut_off(store: &dyn Store, dir: &Path) -> StoreResult<usize> {
-    let mut marked = 0;
+/// Mark the sessions a crash cut off; returns their ids, to finalize.
+pub async fn finish_cut_off(store: &dyn Store, dir: &Path) -> StoreResult<Vec<String>> {
+    let mut marked = Vec::new();
     for session in store.unfinished_sessions().await? {
         // Session ids are ours, but a path is built from one: refuse anything odd.
         let safe = !session.id.is_empty()
@@ -30,7 +30,7 @@ pub async fn finish_cut_off(store: &dyn Store, dir: &Path) -> StoreResult<usize>
         let ended_at = last.unwrap_or(session.started_at).max(session.started_at);
         if store.mark_cut_off(&session.id, ended_at).await? {
             tracing::warn!(session = %session.id, ended_at, "recording session cut off by a crash");
-            marked += 1;
+            marked.push(session.id);
         }
     }
     Ok(marked)

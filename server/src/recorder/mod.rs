@@ -11,27 +11,37 @@
 //! before its file was opened (a late packet of an earlier consent). Nothing of a track
 //! reaches the disk outside an interval its room opened.
 //!
-//! Files: `{dir}/{session}/{participant}/{track}-{n}.opus`, all ids the server made; `n`
-//! counts the intervals of one track in one session (a withdrawal and a new consent make a
-//! second file). Audio only in this version: video tracks are not recorded.
+//! Files: `{dir}/{session}/{participant}/{track}-{n}.opus` for audio (Ogg Opus, [`ogg`]) and
+//! `{track}-{n}.webm` for video (WebM of VP8, [`webm`]), all ids the server made; `n` counts
+//! the intervals of one track in one session (a withdrawal and a new consent make a second
+//! file). A video file is created at its first keyframe, so an interval with none leaves no
+//! file.
 
 pub mod catalog;
+pub mod chapters;
 mod cut_off;
 pub mod finalize;
-mod ogg;
+pub mod mixdown;
+pub mod ogg;
+mod track_file;
+mod vp8;
+mod webm;
 
 pub use cut_off::finish_cut_off;
+pub use finalize::finalize_session;
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use signaling::wire::MediaKind;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::media::{RecordTap, RecordedPacket, TrackKey};
 
 pub use self::ogg::OpusFile;
+use self::track_file::TrackFile;
 
 /// Recorded packets the queue from the media loop holds: two seconds of 40 speakers' audio
 /// (50 packets a second each). A recorder that falls further behind than that loses packets,
@@ -50,6 +60,8 @@ pub struct FileSpec {
     pub participant: String,
     /// The track.
     pub track: String,
+    /// Its kind: audio goes to Ogg Opus, video to WebM.
+    pub kind: MediaKind,
 }
 
 enum Control {
@@ -62,9 +74,12 @@ enum Control {
     Close {
         key: TrackKey,
     },
+    /// Answered once everything sent before it is done.
+    Sync(oneshot::Sender<()>),
 }
 
-/// The recorder, as room tasks see it. Every method returns at once.
+/// The recorder, as room tasks see it. Every method but [`Recorder::sync`] returns at once.
+#[derive(Clone)]
 pub struct Recorder {
     control: mpsc::UnboundedSender<Control>,
     finished: watch::Receiver<u64>,
@@ -82,6 +97,7 @@ impl Recorder {
         let files = Files {
             dir: dir.clone(),
             open: HashMap::new(),
+            clock: Clock::new(),
             next_serial: 1,
             finished: finished_tx,
         };
@@ -118,6 +134,15 @@ impl Recorder {
         let _ = self.control.send(Control::Close { key });
     }
 
+    /// Wait until every `open` and `close` sent before is carried out: the files closed
+    /// by then are finished on disk.
+    pub async fn sync(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.control.send(Control::Sync(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// The recordings folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -134,12 +159,13 @@ impl Recorder {
 struct Files {
     dir: PathBuf,
     open: HashMap<TrackKey, Open>,
+    clock: Clock,
     next_serial: u32,
     finished: watch::Sender<u64>,
 }
 
 struct Open {
-    file: OpusFile,
+    file: TrackFile,
     from: Instant,
     path: PathBuf,
 }
@@ -193,11 +219,14 @@ impl Files {
                 }
             }
             Control::Close { key } => self.close(key),
+            Control::Sync(done) => {
+                let _ = done.send(());
+            }
         }
     }
 
-    /// A new file for `spec`: the first free `{track}-{n}.opus` in its folder.
-    fn create(&mut self, spec: &FileSpec) -> io::Result<(OpusFile, PathBuf)> {
+    /// A new file for `spec`: the first free `{track}-{n}.{opus,webm}` in its folder.
+    fn create(&mut self, spec: &FileSpec) -> io::Result<(TrackFile, PathBuf)> {
         for id in [&spec.session, &spec.participant, &spec.track] {
             if !is_id(id) {
                 return Err(io::Error::new(
@@ -211,8 +240,9 @@ impl Files {
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
         for n in 1u32.. {
-            let path = folder.join(format!("{}-{n}.opus", spec.track));
-            match OpusFile::create(&path, serial) {
+            let ext = TrackFile::extension(spec.kind);
+            let path = folder.join(format!("{}-{n}.{ext}", spec.track));
+            match TrackFile::create(spec.kind, &path, serial) {
                 Ok(file) => return Ok((file, path)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -228,7 +258,8 @@ impl Files {
         if packet.arrived < open.from {
             return;
         }
-        if let Err(e) = open.file.write(packet.timestamp, &packet.payload) {
+        let at = self.clock.unix_ms(packet.arrived);
+        if let Err(e) = open.file.write(packet, at) {
             tracing::error!(path = %open.path.display(), %e, "recording: write failed; the file ends here");
             self.close(packet.track);
         }
@@ -261,9 +292,37 @@ impl Files {
     }
 }
 
+/// Turns the engine's instants into Unix ms, from one reading of both clocks.
+struct Clock {
+    base: Instant,
+    base_ms: i64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Clock {
+            base: Instant::now(),
+            base_ms,
+        }
+    }
+
+    fn unix_ms(&self, at: Instant) -> i64 {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match at.checked_duration_since(self.base) {
+            Some(after) => self.base_ms.saturating_add(ms(after)),
+            None => self
+                .base_ms
+                .saturating_sub(ms(self.base.duration_since(at))),
+        }
+    }
+}
+
 /// Whether `id` is one of the server's ids, and so safe as a file name: ASCII letters,
 /// digits, `-` and `_`, at most 128 of them.
-pub(crate) fn is_id(id: &str) -> bool {
+pub fn is_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()

@@ -1,9 +1,8 @@
 //! The room task's part in recording: it turns the core's [`Output::Record`] into commands,
-//! as it does the gates. For each audio track of a recorded participant, the recorder is told
-//! which file to write, then the engine to hand it the track's packets; to stop, the other
-//! way round. A track published while its publisher is recorded is recorded from its start.
-//!
-//! Only audio is recorded in this version: video (WebM) is the next part of #21.
+//! as it does the gates. For each audio and video track of a recorded participant, the
+//! recorder is told which file to write, then the engine to hand it the track's packets; to
+//! stop, the other way round. A track published while its publisher is recorded is recorded
+//! from its start.
 //!
 //! [`Output::Record`]: signaling::room::Output::Record
 
@@ -14,7 +13,7 @@ use crate::media::TrackKey;
 use crate::recorder::FileSpec;
 
 /// The kinds of track the recorder writes.
-const RECORDED_KINDS: [MediaKind; 1] = [MediaKind::Audio];
+const RECORDED_KINDS: [MediaKind; 2] = [MediaKind::Audio, MediaKind::Video];
 
 impl RoomTask {
     /// Start or stop recording `participant`'s tracks, those to come included.
@@ -66,6 +65,7 @@ impl RoomTask {
             session,
             participant: track.participant.clone(),
             track: track.id.clone(),
+            kind: track.kind,
         };
         self.registry.recorder.open(key, spec);
         self.registry.media.record(key, true);

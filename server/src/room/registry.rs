@@ -97,6 +97,21 @@ impl Registry {
         &self.media
     }
 
+    /// Finalize recording sessions (chapters, mixdown) in the background; shutdown waits
+    /// for them.
+    pub fn finalize_sessions(&self, sessions: Vec<String>) {
+        let (store, recorder) = (self.store.clone(), self.recorder.clone());
+        self.tasks.spawn(async move {
+            for session in sessions {
+                let done =
+                    crate::recorder::finalize_session(store.as_ref(), recorder.dir(), &session);
+                if let Err(e) = done.await {
+                    tracing::error!(%session, err = %e, "could not finalize a recording session");
+                }
+            }
+        });
+    }
+
     /// The recorder.
     pub fn recorder(&self) -> &Recorder {
         &self.recorder

@@ -221,6 +221,8 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_cut_off(&self, id: &str, ended_at: i64) -> StoreResult<bool> {
         self.finish_session(id, ended_at, true).await
     }
+    /// One recording session, if it exists.
+    async fn recording_session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// A room's recording sessions, oldest first.
     async fn recording_sessions(&self, room_id: &str) -> StoreResult<Vec<SessionRecord>>;
     /// Every recording session, or one room's, newest first: for the admin.
@@ -228,8 +230,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         room_id: Option<&str>,
     ) -> StoreResult<Vec<SessionRecord>>;
-    /// One recording session.
-    async fn recording_session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Delete a recording session's row (its files are the caller's). The consent ledger
     /// keeps its entries. `false` if there was no such session.
     async fn delete_recording_session(&self, id: &str) -> StoreResult<bool>;

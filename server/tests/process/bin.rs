@@ -41,13 +41,27 @@ pub fn wrapped(wrapper: &[&str], data_dir: &Path) -> Command {
 
 /// `roundtable room create` on `data_dir`; the new room's id.
 pub async fn create_room(data_dir: &Path, title: &str) -> anyhow::Result<String> {
+    Ok(create_room_for_facilitator(data_dir, title).await?.0)
+}
+
+/// `roundtable room create` on `data_dir`; the new room's id and the secret of its
+/// facilitator's invite (from the link's `#invite=` fragment).
+pub async fn create_room_for_facilitator(
+    data_dir: &Path,
+    title: &str,
+) -> anyhow::Result<(String, String)> {
     let out = on_data_dir(&mut Command::new(BIN), data_dir)
         .args(["room", "create", "--title", title, "--json"])
         .output()
         .await?;
     ensure!(out.status.success(), "room create: {out:?}");
     let created: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(created["id"].as_str().context("no id")?.to_string())
+    let id = created["id"].as_str().context("no id")?.to_string();
+    let link = created["facilitator_url"].as_str().context("no link")?;
+    let (_, secret) = link
+        .split_once("#invite=")
+        .context("no secret in the link")?;
+    Ok((id, secret.to_string()))
 }
 
 /// Only `data_dir` and our settings count, not the caller's environment.

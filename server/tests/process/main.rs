@@ -5,6 +5,7 @@
 
 mod bin;
 mod crash;
+mod record_crash;
 mod recordings_cli;
 mod startup;
 mod storage;

@@ -37,11 +37,13 @@ async fn the_recordings_commands_list_show_purge_and_delete() -> anyhow::Result<
         .create_recording_session(&RecordingSession {
             id: session.clone(),
             room: room.clone(),
-            started_at: 1000,
+            started_at: 1_699_999_999_000,
             presentation_only: false,
         })
         .await?;
-    store.end_recording_session(&session, 9000).await?;
+    store
+        .end_recording_session(&session, 1_700_000_009_000)
+        .await?;
     store
         .append_consent(&ConsentEntry {
             room: room.clone(),
@@ -50,14 +52,14 @@ async fn the_recordings_commands_list_show_purge_and_delete() -> anyhow::Result<
             name: "Ann".into(),
             invite: None,
             granted: true,
-            ts: 500,
+            ts: 1_699_999_998_000,
         })
         .await?;
     let folder = data.path().join("recordings").join(&session);
     std::fs::create_dir_all(folder.join("ann1"))?;
     let mut file = OpusFile::create(&folder.join("ann1/a1-1.opus"), 1)?;
     for n in 0..100 {
-        file.write(n * 960, &[0xf8, 0xff, 0xfe])?;
+        file.write(1_700_000_000_000, n * 960, &[0xf8, 0xff, 0xfe])?;
     }
     file.finish()?;
 

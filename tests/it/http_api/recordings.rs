@@ -16,6 +16,9 @@ use crate::both_backends;
 use crate::common::TestServer;
 use crate::store::room;
 
+/// When the fixture's session started (Unix ms); its files start a second later.
+const T0: i64 = 1_699_999_999_000;
+
 /// The three-byte Opus packet browsers send for 20 ms of silence.
 const SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 
@@ -35,7 +38,7 @@ fn opus(path: &Path, packets: u32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut file = OpusFile::create(path, 1).unwrap();
     for n in 0..packets {
-        file.write(n * 960, &SILENCE).unwrap();
+        file.write(T0 + 1000, n * 960, &SILENCE).unwrap();
     }
     file.finish().unwrap();
 }
@@ -66,16 +69,16 @@ async fn fixture() -> anyhow::Result<Fixture> {
         .create_recording_session(&RecordingSession {
             id: session.clone(),
             room: room.clone(),
-            started_at: 1000,
+            started_at: T0,
             presentation_only: false,
         })
         .await?;
-    store.end_recording_session(&session, 61_000).await?;
+    store.end_recording_session(&session, T0 + 61_000).await?;
     for entry in [
-        consent(&room, "ann1", None, true, 500),
-        consent(&room, "cy3", None, true, 600),
-        consent(&room, "bo2", Some(&session), true, 2000),
-        consent(&room, "cy3", Some(&session), false, 3000),
+        consent(&room, "ann1", None, true, T0 - 500),
+        consent(&room, "cy3", None, true, T0 - 400),
+        consent(&room, "bo2", Some(&session), true, T0 + 2000),
+        consent(&room, "cy3", Some(&session), false, T0 + 3000),
     ] {
         store.append_consent(&entry).await?;
     }
@@ -106,6 +109,16 @@ impl Fixture {
         Ok(body)
     }
 
+    /// The mixdown's length, as the session's detail says it.
+    async fn mixdown_ms(&self) -> anyhow::Result<Option<u64>> {
+        let detail = self.detail().await?;
+        let files = detail["files"].as_array().unwrap();
+        Ok(files
+            .iter()
+            .find(|f| f["kind"] == "mixdown")
+            .and_then(|f| f["duration_ms"].as_u64()))
+    }
+
     /// The id of the file whose download name ends with `suffix`.
     async fn file(&self, suffix: &str) -> anyhow::Result<String> {
         let detail = self.detail().await?;
@@ -134,7 +147,7 @@ async fn sessions_list_and_one_session_shows_files_speakers_and_ledger() -> anyh
         .create_recording_session(&RecordingSession {
             id: format!("{other}-5000-1"),
             room: other.clone(),
-            started_at: 5000,
+            started_at: T0 + 5000,
             presentation_only: true,
         })
         .await?;
@@ -161,7 +174,7 @@ async fn sessions_list_and_one_session_shows_files_speakers_and_ledger() -> anyh
     assert_eq!(
         mine["sessions"],
         json!([{
-            "id": f.session, "room": f.room, "started_at": 1000, "ended_at": 61_000,
+            "id": f.session, "room": f.room, "started_at": T0, "ended_at": T0 + 61_000,
             "presentation_only": false, "cut_off": false,
             "totals": { "files": 6, "bytes": bytes, "speakers": 2 },
         }])
@@ -321,7 +334,14 @@ async fn deleting_a_session_removes_its_files_and_row_and_keeps_the_ledger() -> 
 async fn purging_a_speaker_removes_their_files_and_keeps_their_withdrawal() -> anyhow::Result<()> {
     let f = fixture().await?;
     let store = f.server.state.store().clone();
-    let old_mixdown = std::fs::read(f.dir.join("mixdown.opus"))?;
+    // The mixdown as the session left it: Ann's 5 s and Bo's 2 s, from a second in.
+    let rebuild = format!("/api/admin/recordings/{}/mixdown", f.session);
+    let (status, body) = call(&f.server, admin("POST", &rebuild, None)).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "rebuilt": f.session }))
+    );
+    assert_eq!(f.mixdown_ms().await?, Some(6000), "Ann's 5 s, from 1 s in");
     let path = format!("/api/admin/recordings/{}/speakers/ann1", f.session);
     let (status, body) = call(&f.server, admin("DELETE", &path, None)).await?;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -332,10 +352,10 @@ async fn purging_a_speaker_removes_their_files_and_keeps_their_withdrawal() -> a
     );
     assert!(!f.dir.join("ann1").exists(), "Ann's files are gone");
     assert!(f.dir.join("bo2/b1-1.opus").exists(), "Bo's stay");
-    assert_ne!(
-        std::fs::read(f.dir.join("mixdown.opus")).ok(),
-        Some(old_mixdown),
-        "the mixdown that held Ann is not kept"
+    assert_eq!(
+        f.mixdown_ms().await?,
+        Some(3000),
+        "rebuilt without Ann: Bo's 2 s, from 1 s in"
     );
     let ledger = store.consent_ledger(&f.room).await?;
     let last = ledger.last().unwrap();
@@ -384,12 +404,6 @@ async fn purging_a_speaker_removes_their_files_and_keeps_their_withdrawal() -> a
         (StatusCode::NOT_FOUND, Some("speaker_not_found"))
     );
 
-    let path = format!("/api/admin/recordings/{}/mixdown", f.session);
-    let (status, body) = call(&f.server, admin("POST", &path, None)).await?;
-    assert_eq!(
-        (status, body),
-        (StatusCode::OK, json!({ "rebuilt": f.session }))
-    );
     let path = "/api/admin/recordings/nope-1-1/mixdown";
     let (status, body) = call(&f.server, admin("POST", path, None)).await?;
     assert_eq!(

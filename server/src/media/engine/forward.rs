@@ -24,7 +24,7 @@ use rtc::sansio::Protocol;
 use signaling::wire::{MediaKind, TrackInfo};
 
 use super::{Engine, Output, PcId, SessionId};
-use crate::media::values::{MediaEvent, RecordedPacket, TrackKey};
+use crate::media::values::{Codec, MediaEvent, RecordedPacket, TrackKey};
 
 /// Sequence numbers a published track remembers having forwarded: 4 s of 1.2 Mbit/s video.
 /// A copy that comes later than that is dropped as too late to be of use, as SRTP drops one
@@ -70,6 +70,8 @@ pub(super) struct Published {
     /// The codec the publisher negotiated, and its payload type there.
     pub(super) codec: RTCRtpCodec,
     payload_type: u8,
+    /// The codec as the recorder knows it.
+    recorded_codec: Codec,
     pub(super) publisher: SessionId,
     pub(super) publisher_pc: PcId,
     pub(super) receiver: RTCRtpReceiverId,
@@ -222,11 +224,18 @@ impl Engine {
         }
     }
 
-    /// Start or stop recording a track's packets.
-    pub(super) fn record(&mut self, key: TrackKey, on: bool) {
-        if let Some(published) = self.producers.get_mut(&key) {
-            tracing::debug!(track = %published.info.id, on, "record");
-            published.recorded = on;
+    /// Start or stop recording a track's packets. A video file starts at a keyframe, so a
+    /// video track that starts being recorded asks its publisher for one at once.
+    pub(super) fn record(&mut self, now: Instant, key: TrackKey, on: bool) {
+        let Some(published) = self.producers.get_mut(&key) else {
+            return;
+        };
+        tracing::debug!(track = %published.info.id, on, "record");
+        let start = on && !published.recorded;
+        published.recorded = on;
+        if start && published.info.kind == MediaKind::Video {
+            published.last_keyframe_request = None;
+            self.request_keyframe(now, key);
         }
     }
 
@@ -279,6 +288,7 @@ impl Engine {
                 track: key,
                 ssrc: packet.header.ssrc,
                 payload_type: packet.header.payload_type,
+                codec: published.recorded_codec,
                 seq: packet.header.sequence_number,
                 timestamp: packet.header.timestamp,
                 marker: packet.header.marker,
@@ -372,6 +382,7 @@ impl Engine {
             key,
             Published {
                 info: info.clone(),
+                recorded_codec: Codec::of_mime(&codec.mime_type),
                 codec,
                 payload_type,
                 publisher: session_id,

@@ -232,7 +232,7 @@ impl Engine {
                 remove,
             } => self.subscriptions(session, &add, &remove),
             Cmd::Gate { track, open } => self.gate(now, track, open),
-            Cmd::Record { track, on } => self.record(track, on),
+            Cmd::Record { track, on } => self.record(now, track, on),
             Cmd::Close(id) => self.close(id),
         }
     }

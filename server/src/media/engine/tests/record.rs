@@ -92,3 +92,40 @@ fn a_closed_gate_records_nothing() {
     send(&mut net, &[0], 5);
     assert_eq!(taken(&mut net).len(), 5);
 }
+
+/// A video file starts at a keyframe: recording a video track asks its publisher for one at
+/// once, past the throttle, and only once. Recording an audio track asks for nothing.
+#[test]
+fn recording_a_video_track_asks_its_publisher_for_a_keyframe() {
+    let mut net = Net::new();
+    let cam = net.publish(Flow::Send, sim::Media::Vp8);
+    let mic = net.publish(Flow::Send, sim::Media::Opus);
+    send(&mut net, &[0, 1], 3);
+    let _ = net.keyframe_requests(0);
+    let _ = net.keyframe_requests(1);
+
+    net.record(&mic, true);
+    net.run_until(|_| false, Duration::from_millis(50));
+    assert_eq!(net.keyframe_requests(1), 0, "audio has no keyframes");
+
+    net.record(&cam, true);
+    net.run_until(|_| false, Duration::from_millis(50));
+    assert_eq!(net.keyframe_requests(0), 1, "one keyframe asked for");
+    send(&mut net, &[0], 3);
+    let got = taken(&mut net);
+    assert!(got.iter().any(|p| p.track == cam.key));
+    assert!(
+        got.iter()
+            .filter(|p| p.track == cam.key)
+            .all(|p| p.codec == crate::media::Codec::Vp8),
+        "the recorder is told the codec"
+    );
+
+    net.record(&cam, true);
+    net.run_until(|_| false, Duration::from_millis(50));
+    assert_eq!(
+        net.keyframe_requests(0),
+        0,
+        "a second `Record` on asks nothing"
+    );
+}
