@@ -8,3 +8,4 @@ mod crash;
 mod record_crash;
 mod startup;
 mod storage;
+mod webm;
