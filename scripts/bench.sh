@@ -15,6 +15,8 @@
 #   BASE=d47afc1 TARGETS="roundtable roundtable-base" scripts/bench.sh room10 skillshare40
 #       # this checkout against an earlier commit, in alternating pairs (the same generator)
 #   TARGETS="roundtable roundtable-sansio" scripts/bench.sh   # the generator's two clients
+#   TARGETS="roundtable roundtable-record" scripts/bench.sh skillshare40
+#       # recording everyone (loadgen --record) against recording off, in alternating pairs
 #   PIN=0 scripts/bench.sh room10              # server and generator not pinned to a core each
 #   LOADGEN_ARGS="--duration 3s" RUNS=1 OUT=/tmp/smoke scripts/bench.sh room10   # a smoke test
 #   LOADGEN_NICE=19 LOADGEN_ARGS="--video-kbps 2400" TARGETS=roundtable scripts/bench.sh rooms
@@ -64,7 +66,7 @@ if [ "$pin" = 1 ]; then
 fi
 run_roundtable() {
   local scenario=$1 run=$2 data server dir=${3:-roundtable} client=${4:-webrtc}
-  local bin=${5:-target/release/roundtable}
+  local bin=${5:-target/release/roundtable} more=${6:-}
   data=$(mktemp -d)
   ${server_cpu[@]+"${server_cpu[@]}"} "$bin" --data-dir "$data" --admin-token bench \
     >"$out/$dir/$scenario-$run.server.log" 2>&1 &
@@ -76,7 +78,7 @@ run_roundtable() {
   ${loadgen_cpu[@]+"${loadgen_cpu[@]}"} nice -n "$nice" target/release/roundtable-loadgen \
     --server http://127.0.0.1:8080 --admin-token bench \
     --scenario "$scenario" --server-pid "$server" --json "$out/$dir/$scenario-$run.json" \
-    --client "$client" ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
+    --client "$client" $more ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
   kill "$server"
   wait "$server" 2>/dev/null || true
   rm -rf "$data"
@@ -89,6 +91,11 @@ run_roundtable-base() {
 # generator less CPU; Janus can only be loaded with the default client.
 run_roundtable-sansio() {
   run_roundtable "$1" "$2" roundtable-sansio sansio
+}
+# Our server recording every participant: all consent, and each room's first participant is
+# its facilitator and starts recording (`--record`). Files go under the run's data folder.
+run_roundtable-record() {
+  run_roundtable "$1" "$2" roundtable-record webrtc target/release/roundtable --record
 }
 run_janus() {
   local scenario=$1 run=$2 janus
@@ -118,7 +125,8 @@ from pathlib import Path
 
 out, targets, scenarios = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
 NAMES = {"roundtable": "Roundtable", "roundtable-base": "Roundtable at $BASE (see base.txt)",
-         "roundtable-sansio": "Roundtable, sans-IO generator client", "janus": "Janus"}
+         "roundtable-sansio": "Roundtable, sans-IO generator client", "janus": "Janus",
+         "roundtable-record": "Roundtable recording every participant"}
 
 def runs(target, name):
     return [json.loads(p.read_text()) for p in sorted((out / target).glob(f"{name}-*.json"))]
@@ -215,11 +223,20 @@ if "roundtable" in targets and "janus" in targets:
             print(f"| {name} | {label} | {show(ours)} | {show(theirs)} | {ratio} |")
     print()
 
-if "roundtable" in targets and "roundtable-base" in targets:
+PAIRS = [
+    ("roundtable", "roundtable-base",
+     "This checkout against the base, in alternating pairs: ours / base per pair", "ours / base"),
+    ("roundtable-record", "roundtable",
+     "Recording everyone against recording off, in alternating pairs: record / off per pair",
+     "record / off"),
+]
+for first, second, title, head in PAIRS:
+    if first not in targets or second not in targets:
+        continue
     # Run i of each target ran back to back: compare them as pairs.
-    print("### This checkout against the base, in alternating pairs: ours / base per pair")
+    print(f"### {title}")
     print()
-    print("| scenario | figure | ours / base, each pair | median |")
+    print(f"| scenario | figure | {head}, each pair | median |")
     print("|---|---|---|---|")
     pair_figures = [
         ("server us/pkt", lambda r: field(r, "server", "cpu_us_per_packet")),
@@ -228,7 +245,7 @@ if "roundtable" in targets and "roundtable-base" in targets:
         ("added by the server p99 ms", lambda r: field(r, "server_delay_ms", "p99")),
     ]
     for name in scenarios:
-        ours_runs, base_runs = runs("roundtable", name), runs("roundtable-base", name)
+        ours_runs, base_runs = runs(first, name), runs(second, name)
         for label, read in pair_figures:
             ratios = []
             for a, b in zip(ours_runs, base_runs):

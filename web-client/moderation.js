@@ -221,12 +221,21 @@ export function wireModeration() {
     const target = /** @type {Node} */ (e.target);
     if (menu.button && !$('person-menu').contains(target) && !menu.button.contains(target)) closeMenu(false);
   });
-  // A resize moves the menu with its button; a scroll beneath it closes it.
+  // A resize or a scroll moves the menu with its button. A scroll that takes the button out
+  // of sight closes it. (Closing on any scroll lost the menu to the scroll that brings a row
+  // into view as it is clicked.)
   window.addEventListener('resize', () => {
     if (menu.button) placeMenu($('person-menu'), menu.button);
   });
   document.addEventListener('scroll', (e) => {
-    if (!$('person-menu').contains(/** @type {Node} */ (e.target))) closeMenu(false);
+    const target = /** @type {Node} */ (e.target);
+    if (!menu.button || $('person-menu').contains(target)) return;
+    const area = target instanceof Element
+      ? target.getBoundingClientRect()
+      : { top: 0, bottom: window.innerHeight };
+    const at = menu.button.getBoundingClientRect();
+    if (at.bottom <= area.top || at.top >= area.bottom) closeMenu(false);
+    else placeMenu($('person-menu'), menu.button);
   }, true);
   on('remove-form', 'submit', (e) => {
     e.preventDefault();

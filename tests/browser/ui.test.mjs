@@ -158,6 +158,10 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
     await page.keyboard.press('ArrowDown');
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Mute');
     await shoot(page, 'people-menu');
+    // A scroll that leaves its button in sight keeps the menu open (as the scroll that brings
+    // a row into view while it is clicked must).
+    await page.evaluate(() => document.dispatchEvent(new Event('scroll')));
+    assert.equal(await menu.isVisible(), true, 'a scroll with the button in sight keeps the menu');
     await page.keyboard.press('Escape');
     await menu.waitFor({ state: 'hidden' });
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Actions for Pat Rivera');
@@ -169,7 +173,15 @@ describe('roles, invites, waiting and moderation in the page (scripted server)',
     await tile.getByRole('button', { name: 'Actions for Ada Lovelace' }).click();
     const adaMenu = page.getByRole('menu', { name: 'Actions for Ada Lovelace' });
     assert.deepEqual(await adaMenu.getByRole('menuitem').allInnerTexts(), ['Lower hand', 'Mute', 'Stop camera', 'Remove']);
-    await page.keyboard.press('Escape');
+    // A scroll that takes its button out of sight closes it: here, a scroll of a strip at
+    // the top of the page, above the tile.
+    await page.evaluate(() => {
+      const strip = document.createElement('div');
+      strip.style.cssText = 'position:fixed;top:0;left:0;width:10px;height:1px';
+      document.body.append(strip);
+      strip.dispatchEvent(new Event('scroll'));
+      strip.remove();
+    });
     await adaMenu.waitFor({ state: 'hidden' });
 
     // Each item sends its command.

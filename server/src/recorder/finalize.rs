@@ -14,10 +14,16 @@ pub const CHAPTERS_JSON: &str = "chapters.json";
 /// WebVTT chapters.
 pub const CHAPTERS_VTT: &str = "chapters.vtt";
 
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Write `session`'s chapters (JSON and WebVTT) and its mixdown into its folder under
 /// `dir`. A session that wrote no file gets none of them.
 pub async fn finalize_session(store: &dyn Store, dir: &Path, session: &str) -> anyhow::Result<()> {
     anyhow::ensure!(is_id(session), "not a session id: {session:?}");
+    // One at a time: a run that listed a speaker's files before a purge removed them must
+    // not rename its mixdown over the purge's. It is CPU work: running two at once gains
+    // nothing.
+    let _one = ONE_AT_A_TIME.lock().await;
     let record = store
         .recording_session(session)
         .await?

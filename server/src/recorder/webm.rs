@@ -17,28 +17,32 @@
 //! logged once and leaves no file.
 //!
 //! Durability: libwebm writes in file mode, so [`WebmFile::finish`] makes a complete file
-//! (cues, duration, sizes). Until then the Segment and the newest Cluster have "unknown"
-//! sizes, which Matroska readers take as "to the end of the file". Every second
-//! ([`WebmFile::flush`]) what was written goes to the OS, and the Info's Duration (libwebm's
-//! placeholder until it finishes) is set to the time written so far: a crash leaves a file
-//! that plays up to about its last second.
+//! (cues, duration, sizes). Until then, libwebm's bytes wait in memory ([`sink`]) and reach
+//! the file every second ([`WebmFile::flush`]), after whole frames, never a torn block. At
+//! each flush the open Cluster's size is written as it is on disk, and the Info's Duration
+//! (libwebm's placeholder until it finishes) is set to the time written so far. The Segment
+//! keeps its "unknown" size. A crash leaves a file that plays up to its last flush.
+//!
+//! Clusters: libwebm starts one at each keyframe, and after 30 s without one (its default;
+//! the `webm` crate does not let us change it). The recorder asks for a keyframe only at
+//! its start, so a Cluster is often long; its size, written at each flush, makes it whole.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use webm::mux::{Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack, Writer};
 
+use self::sink::Sink;
 use super::vp8::{Assembler, Frame};
 use crate::media::{Codec, RecordedPacket};
 
 /// VP8's RTP clock.
 const CLOCK: u64 = 90_000;
-/// How far into the file libwebm's Info is written, at most: where Duration is looked for.
-const HEADER_SPAN: usize = 4096;
+/// Bytes held in memory before a flush comes, at most: then they go to the file early,
+/// still after a whole frame. A second of video is far less.
+const MAX_PENDING: usize = 32 << 20;
 
 /// A WebM file being written, or waiting for its first keyframe.
 pub struct WebmFile {
@@ -112,6 +116,9 @@ impl WebmFile {
                 None => self.muxer.insert(Muxer::create(&self.path, &frame)?),
             };
             muxer.add(&frame)?;
+            if muxer.sink.lock().pending() > MAX_PENDING {
+                muxer.flush()?;
+            }
         }
         Ok(())
     }
@@ -139,11 +146,7 @@ impl Muxer {
         let Some((width, height)) = first.keyframe else {
             return Err(io::Error::other("a WebM file starts with a keyframe"));
         };
-        let file = File::create_new(path)?;
-        let sink = Sink(Arc::new(Mutex::new(Inner {
-            file: BufWriter::new(file),
-            pos: 0,
-        })));
+        let sink = Sink::new(File::create_new(path)?);
         let app = format!("roundtable ROUNDTABLE_START_MS={}", unix_ms(first.arrived));
         let (builder, track) = SegmentBuilder::new(Writer::new(sink.clone()))
             .and_then(|b| b.set_mode(SegmentMode::File))
@@ -174,13 +177,17 @@ impl Muxer {
             return Ok(());
         }
         let keyframe = frame.keyframe.is_some();
+        let end = self.sink.lock().end();
         self.segment
             .add_frame(self.track, &frame.data, ns, keyframe)
             .map_err(mux_error)?;
+        let mut sink = self.sink.lock();
+        sink.added_frame(end, frame.data.len());
         if self.frames == 0 {
             // libwebm wrote the header with the first frame.
-            self.duration_at = self.sink.find_duration()?;
+            self.duration_at = sink.find_duration();
         }
+        drop(sink);
         self.frames += 1;
         self.last_gap_ns = ns - self.last_ns;
         self.last_ns = ns;
@@ -196,13 +203,10 @@ impl Muxer {
 
     fn flush(&mut self) -> io::Result<()> {
         let duration = self.duration_ms() as f32;
-        let mut inner = self.sink.lock();
-        inner.file.flush()?;
+        let mut sink = self.sink.lock();
+        sink.store(true)?;
         if let Some(at) = self.duration_at {
-            inner
-                .file
-                .get_ref()
-                .write_all_at(&duration.to_be_bytes(), at)?;
+            sink.write_stored(&duration.to_be_bytes(), at)?;
         }
         Ok(())
     }
@@ -216,66 +220,10 @@ impl Muxer {
                 .finalize(Some(duration))
                 .map_err(|_| io::Error::other("libwebm could not finish the file"))?,
         );
-        let mut inner = sink.lock();
-        inner.file.flush()?;
-        inner.file.get_ref().sync_data()?;
+        let mut sink = sink.lock();
+        sink.store(false)?;
+        sink.sync()?;
         Ok(frames)
-    }
-}
-
-/// The file under libwebm, shared with the recorder so that it can flush it every second.
-/// Only the recorder's thread touches it: the lock is never contended.
-#[derive(Clone)]
-struct Sink(Arc<Mutex<Inner>>);
-
-struct Inner {
-    file: BufWriter<File>,
-    /// libwebm asks where it is often: answered without flushing the buffer.
-    pos: u64,
-}
-
-impl Sink {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Where the header's Duration value is: libwebm writes a placeholder of 1.0, a 4-byte
-    /// float, in file mode (element 0x4489, size 4).
-    fn find_duration(&self) -> io::Result<Option<u64>> {
-        const PLACEHOLDER: [u8; 7] = [0x44, 0x89, 0x84, 0x3f, 0x80, 0x00, 0x00];
-        let mut inner = self.lock();
-        inner.file.flush()?;
-        let mut head = vec![0; HEADER_SPAN];
-        let n = inner.file.get_ref().read_at(&mut head, 0)?;
-        let found = head[..n]
-            .windows(PLACEHOLDER.len())
-            .position(|w| w == PLACEHOLDER);
-        Ok(found.map(|at| at as u64 + 3))
-    }
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut inner = self.lock();
-        let n = inner.file.write(buf)?;
-        inner.pos += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.lock().file.flush()
-    }
-}
-
-impl Seek for Sink {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let mut inner = self.lock();
-        if to != SeekFrom::Current(0) {
-            inner.pos = inner.file.seek(to)?;
-        }
-        Ok(inner.pos)
     }
 }
 
@@ -291,6 +239,9 @@ fn unix_ms(at: Instant) -> u128 {
         .unwrap_or(SystemTime::now());
     wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
+
+#[path = "webm_sink.rs"]
+mod sink;
 
 #[cfg(test)]
 #[path = "webm_tests.rs"]

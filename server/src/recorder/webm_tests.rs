@@ -13,10 +13,20 @@ use crate::recorder::vp8::synthetic::{frame, payload};
 /// The RTP packets of `frames` frames at 30 fps from RTP time `ts0`: a keyframe of 320x240
 /// every 10th frame, each frame in two packets.
 fn packets(frames: u32, ts0: u32, t0: Instant) -> Vec<RecordedPacket> {
+    packets_keyed(frames, ts0, t0, 10)
+}
+
+/// A frame's VP8 bitstream: `k` in its 300 bytes, a keyframe of 320x240 every `every`.
+fn frame_k(k: usize, every: usize) -> Vec<u8> {
+    let key = k.is_multiple_of(every).then_some((320, 240));
+    frame(key, &[k as u8; 300])
+}
+
+/// As [`packets`], with a keyframe every `every` frames.
+fn packets_keyed(frames: u32, ts0: u32, t0: Instant, every: u32) -> Vec<RecordedPacket> {
     let mut out = Vec::new();
     for k in 0..frames {
-        let key = (k % 10 == 0).then_some((320, 240));
-        let data = frame(key, &[k as u8; 300]);
+        let data = frame_k(k as usize, every as usize);
         let (a, b) = data.split_at(data.len() / 2);
         for (part, bytes) in [a, b].into_iter().enumerate() {
             out.push(RecordedPacket {
@@ -45,6 +55,48 @@ fn read_back(path: &Path) -> (MatroskaFile<File>, Vec<MkvFrame>) {
     (mkv, frames)
 }
 
+/// An EBML variable-size integer at `at`: (value, length). An ID keeps its marker bit; a size
+/// loses it, and all ones is "unknown" (None).
+fn vint(bytes: &[u8], at: usize, id: bool) -> (Option<u64>, usize) {
+    let len = bytes[at].leading_zeros() as usize + 1;
+    assert!(len <= 8, "a vint at {at}");
+    let mut v = u64::from(bytes[at]);
+    if !id {
+        v &= 0xff >> len;
+    }
+    for b in &bytes[at + 1..at + len] {
+        v = v << 8 | u64::from(*b);
+    }
+    let unknown = !id && v == (1 << (7 * len)) - 1;
+    (if unknown { None } else { Some(v) }, len)
+}
+
+/// The Segment's children of a WebM file, walked from the top, as (ID, size): checked here
+/// to have known sizes that tile the file to its end, so that a reader that trusts sizes
+/// finds every Cluster whole.
+fn top_level(bytes: &[u8]) -> Vec<(u64, u64)> {
+    let mut children = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (id, n) = vint(bytes, at, true);
+        let (size, m) = vint(bytes, at + n, false);
+        let id = id.unwrap();
+        at += n + m;
+        if id == 0x1853_8067 {
+            continue; // the Segment: its children follow, its size may be unknown.
+        }
+        let size = size.unwrap_or_else(|| panic!("element {id:x} of unknown size at {at}"));
+        at += size as usize;
+        assert!(at <= bytes.len(), "element {id:x} runs past the end");
+        if id != 0x1a45_dfa3 {
+            children.push((id, size));
+        }
+    }
+    children
+}
+
+const CLUSTER: u64 = 0x1f43_b675;
+
 #[test]
 fn a_finished_file_reads_back_frame_for_frame() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,7 +107,7 @@ fn a_finished_file_reads_back_frame_for_frame() {
     let packets = packets(30, u32::MAX - 30_000, t0);
     for (k, p) in packets.iter().enumerate() {
         file.write(p).unwrap();
-        if k == 20 {
+        if k % 7 == 0 {
             file.flush().unwrap();
         }
     }
@@ -94,49 +146,75 @@ fn a_finished_file_reads_back_frame_for_frame() {
         age < 60_000,
         "the first frame's wall-clock time: {age} ms ago"
     );
-    let bytes = std::fs::read(&path).unwrap();
-    let cues = [0x1c, 0x53, 0xbb, 0x6b];
-    assert!(bytes.windows(4).any(|w| w == cues), "the file has cues");
+    let children = top_level(&std::fs::read(&path).unwrap());
+    let clusters = children.iter().filter(|c| c.0 == CLUSTER).count();
+    assert_eq!(clusters, 3, "a Cluster at each keyframe: {children:x?}");
+    assert!(
+        children.iter().any(|c| c.0 == 0x1c53_bb6b),
+        "the file has cues"
+    );
 }
 
-/// A crash: the file was flushed but never finished. It reads back up to the flush, and
-/// says how long it is.
+/// A crash: the file was flushed but never finished. A copy taken after each flush, with
+/// more frames written since, reads back exactly the frames up to the flush, each whole, and
+/// says how long it is: in one long Cluster (a keyframe only at the start, as the recorder
+/// asks), or in several.
 #[test]
 fn a_file_never_finished_reads_up_to_its_last_flush() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v-1.webm");
-    let mut file = WebmFile::create(&path).unwrap();
-    let packets = packets(45, 0, Instant::now());
-    for p in &packets[..60] {
-        file.write(p).unwrap();
-    }
-    file.flush().unwrap();
-    for p in &packets[60..] {
-        file.write(p).unwrap();
-    }
-    // Copy the file as it is on disk now, as a crash would leave it.
-    let crashed = dir.path().join("crashed.webm");
-    std::fs::copy(&path, &crashed).unwrap();
-    drop(file);
+    for every in [1000, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v-1.webm");
+        let mut file = WebmFile::create(&path).unwrap();
+        let packets = packets_keyed(150, 0, Instant::now(), every);
+        // Frames 0..30, 30..75, 75..150; each part's 13 KB or more is past the 8 KB a
+        // buffered writer would have let out between flushes.
+        let mut copies = Vec::new();
+        for (n, part) in [(30, 0..60), (75, 60..150), (150, 150..300)] {
+            for p in &packets[part] {
+                file.write(p).unwrap();
+            }
+            let copy = dir.path().join(format!("after-{n}.webm"));
+            // Before the flush: the frames since the last one are not on disk.
+            std::fs::copy(&path, &copy).unwrap();
+            copies.push((copy, n, copies.last().map_or(0, |c: &(_, usize, _)| c.1)));
+            file.flush().unwrap();
+            let copy = dir.path().join(format!("flushed-{n}.webm"));
+            std::fs::copy(&path, &copy).unwrap();
+            copies.push((copy, n, n));
+        }
+        drop(file);
 
-    let (mkv, frames) = read_back(&crashed);
-    // libwebm also wrote out the buffer when it went back to size a cluster (at the
-    // keyframe of frame 40): more than was flushed may be there, never less.
-    assert!(
-        (30..45).contains(&frames.len()),
-        "every frame up to the flush: {}",
-        frames.len()
-    );
-    for (k, f) in frames.iter().enumerate() {
-        let key = (k % 10 == 0).then_some((320, 240));
-        assert_eq!(f.data, frame(key, &[k as u8; 300]), "frame {k} whole");
-        assert_eq!(f.timestamp, 100 * k as u64 / 3);
+        for (copy, _, on_disk) in copies.iter().filter(|c| c.2 > 0) {
+            let (mkv, frames) = read_back(copy);
+            let name = copy.display();
+            let children = top_level(&std::fs::read(copy).unwrap());
+            let clusters = children.iter().filter(|c| c.0 == CLUSTER).count();
+            let keyframes = on_disk.div_ceil(every as usize);
+            assert_eq!(clusters, keyframes, "{name}: a Cluster at each keyframe");
+            assert_eq!(
+                frames.len(),
+                *on_disk,
+                "{name}: every frame up to the flush"
+            );
+            for (k, f) in frames.iter().enumerate() {
+                assert_eq!(
+                    f.data,
+                    frame_k(k, every as usize),
+                    "{name}: frame {k} whole"
+                );
+                assert_eq!(f.is_keyframe, Some(k % every as usize == 0));
+                assert_eq!(f.timestamp, 100 * k as u64 / 3);
+            }
+            let duration = mkv.info().duration().unwrap();
+            let expected = 100.0 * *on_disk as f64 / 3.0;
+            assert!(
+                (duration - expected).abs() < 1.0,
+                "{name}: the duration as of the flush: {duration} ms, not {expected}"
+            );
+        }
+        // Before the first flush, nothing is on disk: no header, no torn frame.
+        assert_eq!(std::fs::metadata(&copies[0].0).unwrap().len(), 0);
     }
-    assert_eq!(
-        mkv.info().duration(),
-        Some(1000.0),
-        "the duration as of the flush"
-    );
 }
 
 #[test]

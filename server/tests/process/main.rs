@@ -9,3 +9,4 @@ mod record_crash;
 mod recordings_cli;
 mod startup;
 mod storage;
+mod webm;

@@ -1,5 +1,6 @@
 //! A crash while recording (#21): `kill -9` mid-session. What the recorder flushed (it does
-//! every second) reads back as whole Ogg pages, up to about the kill. The next start marks
+//! every second) reads back, up to about the kill: the audio as whole Ogg pages, the video
+//! as a WebM file never finished, whose elements are whole and sized. The next start marks
 //! the session cut off, ended at its files' last write, and leaves the files as they were,
 //! also while it records again.
 //!
@@ -11,12 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
 use ogg::reading::{BasePacketReader, PageParser};
-use roundtable_loadgen::client::{Client, JoinOptions, PublishPlan, TrackPlan, WAIT};
+use roundtable_loadgen::client::{Client, JoinOptions, Keyframes, PublishPlan, TrackPlan, WAIT};
 use roundtable_loadgen::stats::now_ns;
 use signaling::wire::{ClientMsg, MediaKind, RecordingView, ServerMsg};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::bin::{Server, create_room_for_facilitator, serve};
+use crate::webm;
 
 /// What a crash may lose at most (issue #21: "a crash loses at most the last second"). The
 /// recorder flushes its pages that often.
@@ -27,6 +29,9 @@ const PERIOD: Duration = Duration::from_millis(20);
 
 /// Audio packets each speaker sends: a minute, more than the test needs.
 const PACKETS: u64 = 3000;
+
+/// One video frame every 33 ms.
+const FRAME_PERIOD: Duration = Duration::from_millis(33);
 
 /// Audio packets on disk before the kill: three seconds.
 const ON_DISK: usize = 150;
@@ -48,8 +53,13 @@ fn at_most_lost() -> u64 {
     (AT_MOST_LOST.as_millis() / PERIOD.as_millis()) as u64
 }
 
+/// The video frames of [`AT_MOST_LOST`].
+fn frames_at_most_lost() -> u64 {
+    (AT_MOST_LOST.as_millis() / FRAME_PERIOD.as_millis()) as u64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_while_recording_keeps_the_flushed_audio_and_marks_the_session_cut_off()
+async fn kill_9_while_recording_keeps_the_flushed_audio_and_video_and_marks_the_session_cut_off()
 -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
@@ -87,6 +97,11 @@ async fn kill_9_while_recording_keeps_the_flushed_audio_and_marks_the_session_cu
     wait_for_session(&db, &session).await?;
     hear_more(&fay, &ann_id, (at_most_lost() * 8 / 5) as usize).await?;
     let (heard_last, heard_sent_ns) = last_heard(&fay, &ann_id);
+    let video_heard_last = fay
+        .media
+        .from(&ann_id, MediaKind::Video)
+        .last()
+        .map(|r| r.counter);
     server.kill().await?;
     let killed_ms = unix_ms();
     let to_unix_ms = clock_pair();
@@ -115,12 +130,38 @@ async fn kill_9_while_recording_keeps_the_flushed_audio_and_marks_the_session_cu
         last <= heard_last + MARGIN,
         "the file ends at packet {last}, after what was sent before the kill ({heard_last})"
     );
-    // Pat never consented: nothing of hers, nor anything else, is there.
-    assert_eq!(
-        files_under(&recordings)?,
-        std::slice::from_ref(&file),
-        "only Ann's file"
+    // Ann's video: a WebM file never finished, which reads up to about the kill.
+    let ann_folder = file.parent().context("a folder")?;
+    let webm = files_under(ann_folder)?
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "webm"))
+        .context("Ann has no WebM file")?;
+    let webm_bytes = std::fs::read(&webm)?;
+    let clusters = webm::whole_clusters(&webm_bytes)?;
+    assert!(clusters >= 1, "no Cluster in the WebM");
+    let frames = webm::frames(&webm)?;
+    assert!(frames[0].0, "the WebM starts with a keyframe");
+    let video: Vec<u64> = frames.iter().map(|f| f.1).collect();
+    // A keyframe is three packets, a delta frame one: each frame's counter follows.
+    let follows = frames
+        .windows(2)
+        .all(|w| w[1].1 == w[0].1 + if w[0].0 { 3 } else { 1 });
+    assert!(follows, "a gap or a reordering in the WebM: {frames:?}");
+    let video_heard_last = video_heard_last.context("Fay heard no video")?;
+    let video_last = video[video.len() - 1];
+    assert!(
+        video_last + frames_at_most_lost() + MARGIN >= video_heard_last,
+        "the WebM ends at frame {video_last}, but Fay heard up to {video_heard_last} before \
+         the kill: more than a flush interval lost"
     );
+    assert!(
+        video_last <= video_heard_last + MARGIN,
+        "the WebM ends at frame {video_last}, after what was sent before the kill \
+         ({video_heard_last})"
+    );
+    // Pat never consented: nothing of hers, nor anything else, is there.
+    let anns = sorted([file.clone(), webm.clone()]);
+    assert_eq!(files_under(&recordings)?, anns, "only Ann's files");
     for client in [fay, ann, pat] {
         client.drop_connection().await;
     }
@@ -152,11 +193,13 @@ async fn kill_9_while_recording_keeps_the_flushed_audio_and_marks_the_session_cu
         "started at {started_at}, ended at {ended_at}"
     );
     assert_eq!(std::fs::read(&file)?, bytes, "the restart changed the file");
-    // Files of the whole session (a mixdown, chapters) may come; speakers' files may not.
     assert_eq!(
-        files_under(file.parent().context("a folder")?)?,
-        std::slice::from_ref(&file)
+        std::fs::read(&webm)?,
+        webm_bytes,
+        "the restart changed the WebM"
     );
+    // Files of the whole session (a mixdown, chapters) may come; speakers' files may not.
+    assert_eq!(files_under(file.parent().context("a folder")?)?, anns);
     assert_eq!(folders_in(&recordings.join(&session))?, [ann_id.as_str()]);
     let first_ann = ann_id;
 
@@ -180,9 +223,11 @@ async fn kill_9_while_recording_keeps_the_flushed_audio_and_marks_the_session_cu
         "recording again changed the old file"
     );
     assert_eq!(
-        files_under(file.parent().context("a folder")?)?,
-        std::slice::from_ref(&file)
+        std::fs::read(&webm)?,
+        webm_bytes,
+        "recording again changed the WebM"
     );
+    assert_eq!(files_under(file.parent().context("a folder")?)?, anns);
     assert_eq!(
         folders_in(&recordings.join(&session))?,
         [first_ann.as_str()]
@@ -197,7 +242,9 @@ async fn kill_9_while_recording_keeps_the_flushed_audio_and_marks_the_session_cu
     Ok(())
 }
 
-/// Publish one Opus track of counted packets, with its own SSRC per `set`.
+/// Publish an Opus track of counted packets and a VP8-framed video track of counted frames,
+/// with their own SSRCs per `set`. The video sends a keyframe when asked (the recorder asks
+/// as it starts), and otherwise not.
 async fn speak(client: &mut Client, set: u32) -> anyhow::Result<()> {
     let plan = PublishPlan {
         audio: Some(TrackPlan {
@@ -208,7 +255,17 @@ async fn speak(client: &mut Client, set: u32) -> anyhow::Result<()> {
             packets: Some(PACKETS),
             vp8_framing: false,
         }),
-        video: None,
+        video: Some(TrackPlan {
+            period: FRAME_PERIOD,
+            min_bytes: 600,
+            max_bytes: 600,
+            keyframes: Some(Keyframes {
+                every: Duration::from_secs(3600),
+                extra_packets: 2,
+            }),
+            packets: Some(PACKETS),
+            vp8_framing: true,
+        }),
         set,
         ..PublishPlan::default()
     };
@@ -248,15 +305,16 @@ async fn recording(
     Ok(recording)
 }
 
-/// Wait until the one file in `folder` holds `n` audio packets in whole pages; its path. A
+/// Wait until the one Ogg file in `folder` holds `n` audio packets in whole pages; its path. A
 /// file growing on disk sends no event, so this looks again every packet period, up to
 /// [`WAIT`]: it returns within a packet of the flush that made the file long enough.
 async fn wait_for_file(folder: &Path, n: usize) -> anyhow::Result<PathBuf> {
     let look = async {
         loop {
             if folder.exists() {
-                let files = files_under(folder)?;
-                ensure!(files.len() <= 1, "more than one file: {files:?}");
+                let mut files = files_under(folder)?;
+                files.retain(|f| f.extension().is_some_and(|e| e == "opus"));
+                ensure!(files.len() <= 1, "more than one Ogg file: {files:?}");
                 if let Some(file) = files.first() {
                     // A file may be empty until its first packet: what does not read as
                     // Ogg Opus yet is not long enough. The reading after the kill is strict.
