@@ -49,7 +49,7 @@ pub async fn finalize_session(store: &dyn Store, dir: &Path, session: &str) -> a
     let mixed = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         replace(&folder.join(CHAPTERS_JSON), &json)?;
         replace(&folder.join(CHAPTERS_VTT), vtt.as_bytes())?;
-        mixdown::mixdown(&folder, start)
+        mixdown::mixdown(&folder, start, end)
     })
     .await?
     .with_context(|| format!("finalizing recording session {session}"))?;

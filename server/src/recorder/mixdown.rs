@@ -33,14 +33,18 @@ pub struct Mixed {
 }
 
 /// Mix the speakers' audio files in `session_dir` (those in its sub-folders) into
-/// `session_dir/mixdown.opus`, with time 0 at `start_ms` (Unix ms). With no audio file, the
-/// old mixdown is removed and `None` returned. The new file replaces the old at once (a
-/// rename): a reader sees one or the other, never half.
-pub fn mixdown(session_dir: &Path, start_ms: i64) -> io::Result<Option<Mixed>> {
+/// `session_dir/mixdown.opus`, with time 0 at `start_ms` and the end at `end_ms` (Unix ms,
+/// the session's). With no audio file, the old mixdown is removed and `None` returned. The
+/// new file replaces the old at once (a rename): a reader sees one or the other, never half.
+///
+/// A file is placed by the start its tags name, within the session: one that names a time
+/// after the session's end (a clock that jumped) is left out, with a warning, rather than
+/// make the mixdown hours of silence.
+pub fn mixdown(session_dir: &Path, start_ms: i64, end_ms: i64) -> io::Result<Option<Mixed>> {
     let target = session_dir.join(FILE);
     let mut sources = Vec::new();
     for path in speaker_files(session_dir)? {
-        match Source::open(&path, start_ms) {
+        match Source::open(&path, start_ms, end_ms) {
             Ok(Some(source)) => sources.push(source),
             Ok(None) => {}
             Err(e) => tracing::warn!(path = %path.display(), %e, "mixdown: file skipped"),
@@ -123,7 +127,7 @@ struct Source {
 
 impl Source {
     /// Open a file and read its headers; `None` if it is empty.
-    fn open(path: &Path, start_ms: i64) -> io::Result<Option<Source>> {
+    fn open(path: &Path, start_ms: i64, end_ms: i64) -> io::Result<Option<Source>> {
         let file = File::open(path)?;
         if file.metadata()?.len() == 0 {
             return Ok(None);
@@ -138,6 +142,11 @@ impl Source {
             return Err(io::Error::other("not an Ogg Opus file"));
         }
         let begins = start_of(&tags.data).unwrap_or(start_ms);
+        if begins > end_ms {
+            return Err(io::Error::other(format!(
+                "it starts at {begins}, after the session's end at {end_ms}"
+            )));
+        }
         let offset_ms = u64::try_from(begins - start_ms).unwrap_or(0);
         Ok(Some(Source {
             reader,
@@ -251,7 +260,7 @@ mod tests {
         }
         tone_file(&dir.path().join("a/t-1.opus"), 440.0, 10_000, 1);
         tone_file(&dir.path().join("b/t-1.opus"), 880.0, 11_000, 1);
-        let mixed = mixdown(dir.path(), 10_000).unwrap().unwrap();
+        let mixed = mixdown(dir.path(), 10_000, 12_000).unwrap().unwrap();
         assert_eq!(mixed.files, 2);
         assert_eq!(
             mixed.samples,
@@ -266,13 +275,26 @@ mod tests {
         assert!(!dir.path().join(format!("{FILE}.partial")).exists());
     }
 
+    /// A file whose start is after the session's end is left out, not placed hours away.
+    #[test]
+    fn a_file_after_the_end_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        tone_file(&dir.path().join("a/t-1.opus"), 440.0, 10_000, 1);
+        tone_file(&dir.path().join("b/t-1.opus"), 880.0, 1_700_000_000_000, 1);
+        let mixed = mixdown(dir.path(), 10_000, 11_000).unwrap().unwrap();
+        assert_eq!(mixed.files, 1);
+        assert_eq!(mixed.samples, u64::from(RATE));
+    }
+
     #[test]
     fn no_files_no_mixdown() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE), b"old").unwrap();
         std::fs::create_dir(dir.path().join("a")).unwrap();
         std::fs::write(dir.path().join("a/t-1.opus"), b"").unwrap();
-        assert_eq!(mixdown(dir.path(), 0).unwrap(), None);
+        assert_eq!(mixdown(dir.path(), 0, 1_000).unwrap(), None);
         assert!(!dir.path().join(FILE).exists(), "an old mixdown goes");
     }
 }
