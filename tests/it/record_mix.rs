@@ -214,3 +214,85 @@ async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
     assert!(tone(440.0).iter().any(|p| holds(&ann_bytes, p)));
     Ok(())
 }
+
+/// Wait until the store has `session`'s end: the room's writer stores it soon after the
+/// `recording` message that says it stopped.
+async fn ended(server: &TestServer, session: &str) -> anyhow::Result<()> {
+    let store = server.state.store().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let record = store.recording_session(session).await?;
+        if record.is_some_and(|r| r.ended_at.is_some()) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{session} never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Ann (440 Hz) and Cy (880 Hz) both consent and are recorded. After the session, an admin
+/// purges Cy: her files go, and the mixdown, made again, holds 440 Hz and not 880 Hz.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_speaker_leaves_the_mixdown() -> anyhow::Result<()> {
+    use crate::http_api::{admin, call};
+    let server = TestServer::sqlite().await?;
+    let room_id = server.room("Purge", 6).await?;
+    let (ann_secret, _) = server.invite(&room_id, Role::Facilitator, |_| {}).await?;
+    let consenting = JoinOptions {
+        packet_log: true,
+        consent: true,
+    };
+    let mut ann =
+        Client::join_full(server.addr, &room_id, "Ann", Some(&ann_secret), consenting).await?;
+    let mut cy = Client::join_full(server.addr, &room_id, "Cy", None, consenting).await?;
+    let (ann_id, cy_id) = (ann.id.clone(), cy.id.clone());
+    sing(&mut ann, 0, 440.0).await?;
+    sing(&mut cy, 2, 880.0).await?;
+    hear_more(&ann, &cy_id, 20).await?;
+    hear_more(&cy, &ann_id, 20).await?;
+
+    ann.send(ClientMsg::Recording {
+        on: true,
+        presentation_only: false,
+    });
+    let both = [ann_id.clone(), cy_id.clone()];
+    let started = recording(&mut ann, |r| r.on && r.recorded == both).await?;
+    let session = started.session.clone().expect("a session id");
+    hear_more(&ann, &cy_id, 75).await?;
+    hear_more(&cy, &ann_id, 75).await?;
+    ann.send(ClientMsg::Recording {
+        on: false,
+        presentation_only: false,
+    });
+    recording(&mut ann, |r| !r.on).await?;
+    ended(&server, &session).await?;
+
+    let dir = server.state.recorder().dir().join(&session);
+    let rebuild = format!("/api/admin/recordings/{session}/mixdown");
+    let (status, body) = call(&server, admin("POST", &rebuild, None)).await?;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    let before = decode(&dir.join("mixdown.opus"));
+    let noise = noise_floor(&before);
+    assert!(
+        power_at(&before, 440.0) > 1000.0 * noise,
+        "Ann is in the mixdown"
+    );
+    assert!(
+        power_at(&before, 880.0) > 1000.0 * noise,
+        "so is Cy, before the purge"
+    );
+
+    let purge = format!("/api/admin/recordings/{session}/speakers/{cy_id}");
+    let (status, body) = call(&server, admin("DELETE", &purge, None)).await?;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    assert!(!dir.join(&cy_id).exists(), "Cy's files are gone");
+    let after = decode(&dir.join("mixdown.opus"));
+    let noise = noise_floor(&after);
+    let (p440, p880) = (power_at(&after, 440.0), power_at(&after, 880.0));
+    assert!(p440 > 1000.0 * noise, "Ann stays: {p440}, noise {noise}");
+    assert!(p880 < 10.0 * noise, "Cy is gone: {p880}, noise {noise}");
+    Ok(())
+}
