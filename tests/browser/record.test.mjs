@@ -60,17 +60,25 @@ async function shoot(page, name) {
 /**
  * An Ogg file's pages, read from the bytes: how many packets it holds and whether its last
  * page ends the stream (RFC 3533: "OggS", flags at 5, the segment table's length at 26).
+ * Packets of one byte are not counted: they are the empty frames that fill a gap in time.
  * @param {Buffer} bytes
  */
 function oggPages(bytes) {
   let at = 0;
   let packets = 0;
   let ended = false;
+  let size = 0;
   while (at + 27 <= bytes.length) {
     assert.equal(bytes.toString('latin1', at, at + 4), 'OggS', `an Ogg page starts at byte ${at}`);
     const segments = bytes[at + 26];
     const table = bytes.subarray(at + 27, at + 27 + segments);
-    packets += [...table].filter((lace) => lace < 255).length;
+    for (const lace of table) {
+      size += lace;
+      if (lace < 255) {
+        if (size > 1) packets += 1;
+        size = 0;
+      }
+    }
     ended = (bytes[at + 5] & 0x04) !== 0;
     at += 27 + segments + table.reduce((sum, lace) => sum + lace, 0);
   }
@@ -87,15 +95,19 @@ const opusFiles = (folder) => readdirSync(folder)
  * file and all of them have ended their streams (the recorder finished them).
  */
 function filesFinished(folders) {
-  const done = () => folders.every((dir) => {
+  return changed(folders, () => folders.every((dir) => {
     const files = opusFiles(dir);
     return files.length > 0 && files.every((f) => f.ended && f.complete);
-  });
+  }));
+}
+
+/** Wait, on the folders' change events, until `done()` holds. */
+function changed(folders, done) {
   return new Promise((resolve, reject) => {
     const watchers = folders.map((dir) => watch(dir, () => {
       if (done()) finish(null);
     }));
-    const timer = setTimeout(() => finish(new Error(`the recorder did not finish the files in ${folders.join(', ')} within ${WAIT} ms`)), WAIT);
+    const timer = setTimeout(() => finish(new Error(`nothing in ${folders.join(', ')} came to be as awaited within ${WAIT} ms`)), WAIT);
     function finish(err) {
       clearTimeout(timer);
       for (const w of watchers) w.close();
@@ -208,7 +220,8 @@ describe('recording with per-person consent in real Chromium', { timeout: TEST_T
     const sessions = readdirSync(dir);
     assert.equal(sessions.length, 1, `one session folder: ${sessions}`);
     const session = path.join(dir, sessions[0]);
-    const folders = readdirSync(session).sort();
+    const folders = readdirSync(session, { withFileTypes: true })
+      .filter((d) => d.isDirectory()).map((d) => d.name).sort();
     assert.deepEqual(folders, [ids.Fran, ids.Pat].sort(), 'a folder for each who agreed, none for Quin');
     assert.ok(!existsSync(path.join(session, ids.Quin)), "no folder of Quin's");
     await filesFinished(folders.map((f) => path.join(session, f)));
@@ -219,6 +232,11 @@ describe('recording with per-person consent in real Chromium', { timeout: TEST_T
       assert.ok(audio >= 50, `${name}'s files hold ${audio} audio packets; at least 50 (one second) were sent while recorded`);
       for (const f of files) assert.ok(f.file.startsWith(`${ids[name]}-`), `${f.file} is named by ${name}'s track`);
     }
+    // The session's mixdown and chapters follow, made from the files of those who agreed.
+    const made = ['mixdown.opus', 'chapters.json', 'chapters.vtt'];
+    await changed([session], () => made.every((f) => existsSync(path.join(session, f))));
+    const mix = oggPages(readFileSync(path.join(session, 'mixdown.opus')));
+    assert.ok(mix.ended && mix.complete && mix.packets > 50, `a whole mixdown: ${JSON.stringify(mix)}`);
     const quins = readdirSync(dir, { recursive: true }).map(String)
       .filter((f) => f.split(path.sep).some((part) => part === ids.Quin || part.startsWith(`${ids.Quin}-`)));
     assert.deepEqual(quins, [], "no folder or file under the recordings folder is Quin's");

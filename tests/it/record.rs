@@ -81,6 +81,29 @@ pub(crate) async fn recording(
     Ok(recording)
 }
 
+/// A facilitator starts recording; returns the session once `recorded` is `want`.
+pub(crate) async fn start_recording(
+    facilitator: &mut Client,
+    want: &[String],
+) -> anyhow::Result<String> {
+    facilitator.send(ClientMsg::Recording {
+        on: true,
+        presentation_only: false,
+    });
+    let started = recording(facilitator, |r| r.on && r.recorded == want).await?;
+    Ok(started.session.expect("a session id"))
+}
+
+/// A facilitator stops recording, and hears that it stopped.
+pub(crate) async fn stop_recording(facilitator: &mut Client) -> anyhow::Result<()> {
+    facilitator.send(ClientMsg::Recording {
+        on: false,
+        presentation_only: false,
+    });
+    recording(facilitator, |r| !r.on).await?;
+    Ok(())
+}
+
 /// Every file under `dir`.
 pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -166,13 +189,7 @@ async fn only_consenting_speakers_reach_the_disk_and_a_withdrawal_ends_a_file() 
         matches!(m, ServerMsg::ParticipantUpdated { participant } if participant.id == cy_id && participant.consent)
     })
     .await?;
-    fay.send(ClientMsg::Recording {
-        on: true,
-        presentation_only: false,
-    });
-    let both = [ann_id.clone(), cy_id.clone()];
-    let started = recording(&mut fay, |r| r.on && r.recorded == both).await?;
-    let session = started.session.clone().expect("a session id");
+    let session = start_recording(&mut fay, &[ann_id.clone(), cy_id.clone()]).await?;
     let ann_from = heard(&fay, &ann_id).len() as u64;
     let cy_from = heard(&fay, &cy_id).len() as u64;
 
@@ -184,11 +201,7 @@ async fn only_consenting_speakers_reach_the_disk_and_a_withdrawal_ends_a_file() 
 
     // Another second of Ann (Cy goes on speaking, unrecorded), then stop.
     hear_more(&fay, &ann_id, 50).await?;
-    fay.send(ClientMsg::Recording {
-        on: false,
-        presentation_only: false,
-    });
-    recording(&mut fay, |r| !r.on).await?;
+    stop_recording(&mut fay).await?;
     let ann_until = heard(&fay, &ann_id).len() as u64;
     hear_more(&fay, &cy_id, 10).await?;
 

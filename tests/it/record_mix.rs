@@ -13,7 +13,9 @@ use signaling::roles::Role;
 use signaling::wire::{ClientMsg, MediaKind};
 
 use crate::common::TestServer;
-use crate::record::{files_under, hear_more, heard, holds, recording, speaker_files};
+use crate::record::{
+    files_under, hear_more, heard, holds, recording, speaker_files, start_recording, stop_recording,
+};
 
 /// Opus's clock.
 const RATE: usize = 48_000;
@@ -124,13 +126,7 @@ async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
     }
     hear_more(&pat, &ann_id, 20).await?;
 
-    ann.send(ClientMsg::Recording {
-        on: true,
-        presentation_only: false,
-    });
-    let both = [ann_id.clone(), cy_id.clone()];
-    let started = recording(&mut ann, |r| r.on && r.recorded == both).await?;
-    let session = started.session.clone().expect("a session id");
+    let session = start_recording(&mut ann, &[ann_id.clone(), cy_id.clone()]).await?;
     let cy_from = heard(&ann, &cy_id).len() as i64;
 
     hear_more(&ann, &cy_id, 100).await?;
@@ -139,11 +135,7 @@ async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
     let cy_until = heard(&ann, &cy_id).len() as i64;
 
     hear_more(&pat, &ann_id, 50).await?;
-    ann.send(ClientMsg::Recording {
-        on: false,
-        presentation_only: false,
-    });
-    recording(&mut ann, |r| !r.on).await?;
+    stop_recording(&mut ann).await?;
     hear_more(&ann, &pat_id, 10).await?;
 
     let dir = server.state.recorder().dir().to_path_buf();
@@ -254,20 +246,10 @@ async fn a_purged_speaker_leaves_the_mixdown() -> anyhow::Result<()> {
     hear_more(&ann, &cy_id, 20).await?;
     hear_more(&cy, &ann_id, 20).await?;
 
-    ann.send(ClientMsg::Recording {
-        on: true,
-        presentation_only: false,
-    });
-    let both = [ann_id.clone(), cy_id.clone()];
-    let started = recording(&mut ann, |r| r.on && r.recorded == both).await?;
-    let session = started.session.clone().expect("a session id");
+    let session = start_recording(&mut ann, &[ann_id.clone(), cy_id.clone()]).await?;
     hear_more(&ann, &cy_id, 75).await?;
     hear_more(&cy, &ann_id, 75).await?;
-    ann.send(ClientMsg::Recording {
-        on: false,
-        presentation_only: false,
-    });
-    recording(&mut ann, |r| !r.on).await?;
+    stop_recording(&mut ann).await?;
     ended(&server, &session).await?;
 
     let dir = server.state.recorder().dir().join(&session);
