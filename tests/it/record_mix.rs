@@ -207,30 +207,12 @@ async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wait until the store has `session`'s end: the room's writer stores it soon after the
-/// `recording` message that says it stopped.
-async fn ended(server: &TestServer, session: &str) -> anyhow::Result<()> {
-    let store = server.state.store().clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let record = store.recording_session(session).await?;
-        if record.is_some_and(|r| r.ended_at.is_some()) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{session} never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Ann (440 Hz) and Cy (880 Hz) both consent and are recorded. After the session, an admin
 /// purges Cy: her files go, and the mixdown, made again, holds 440 Hz and not 880 Hz.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_speaker_leaves_the_mixdown() -> anyhow::Result<()> {
     use crate::http_api::{admin, call};
-    let server = TestServer::sqlite().await?;
+    let mut server = TestServer::sqlite().await?;
     let room_id = server.room("Purge", 6).await?;
     let (ann_secret, _) = server.invite(&room_id, Role::Facilitator, |_| {}).await?;
     let consenting = JoinOptions {
@@ -250,7 +232,9 @@ async fn a_purged_speaker_leaves_the_mixdown() -> anyhow::Result<()> {
     hear_more(&ann, &cy_id, 75).await?;
     hear_more(&cy, &ann_id, 75).await?;
     stop_recording(&mut ann).await?;
-    ended(&server, &session).await?;
+    // Stopping the server waits for the room's writer: the session's end is stored and its
+    // mixdown made. The admin API answers from the same state.
+    server.stop().await?;
 
     let dir = server.state.recorder().dir().join(&session);
     let rebuild = format!("/api/admin/recordings/{session}/mixdown");
