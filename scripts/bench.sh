@@ -81,6 +81,10 @@ run_roundtable() {
     --client "$client" $more ${extra[@]+"${extra[@]}"} >"$out/$dir/$scenario-$run.txt" 2>"$out/$dir/$scenario-$run.progress.log"
   kill "$server"
   wait "$server" 2>/dev/null || true
+  # What a recording run wrote (size and path of each file), before the folder goes.
+  if [ -d "$data/recordings" ]; then
+    find "$data/recordings" -type f -printf '%s %P\n' | sort -k2 >"$out/$dir/$scenario-$run.files.txt"
+  fi
   rm -rf "$data"
 }
 # The server at $BASE (built above), under this checkout's generator.
