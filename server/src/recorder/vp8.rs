@@ -221,8 +221,9 @@ pub fn keyframe_size(frame: &[u8]) -> Option<(u16, u16)> {
     if tag & 1 != 0 || frame.get(3..6)? != [0x9d, 0x01, 0x2a] {
         return None;
     }
-    let width = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
-    let height = u16::from_le_bytes([*frame.get(8)?, *frame.get(9)?]) & 0x3fff;
+    let sizes = frame.get(6..10)?;
+    let width = u16::from_le_bytes([sizes[0], sizes[1]]) & 0x3fff;
+    let height = u16::from_le_bytes([sizes[2], sizes[3]]) & 0x3fff;
     (width > 0 && height > 0).then_some((width, height))
 }
 
@@ -287,6 +288,11 @@ mod tests {
         assert_eq!(keyframe_size(&scaled), Some((320, 240)));
         assert_eq!(keyframe_size(&frame(None, b"0123456789")), None);
         assert_eq!(keyframe_size(&[0x10, 0, 0, 0x9d, 0x01]), None, "too short");
+        // A start code and no sizes, or half of them: the publisher's bytes, not ours.
+        for cut in 6..10 {
+            let short = &frame(Some((64, 48)), b"")[..cut];
+            assert_eq!(keyframe_size(short), None, "{cut} bytes");
+        }
         assert_eq!(keyframe_size(&[0x10, 0, 0, 1, 2, 3, 4, 5, 6, 7]), None);
         assert_eq!(keyframe_size(&[]), None);
     }
