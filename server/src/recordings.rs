@@ -351,7 +351,9 @@ pub async fn delete(store: &dyn Store, dir: &Path, id: &str) -> Result<Deleted> 
     let session = session(store, id).await?;
     ended(&session)?;
     let files = files(dir, &session.id, false).await?.len();
+    let finalizing = finalize::exclusive().await;
     remove(dir.join(&session.id)).await?;
+    drop(finalizing);
     store.delete_recording_session(&session.id).await?;
     let entry = audit("recording_delete", &session.id, None);
     store.append_audit(&session.room_id, &entry).await?;
@@ -391,9 +393,12 @@ pub async fn purge(store: &dyn Store, dir: &Path, id: &str, participant: &str) -
         return Err(RecordingsError::SpeakerNotFound(participant));
     }
     let folder = dir.join(&session.id);
+    // Never left holding their voice, even if the rebuild fails: no finalize that read
+    // their files may rename its mixdown over the removal.
+    let finalizing = finalize::exclusive().await;
     remove(folder.join(&participant)).await?;
-    // Never left holding their voice, even if the rebuild fails.
     remove(folder.join("mixdown.opus")).await?;
+    drop(finalizing);
     let withdrawn = match last {
         Some(last) if last.granted => {
             let entry = ConsentEntry {

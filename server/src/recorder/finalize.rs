@@ -16,6 +16,12 @@ pub const CHAPTERS_VTT: &str = "chapters.vtt";
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Held while a session's files are removed (a purge, a delete): no finalize runs then, so
+/// none that listed the files before can write a mixdown after they went.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
 /// Write `session`'s chapters (JSON and WebVTT) and its mixdown into its folder under
 /// `dir`. A session that wrote no file gets none of them.
 pub async fn finalize_session(store: &dyn Store, dir: &Path, session: &str) -> anyhow::Result<()> {
@@ -23,7 +29,7 @@ pub async fn finalize_session(store: &dyn Store, dir: &Path, session: &str) -> a
     // One at a time: a run that listed a speaker's files before a purge removed them must
     // not rename its mixdown over the purge's. It is CPU work: running two at once gains
     // nothing.
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _one = exclusive().await;
     let record = store
         .recording_session(session)
         .await?

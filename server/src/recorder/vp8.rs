@@ -23,6 +23,9 @@ const REORDER_PACKETS: usize = 64;
 /// How long a missing packet is waited for, at most, in the arrival times of the packets
 /// behind it.
 const REORDER_TIME: Duration = Duration::from_millis(500);
+/// A frame's bytes, at most. A 4K keyframe is far less; a publisher that never sends the
+/// marker bit must not fill the memory.
+const MAX_FRAME: usize = 8 << 20;
 
 /// One VP8 frame, ready for the muxer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +178,10 @@ impl Assembler {
         } else {
             match &mut self.current {
                 Some(frame) if frame.timestamp == packet.timestamp => {
+                    if frame.data.len() + data.len() > MAX_FRAME {
+                        self.lost();
+                        return;
+                    }
                     frame.data.extend_from_slice(&data);
                 }
                 _ => {
@@ -221,8 +228,9 @@ pub fn keyframe_size(frame: &[u8]) -> Option<(u16, u16)> {
     if tag & 1 != 0 || frame.get(3..6)? != [0x9d, 0x01, 0x2a] {
         return None;
     }
-    let width = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
-    let height = u16::from_le_bytes([*frame.get(8)?, *frame.get(9)?]) & 0x3fff;
+    let sizes = frame.get(6..10)?;
+    let width = u16::from_le_bytes([sizes[0], sizes[1]]) & 0x3fff;
+    let height = u16::from_le_bytes([sizes[2], sizes[3]]) & 0x3fff;
     (width > 0 && height > 0).then_some((width, height))
 }
 
@@ -287,6 +295,11 @@ mod tests {
         assert_eq!(keyframe_size(&scaled), Some((320, 240)));
         assert_eq!(keyframe_size(&frame(None, b"0123456789")), None);
         assert_eq!(keyframe_size(&[0x10, 0, 0, 0x9d, 0x01]), None, "too short");
+        // A start code and no sizes, or half of them: the publisher's bytes, not ours.
+        for cut in 6..10 {
+            let short = &frame(Some((64, 48)), b"")[..cut];
+            assert_eq!(keyframe_size(short), None, "{cut} bytes");
+        }
         assert_eq!(keyframe_size(&[0x10, 0, 0, 1, 2, 3, 4, 5, 6, 7]), None);
         assert_eq!(keyframe_size(&[]), None);
     }
@@ -344,6 +357,27 @@ mod tests {
         let stamps: Vec<u32> = frames.iter().map(|f| f.timestamp).collect();
         assert_eq!(stamps, [0, 900_000, 903_000]);
         assert_eq!(a.dropped, REORDER_PACKETS as u64 + 2);
+    }
+
+    #[test]
+    fn a_frame_that_never_ends_is_dropped_at_its_bound() {
+        let mut packets = vec![(0, 0, true, true, frame(Some((64, 48)), b""))];
+        let chunk = vec![7u8; 1200];
+        let n = (MAX_FRAME / chunk.len() + 2) as u16;
+        packets.push((1, 3000, false, true, frame(Some((64, 48)), b"")));
+        for k in 0..n {
+            packets.push((2 + k, 3000, k == n - 1, false, chunk.clone()));
+        }
+        packets.push((2 + n, 6000, true, true, frame(None, b"d")));
+        packets.push((3 + n, 9000, true, true, frame(Some((64, 48)), b"")));
+        let (frames, a) = run(&packets);
+        let stamps: Vec<u32> = frames.iter().map(|f| f.timestamp).collect();
+        assert_eq!(
+            stamps,
+            [0, 9000],
+            "the endless frame and the delta after it are left out"
+        );
+        assert_eq!(a.dropped, 1);
     }
 
     #[test]

@@ -171,7 +171,10 @@ impl Muxer {
         let since_first =
             self.since_first + i64::from(frame.timestamp.wrapping_sub(self.last_ts) as i32);
         let ticks = u64::try_from(since_first).unwrap_or(0);
-        let ns = ticks * 1_000_000_000 / CLOCK;
+        // Past u64 nanoseconds (a publisher's clock leaping hours a frame): left out.
+        let Some(ns) = ticks.checked_mul(1_000_000_000).map(|t| t / CLOCK) else {
+            return Ok(());
+        };
         if self.frames > 0 && ns < self.last_ns {
             // Timestamps going back: not a stream a player can follow. Leave the frame out.
             return Ok(());

@@ -244,3 +244,27 @@ fn h264_is_not_recorded() {
     assert_eq!(file.finish().unwrap(), 0);
     assert!(!path.exists(), "no file for a codec WebM cannot hold");
 }
+
+#[test]
+fn timestamps_that_leap_hours_each_frame_do_not_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v-1.webm");
+    let mut file = WebmFile::create(&path).unwrap();
+    // A publisher's RTP clock leaping forward by half its range at every frame: the time
+    // in the file would pass u64 nanoseconds after a few frames.
+    let mut packets = packets_keyed(12, 0, Instant::now(), 1);
+    for p in &mut packets {
+        p.timestamp = (u32::from(p.seq) / 2).wrapping_mul(0x7fff_ffff);
+    }
+    for p in &packets {
+        let _ = file.write(p);
+    }
+    let frames = file.finish().unwrap();
+    assert!(frames >= 1, "the first frames are kept");
+    assert!(
+        frames < 12,
+        "frames past the file's time range are left out"
+    );
+    let (_, read) = read_back(&path);
+    assert_eq!(read.len() as u64, frames);
+}
