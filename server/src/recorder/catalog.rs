@@ -109,10 +109,23 @@ pub fn find(dir: &Path, session: &str, id: &str) -> io::Result<Option<Recording>
     Ok(scan(dir, session)?.into_iter().find(|r| r.id == id))
 }
 
+/// `None` for what was removed while a scan looked (a purge, a mixdown's rename): the scan
+/// goes on without it, rather than fail for everyone.
+fn unless_gone<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A speaker's files: `{track}-{n}.opus` and `{track}-{n}.webm`.
 fn scan_speaker(session: &str, speaker: &str, folder: &Path) -> io::Result<Vec<Recording>> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(folder)? {
+    let Some(entries) = unless_gone(std::fs::read_dir(folder))? else {
+        return Ok(found); // purged while we looked
+    };
+    for entry in entries {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
@@ -131,7 +144,9 @@ fn scan_speaker(session: &str, speaker: &str, folder: &Path) -> io::Result<Vec<R
         if !is_id(track) || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let meta = entry.metadata()?;
+        let Some(meta) = unless_gone(entry.metadata())? else {
+            continue;
+        };
         if !meta.is_file() {
             continue;
         }
@@ -157,7 +172,10 @@ fn session_file(session: &str, name: &str, path: PathBuf) -> io::Result<Option<R
         "chapters.vtt" => (Kind::Chapters, "text/vtt; charset=utf-8"),
         _ => return Ok(None),
     };
-    let size = std::fs::metadata(&path)?.len();
+    let Some(meta) = unless_gone(std::fs::metadata(&path))? else {
+        return Ok(None); // replaced or removed while we looked
+    };
+    let size = meta.len();
     Ok(Some(Recording {
         id: file_id(session, name),
         kind,

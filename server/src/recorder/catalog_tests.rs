@@ -206,3 +206,18 @@ fn a_webm_without_a_duration_is_timed_by_its_last_block() {
     std::fs::write(&path, b"not webm").unwrap();
     assert_eq!(webm_duration_ms(&path), None);
 }
+
+/// What a purge or a rename removes while a scan looks is left out, not an error for
+/// everyone who lists the session.
+#[test]
+fn what_goes_while_a_scan_looks_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("s1").join("p1");
+    assert!(super::scan_speaker("s1", "p1", &gone).unwrap().is_empty());
+    let file = dir.path().join("s1").join("mixdown.opus");
+    assert!(
+        super::session_file("s1", "mixdown.opus", file)
+            .unwrap()
+            .is_none()
+    );
+}
