@@ -99,14 +99,11 @@ pub(crate) fn noise_floor(pcm: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Ann (440 Hz, a facilitator) and Cy (880 Hz) consent; Pat (660 Hz) does not. Cy withdraws
-/// after about two seconds. Only Ann and Cy have files; Cy's lasts as long as her consent;
-/// the mixdown holds 440 and 880 Hz and not 660 Hz; no file holds Pat's SSRC or a packet of
-/// hers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
-    let mut server = TestServer::sqlite().await?;
-    let room_id = server.room("Tones", 6).await?;
+/// A room where Ann (a facilitator, 440 Hz) and Cy (880 Hz) have joined, both consenting,
+/// and sing.
+async fn ann_and_cy(title: &str) -> anyhow::Result<(TestServer, String, Client, Client)> {
+    let server = TestServer::sqlite().await?;
+    let room_id = server.room(title, 6).await?;
     let (ann_secret, _) = server.invite(&room_id, Role::Facilitator, |_| {}).await?;
     let consenting = JoinOptions {
         packet_log: true,
@@ -114,12 +111,22 @@ async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
     };
     let mut ann =
         Client::join_full(server.addr, &room_id, "Ann", Some(&ann_secret), consenting).await?;
-    let mut pat = Client::join(server.addr, &room_id, "Pat").await?;
     let mut cy = Client::join_full(server.addr, &room_id, "Cy", None, consenting).await?;
-    let (ann_id, pat_id, cy_id) = (ann.id.clone(), pat.id.clone(), cy.id.clone());
     sing(&mut ann, 0, 440.0).await?;
-    sing(&mut pat, 1, 660.0).await?;
     sing(&mut cy, 2, 880.0).await?;
+    Ok((server, room_id, ann, cy))
+}
+
+/// Ann (440 Hz, a facilitator) and Cy (880 Hz) consent; Pat (660 Hz) does not. Cy withdraws
+/// after about two seconds. Only Ann and Cy have files; Cy's lasts as long as her consent;
+/// the mixdown holds 440 and 880 Hz and not 660 Hz; no file holds Pat's SSRC or a packet of
+/// hers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
+    let (mut server, room_id, mut ann, cy) = ann_and_cy("Tones").await?;
+    let mut pat = Client::join(server.addr, &room_id, "Pat").await?;
+    let (ann_id, pat_id, cy_id) = (ann.id.clone(), pat.id.clone(), cy.id.clone());
+    sing(&mut pat, 1, 660.0).await?;
     // Pat hears Ann; Ann hears Pat and Cy.
     for who in [&pat_id, &cy_id] {
         hear_more(&ann, who, 20).await?;
@@ -212,19 +219,8 @@ async fn the_mixdown_holds_only_consenting_voices() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_speaker_leaves_the_mixdown() -> anyhow::Result<()> {
     use crate::http_api::{admin, call};
-    let mut server = TestServer::sqlite().await?;
-    let room_id = server.room("Purge", 6).await?;
-    let (ann_secret, _) = server.invite(&room_id, Role::Facilitator, |_| {}).await?;
-    let consenting = JoinOptions {
-        packet_log: true,
-        consent: true,
-    };
-    let mut ann =
-        Client::join_full(server.addr, &room_id, "Ann", Some(&ann_secret), consenting).await?;
-    let mut cy = Client::join_full(server.addr, &room_id, "Cy", None, consenting).await?;
+    let (mut server, _, mut ann, cy) = ann_and_cy("Purge").await?;
     let (ann_id, cy_id) = (ann.id.clone(), cy.id.clone());
-    sing(&mut ann, 0, 440.0).await?;
-    sing(&mut cy, 2, 880.0).await?;
     hear_more(&ann, &cy_id, 20).await?;
     hear_more(&cy, &ann_id, 20).await?;
 
