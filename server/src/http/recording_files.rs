@@ -154,6 +154,11 @@ async fn send(found: Recording, download: bool, request: Request) -> Result<Resp
         .oneshot(request)
         .await
         .map_err(|e| AppError::Internal(format!("{}: {e}", found.path.display())))?;
+    if served.status() == axum::http::StatusCode::NOT_FOUND {
+        // Removed since it was found (a purge, a delete): the documented answer, not
+        // tower-http's bare 404.
+        return Err(recordings::RecordingsError::FileNotFound(found.id).into());
+    }
     let mut response = served.map(Body::new);
     let disposition = if download { "attachment" } else { "inline" };
     // The name is made of ids only, so it needs no quoting beyond the quotes.
@@ -164,4 +169,37 @@ async fn send(found: Recording, download: bool, request: Request) -> Result<Resp
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::catalog::Kind;
+
+    /// A file removed between the scan and the send is `404 file_not_found`, as documented.
+    #[tokio::test]
+    async fn a_file_gone_since_the_scan_is_file_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = Recording {
+            id: "0".repeat(32),
+            kind: Kind::Audio,
+            speaker: Some("p1".into()),
+            track: Some("t1".into()),
+            file_name: "s_p1_t1-1.opus".into(),
+            content_type: "audio/ogg",
+            size: 10,
+            path: dir.path().join("gone.opus"),
+        };
+        let request = Request::new(Body::empty());
+        let response = send(found, false, request)
+            .await
+            .unwrap_err()
+            .into_response();
+        assert_eq!(response.status(), axum::http::StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "file_not_found");
+    }
 }
