@@ -511,7 +511,7 @@ impl Room {
         self.presence_changed(now, None);
         // Nobody left to record.
         if self.order.is_empty() {
-            self.end_recording(now);
+            self.end_recording_by_server(now, "the room emptied");
         }
         self.auto_admit(now);
     }

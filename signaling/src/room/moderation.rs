@@ -11,13 +11,15 @@ use crate::wire::{ErrorCode, LeaveReason, MediaKind, ServerMsg};
 
 /// The name the admin token acts under, in messages and the audit log.
 pub const ADMIN: &str = "admin";
+/// The actor of what the server did of itself (a recording that ended with its room).
+pub const SERVER: &str = "server";
 
 /// One moderation action, for the room's audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     /// Unix ms.
     pub ts: i64,
-    /// Who acted: a participant id, or `admin`.
+    /// Who acted: a participant id, `admin`, or `server`.
     pub actor: String,
     /// Their display name then (`admin` for the admin token).
     pub actor_name: String,

@@ -11,6 +11,7 @@
 //! `recording` message if the picture changed. Every change of consent, the `true` of a join
 //! included, is an [`Output::Consent`] for the ledger.
 
+use super::moderation::SERVER;
 use super::{ConnId, Output, Reject, Room};
 use crate::Now;
 use crate::agenda::SegmentKind;
@@ -135,20 +136,30 @@ impl Room {
     /// Call when the room stops (the server shuts down): a recording session under way ends
     /// now, as a stop would end it, and everyone still connected is told.
     pub fn handle_shutdown(&mut self, now: Now) {
-        self.end_recording(now);
+        self.end_recording_by_server(now, "the server stopped");
+    }
+
+    /// End a session under way that no facilitator stopped; the audit log says why, with
+    /// `server` as the actor.
+    pub(super) fn end_recording_by_server(&mut self, now: Now, why: &str) {
+        if let Some(id) = self.end_recording(now) {
+            let detail = format!("session {id}: {why}");
+            self.audit(now, SERVER, "record_stop", None, Some(detail));
+        }
     }
 
     /// End the session: nobody is recorded any more, then the store marks it ended.
-    pub(super) fn end_recording(&mut self, now: Now) {
-        let Some(session) = self.recording.take() else {
-            return;
-        };
+    /// Returns its id, if one ran.
+    pub(super) fn end_recording(&mut self, now: Now) -> Option<String> {
+        let session = self.recording.take()?;
+        let id = session.id.clone();
         self.set_recorded(Vec::new(), &session.id);
         self.outputs.push_back(Output::RecordingEnded {
             session: session.id,
             ended_at: now.unix_ms,
         });
         self.broadcast_recording(None);
+        Some(id)
     }
 
     /// A ledger entry for `id`'s consent as it is now.

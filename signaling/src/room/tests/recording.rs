@@ -342,4 +342,43 @@ fn the_session_ends_when_the_room_empties() {
             .any(|o| matches!(o, Output::RecordingEnded { .. }))
     );
     assert!(!h.room.recording_view().on);
+    let stops: Vec<(&str, Option<&str>)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Audit(e) if e.action == "record_stop" => {
+                Some((e.actor.as_str(), e.detail.as_deref()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].0, "server");
+    assert!(
+        stops[0]
+            .1
+            .is_some_and(|d| d.ends_with(": the room emptied"))
+    );
+}
+
+#[test]
+fn a_shutdown_ends_the_session_in_the_audit_log() {
+    let mut h = room();
+    record(&mut h, 1, true, false);
+    h.room.handle_shutdown(h.now);
+    let out = h.drain();
+    let stop = out.iter().find_map(|o| match o {
+        Output::Audit(e) if e.action == "record_stop" => Some(e.clone()),
+        _ => None,
+    });
+    let stop = stop.expect("a record_stop entry");
+    assert_eq!(stop.actor, "server");
+    assert!(
+        stop.detail
+            .is_some_and(|d| d.ends_with(": the server stopped"))
+    );
+    h.room.handle_shutdown(h.now);
+    assert!(
+        !h.drain().iter().any(|o| matches!(o, Output::Audit(_))),
+        "nothing to end twice"
+    );
 }
