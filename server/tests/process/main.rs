@@ -4,6 +4,7 @@
 //! root (`chattr`, `unshare --mount`), as the rest of the suite does for its network namespace.
 
 mod bin;
+mod changes;
 mod crash;
 mod record_crash;
 mod recordings_cli;

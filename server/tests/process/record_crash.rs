@@ -12,12 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
 use ogg::reading::{BasePacketReader, PageParser};
-use roundtable_loadgen::client::{Client, JoinOptions, Keyframes, PublishPlan, TrackPlan, WAIT};
+use roundtable_loadgen::client::{Client, JoinOptions, Keyframes, PublishPlan, TrackPlan};
 use roundtable_loadgen::stats::now_ns;
 use signaling::wire::{ClientMsg, MediaKind, RecordingView, ServerMsg};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::bin::{Server, create_room_for_facilitator, serve};
+use crate::changes;
 use crate::webm;
 
 /// What a crash may lose at most (issue #21: "a crash loses at most the last second"). The
@@ -305,31 +306,32 @@ async fn recording(
     Ok(recording)
 }
 
-/// Wait until the one Ogg file in `folder` holds `n` audio packets in whole pages; its path. A
-/// file growing on disk sends no event, so this looks again every packet period, up to
-/// [`WAIT`]: it returns within a packet of the flush that made the file long enough.
+/// Wait until the one Ogg file in `folder` (`RECORDINGS/SESSION/PARTICIPANT`) holds `n`
+/// audio packets in whole pages; its path. It looks again at each write the file system
+/// reports under the recordings folder, so it returns at the flush that made the file long
+/// enough.
 async fn wait_for_file(folder: &Path, n: usize) -> anyhow::Result<PathBuf> {
-    let look = async {
-        loop {
-            if folder.exists() {
-                let mut files = files_under(folder)?;
-                files.retain(|f| f.extension().is_some_and(|e| e == "opus"));
-                ensure!(files.len() <= 1, "more than one Ogg file: {files:?}");
-                if let Some(file) = files.first() {
-                    // A file may be empty until its first packet: what does not read as
-                    // Ogg Opus yet is not long enough. The reading after the kill is strict.
-                    let pages = read_pages(&std::fs::read(file)?)?;
-                    if audio_of(&pages).is_ok_and(|audio| audio.len() >= n) {
-                        return Ok(file.clone());
-                    }
-                }
-            }
-            tokio::time::sleep(PERIOD).await;
+    let recordings = folder.ancestors().nth(2).context("no recordings folder")?;
+    let look = async || -> anyhow::Result<Option<PathBuf>> {
+        if !folder.exists() {
+            return Ok(None);
         }
+        let mut files = files_under(folder)?;
+        files.retain(|f| f.extension().is_some_and(|e| e == "opus"));
+        ensure!(files.len() <= 1, "more than one Ogg file: {files:?}");
+        let Some(file) = files.first() else {
+            return Ok(None);
+        };
+        // A file may be empty until its first packet: what does not read as Ogg Opus yet
+        // is not long enough. The reading after the kill is strict.
+        let pages = read_pages(&std::fs::read(file)?)?;
+        Ok(audio_of(&pages)
+            .is_ok_and(|audio| audio.len() >= n)
+            .then(|| file.clone()))
     };
-    tokio::time::timeout(WAIT, look)
+    changes::when(recordings, |_| true, look)
         .await
-        .with_context(|| format!("no file of {n} packets in {}", folder.display()))?
+        .with_context(|| format!("no file of {n} packets in {}", folder.display()))
 }
 
 /// What an Ogg file holds, read page by page with the `ogg` crate's parser, which checks
@@ -449,17 +451,24 @@ async fn session_row(db: &Path, id: &str) -> anyhow::Result<Option<(i64, Option<
     Ok(row)
 }
 
-/// Wait until the room's writer has stored the session (it does so behind the room's back).
+/// Wait until the room's writer has stored the session (it does so behind the room's back):
+/// the database is read again at each write to its files.
 async fn wait_for_session(db: &Path, id: &str) -> anyhow::Result<()> {
-    let look = async {
-        while session_row(db, id).await?.is_none() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        anyhow::Ok(())
+    let data = db.parent().context("no data folder")?;
+    let name = db.file_name().context("no database file")?.to_os_string();
+    // Our own reads touch only the `-shm` file: the database and its `-wal` are the
+    // server's writes.
+    let written = move |p: &Path| {
+        p.file_name().is_some_and(|f| {
+            f == name.as_os_str()
+                || f.to_string_lossy() == format!("{}-wal", name.to_string_lossy())
+        })
     };
-    tokio::time::timeout(WAIT, look)
-        .await
-        .with_context(|| format!("session {id} never stored"))?
+    changes::when(data, written, async || {
+        Ok(session_row(db, id).await?.map(|_| ()))
+    })
+    .await
+    .with_context(|| format!("session {id} never stored"))
 }
 
 fn unix_ms() -> i64 {
